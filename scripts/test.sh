@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every Evident test on a fresh machine: installs and starts what the
+# tests need (MariaDB from Debian's packages, as a plain process on loopback),
+# then `go test ./...`. This is what CI runs (.ci/run).
+#
+# Extra arguments go to `go test`, e.g. scripts/test.sh -run TestEndToEnd ./log/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v go >/dev/null || { echo "test.sh: Go is not installed (need Go 1.26)" >&2; exit 1; }
+
+eval "$(scripts/mariadb.sh start)"
+export EVIDENT_MYSQL_DSN
+echo "test.sh: MariaDB is up ($EVIDENT_MYSQL_DSN)"
+
+# The MySQL tests must run, not skip, here.
+export EVIDENT_REQUIRE_MYSQL=1
+
+go vet ./...
+if [ $# -eq 0 ]; then
+	set -- ./...
+fi
+go test -timeout 25m "$@"

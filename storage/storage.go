@@ -1,0 +1,145 @@
+// Package storage holds Evident's own state, beside the Merkle tree that
+// Trillian keeps: the checkpoints the log has published, the hashes of write
+// tokens, small settings, and a witness's per-log state and evidence.
+//
+// One small SQL layer serves two engines: an SQLite file in the data
+// directory (the embedded default) and MySQL/MariaDB (production). Both are
+// reached through database/sql with "?" placeholders; the few statements that
+// differ between the dialects are chosen by [DB.Dialect]. The schema is
+// created on open and is versioned: a database written by a newer Evident is
+// refused rather than misread.
+//
+// Subpackages hold the rest of "where data lives": storage/sqlite is a
+// Trillian storage provider on SQLite, and storage/backend opens Trillian
+// in-process (on SQLite or MySQL) or remotely.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // MySQL/MariaDB driver, for OpenMySQL.
+	_ "modernc.org/sqlite"             // Pure-Go SQLite driver, for OpenSQLite.
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+// The dialects a DB can speak.
+const (
+	SQLite Dialect = "sqlite"
+	MySQL  Dialect = "mysql"
+)
+
+// SchemaVersion is the version of the schema this code writes and reads.
+const SchemaVersion = 1
+
+// DefaultBusyTimeout is how long an SQLite write waits for another writer
+// before it fails.
+const DefaultBusyTimeout = 10 * time.Second
+
+// ErrNewerSchema is returned by the Open functions when the database was
+// written by a newer version of Evident. Upgrade Evident; do not downgrade a
+// database.
+var ErrNewerSchema = errors.New("database schema is newer than this version of Evident")
+
+// DB is Evident's own state database.
+type DB struct {
+	db      *sql.DB
+	dialect Dialect
+}
+
+// OpenSQLite opens (creating if needed, mode 0600) the SQLite database at
+// path, in WAL mode with full synchronous commits, so that a write that
+// returned success survives a crash of the process or the machine.
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening state database: %w", err)
+	}
+	f.Close()
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening state database %s: %w", path, err)
+	}
+	return open(ctx, db, SQLite, path)
+}
+
+// OpenMySQL opens the MySQL/MariaDB database named by dsn (in
+// go-sql-driver/mysql form, e.g. "user:pass@tcp(127.0.0.1:3306)/evident").
+func OpenMySQL(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening state database: bad MySQL DSN: %w", err)
+	}
+	return open(ctx, db, MySQL, "MySQL")
+}
+
+func open(ctx context.Context, db *sql.DB, d Dialect, what string) (*DB, error) {
+	s := &DB{db: db, dialect: d}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state database %s: %w", what, err)
+	}
+	return s, nil
+}
+
+// migrate creates the schema if it is missing and refuses newer schemas.
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("not a usable database: %w", err)
+	}
+	var v int
+	err := d.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("reading schema version: %w", err)
+	case v > SchemaVersion:
+		return fmt.Errorf("version %d, this build knows %d: %w", v, SchemaVersion, ErrNewerSchema)
+	case v == SchemaVersion:
+		return nil
+	}
+	for _, stmt := range schema(d.dialect) {
+		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("creating schema: %w", err)
+		}
+	}
+	if _, err := d.db.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+		return fmt.Errorf("writing schema version: %w", err)
+	}
+	if _, err := d.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, SchemaVersion); err != nil {
+		return fmt.Errorf("writing schema version: %w", err)
+	}
+	return nil
+}
+
+// Dialect reports which SQL engine d speaks.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// SQL returns the underlying database handle, for the query methods of this
+// package's other files and for tests.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// isDuplicate reports whether err is a primary-key or unique violation, in
+// either dialect.
+func isDuplicate(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || // SQLite
+		strings.Contains(s, "constraint failed: PRIMARY KEY") ||
+		strings.Contains(s, "Error 1062") // MySQL ER_DUP_ENTRY
+}
