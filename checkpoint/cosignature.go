@@ -1,0 +1,149 @@
+package checkpoint
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Signature type identifiers (signed-note).
+const (
+	algEd25519       = 0x01
+	algCosignatureV1 = 0x04
+)
+
+// Cosignature is a witness cosignature (C2SP tlog-cosignature,
+// cosignature/v1) that verified.
+type Cosignature struct {
+	// Name is the witness key's name.
+	Name string
+	// KeyHash is the witness key ID.
+	KeyHash uint32
+	// Time is the cosignature/v1 timestamp: when the witness cosigned.
+	Time time.Time
+}
+
+// GenerateCosignerKey returns a new Ed25519 cosignature/v1 key pair (type
+// 0x04) for a witness named name: the private signer key skey, to be kept
+// secret, and the public verifier key vkey.
+func GenerateCosignerKey(name string) (skey, vkey string, err error) {
+	if !validName(name) {
+		return "", "", fmt.Errorf("key name %q: %w", name, ErrMalformed)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("generating key: %w", err)
+	}
+	pk := append([]byte{algCosignatureV1}, pub...)
+	sk := append([]byte{algCosignatureV1}, priv.Seed()...)
+	h := keyID(name, pk)
+	skey = fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", name, h, base64.StdEncoding.EncodeToString(sk))
+	vkey = fmt.Sprintf("%s+%08x+%s", name, h, base64.StdEncoding.EncodeToString(pk))
+	return skey, vkey, nil
+}
+
+// NewCosigner returns a cosignature/v1 signer for skey (an Ed25519 signer key
+// of type 0x04, or 0x01 used as a cosignature key). Each signature carries
+// the current time as its timestamp.
+func NewCosigner(skey string) (note.Signer, error) {
+	_, _, raw, err := splitKey(skey, true)
+	if err != nil {
+		return nil, fmt.Errorf("cosigner key: %w", err)
+	}
+	if alg := raw[0]; alg != algCosignatureV1 && alg != algEd25519 {
+		return nil, fmt.Errorf("cosigner key has signature type %#x, want Ed25519: %w", alg, ErrMalformed)
+	}
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		return nil, fmt.Errorf("cosigner key: %v: %w", err, ErrMalformed)
+	}
+	return s, nil
+}
+
+// NewCosignatureVerifier returns a cosignature/v1 verifier for vkey, which
+// must be an Ed25519 cosignature/v1 key (type 0x04) whose key ID matches its
+// name and key.
+func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
+	_, id, raw, err := splitKey(vkey, false)
+	if err != nil {
+		return nil, fmt.Errorf("cosignature verifier key: %w", err)
+	}
+	if alg := raw[0]; alg != algCosignatureV1 {
+		return nil, fmt.Errorf("cosignature verifier key has signature type %#x, want 0x04 (cosignature/v1): %w", alg, ErrMalformed)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("cosignature verifier key: %v: %w", err, ErrMalformed)
+	}
+	// formats/note does not check the key ID written in the vkey.
+	if id != v.KeyHash() {
+		return nil, fmt.Errorf("cosignature verifier key %s: key ID does not match the key: %w", v.Name(), ErrMalformed)
+	}
+	return v, nil
+}
+
+// splitKey checks the shape of a vkey ("name+id+base64") or, if private, an
+// skey ("PRIVATE+KEY+name+id+base64") and returns its name, key ID and key
+// bytes (signature type byte first). Base64 may itself contain "+".
+func splitKey(key string, private bool) (name string, id uint32, raw []byte, err error) {
+	if private {
+		var ok bool
+		if key, ok = strings.CutPrefix(key, "PRIVATE+KEY+"); !ok {
+			return "", 0, nil, fmt.Errorf("signer key does not start with PRIVATE+KEY+: %w", ErrMalformed)
+		}
+	}
+	name, rest, ok1 := strings.Cut(key, "+")
+	hash16, b64, ok2 := strings.Cut(rest, "+")
+	if !ok1 || !ok2 {
+		return "", 0, nil, fmt.Errorf("key is not name+id+key: %w", ErrMalformed)
+	}
+	if !validName(name) {
+		return "", 0, nil, fmt.Errorf("key name %q: %w", name, ErrMalformed)
+	}
+	n, err := strconv.ParseUint(hash16, 16, 32)
+	if len(hash16) != 8 || err != nil {
+		return "", 0, nil, fmt.Errorf("key ID %q is not 8 hex digits: %w", hash16, ErrMalformed)
+	}
+	raw, err = decodeBase64(b64)
+	if err != nil {
+		// Not err: it would quote the (possibly secret) key bytes.
+		return "", 0, nil, fmt.Errorf("key is not canonical base64: %w", ErrMalformed)
+	}
+	if len(raw) == 0 {
+		return "", 0, nil, fmt.Errorf("empty key: %w", ErrMalformed)
+	}
+	return name, uint32(n), raw, nil
+}
+
+// keyID computes the signed-note key ID.
+// SPEC(signed-note): key ID = SHA-256(key name || 0x0A || type || public key)[:4].
+func keyID(name string, typedKey []byte) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n'})
+	h.Write(typedKey)
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
+
+// cosignatureTime returns the timestamp of a cosignature/v1 signature (the
+// bytes after the key ID).
+// SPEC(tlog-cosignature): timestamp is 8 bytes, big-endian Unix seconds.
+func cosignatureTime(sig []byte) time.Time {
+	if len(sig) < 8 {
+		return time.Time{}
+	}
+	t := binary.BigEndian.Uint64(sig)
+	if t > 1<<62 {
+		return time.Time{}
+	}
+	return time.Unix(int64(t), 0).UTC()
+}
