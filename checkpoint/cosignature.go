@@ -7,11 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -52,43 +52,112 @@ func GenerateCosignerKey(name string) (skey, vkey string, err error) {
 }
 
 // NewCosigner returns a cosignature/v1 signer for skey (an Ed25519 signer key
-// of type 0x04, or 0x01 used as a cosignature key). Each signature carries
-// the current time as its timestamp.
+// of type 0x04, or of type 0x01 used as a cosignature key, as
+// transparency-dev/formats/note allows). Each signature carries the current
+// time as its timestamp. Its Sign refuses messages that are not checkpoint
+// bodies.
 func NewCosigner(skey string) (note.Signer, error) {
-	_, _, raw, err := splitKey(skey, true)
+	return newCosigner(skey, time.Now)
+}
+
+func newCosigner(skey string, now func() time.Time) (note.Signer, error) {
+	name, _, raw, err := splitKey(skey, true)
 	if err != nil {
 		return nil, fmt.Errorf("cosigner key: %w", err)
 	}
 	if alg := raw[0]; alg != algCosignatureV1 && alg != algEd25519 {
 		return nil, fmt.Errorf("cosigner key has signature type %#x, want Ed25519: %w", alg, ErrMalformed)
 	}
-	s, err := fnote.NewSignerForCosignatureV1(skey)
-	if err != nil {
-		return nil, fmt.Errorf("cosigner key: %v: %w", err, ErrMalformed)
+	if len(raw) != 1+ed25519.SeedSize {
+		return nil, fmt.Errorf("cosigner key has %d bytes, want %d: %w", len(raw)-1, ed25519.SeedSize, ErrMalformed)
 	}
-	return s, nil
+	priv := ed25519.NewKeyFromSeed(raw[1:])
+	pub := priv.Public().(ed25519.PublicKey)
+	return &cosigner{
+		name: name,
+		hash: keyID(name, append([]byte{algCosignatureV1}, pub...)),
+		priv: priv,
+		now:  now,
+	}, nil
+}
+
+// cosigner is an Ed25519 cosignature/v1 note.Signer.
+type cosigner struct {
+	name string
+	hash uint32
+	priv ed25519.PrivateKey
+	now  func() time.Time
+}
+
+func (s *cosigner) Name() string    { return s.name }
+func (s *cosigner) KeyHash() uint32 { return s.hash }
+
+// Sign returns timestamp || Ed25519 signature over the cosignature/v1
+// message for the checkpoint body msg.
+func (s *cosigner) Sign(msg []byte) ([]byte, error) {
+	if _, err := Parse(msg); err != nil {
+		return nil, fmt.Errorf("cosigning: %w", err)
+	}
+	t := s.now().Unix()
+	if t < 0 {
+		return nil, fmt.Errorf("cosigning: clock before 1970")
+	}
+	sig := binary.BigEndian.AppendUint64(make([]byte, 0, 8+ed25519.SignatureSize), uint64(t))
+	return append(sig, ed25519.Sign(s.priv, cosignedMessage(uint64(t), msg))...), nil
+}
+
+// cosignedMessage returns the message an Ed25519 cosignature/v1 signs.
+// SPEC(tlog-cosignature): "cosignature/v1\n", "time <t>\n" (decimal, no
+// leading zeroes), then the whole checkpoint body.
+// https://c2sp.org/tlog-cosignature
+func cosignedMessage(t uint64, body []byte) []byte {
+	m := []byte("cosignature/v1\ntime ")
+	m = strconv.AppendUint(m, t, 10)
+	m = append(m, '\n')
+	return append(m, body...)
 }
 
 // NewCosignatureVerifier returns a cosignature/v1 verifier for vkey, which
 // must be an Ed25519 cosignature/v1 key (type 0x04) whose key ID matches its
 // name and key.
 func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
-	_, id, raw, err := splitKey(vkey, false)
+	name, id, raw, err := splitKey(vkey, false)
 	if err != nil {
 		return nil, fmt.Errorf("cosignature verifier key: %w", err)
 	}
 	if alg := raw[0]; alg != algCosignatureV1 {
 		return nil, fmt.Errorf("cosignature verifier key has signature type %#x, want 0x04 (cosignature/v1): %w", alg, ErrMalformed)
 	}
-	v, err := fnote.NewVerifierForCosignatureV1(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("cosignature verifier key: %v: %w", err, ErrMalformed)
+	if len(raw) != 1+ed25519.PublicKeySize {
+		return nil, fmt.Errorf("cosignature verifier key has %d bytes, want %d: %w", len(raw)-1, ed25519.PublicKeySize, ErrMalformed)
 	}
-	// formats/note does not check the key ID written in the vkey.
-	if id != v.KeyHash() {
-		return nil, fmt.Errorf("cosignature verifier key %s: key ID does not match the key: %w", v.Name(), ErrMalformed)
+	if id != keyID(name, raw) {
+		return nil, fmt.Errorf("cosignature verifier key %s: key ID does not match the key: %w", name, ErrMalformed)
 	}
-	return v, nil
+	return &cosignatureVerifier{name: name, hash: id, pub: ed25519.PublicKey(raw[1:])}, nil
+}
+
+// cosignatureVerifier is an Ed25519 cosignature/v1 note.Verifier.
+type cosignatureVerifier struct {
+	name string
+	hash uint32
+	pub  ed25519.PublicKey
+}
+
+func (v *cosignatureVerifier) Name() string    { return v.name }
+func (v *cosignatureVerifier) KeyHash() uint32 { return v.hash }
+
+// Verify checks a timestamped signature (timestamp || Ed25519 signature).
+func (v *cosignatureVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	t := binary.BigEndian.Uint64(sig)
+	// SPEC(tlog-cosignature): the timestamp MUST NOT exceed 2^63 - 1.
+	if t > math.MaxInt64 {
+		return false
+	}
+	return ed25519.Verify(v.pub, cosignedMessage(t, msg), sig[8:])
 }
 
 // splitKey checks the shape of a vkey ("name+id+base64") or, if private, an
@@ -142,7 +211,7 @@ func cosignatureTime(sig []byte) time.Time {
 		return time.Time{}
 	}
 	t := binary.BigEndian.Uint64(sig)
-	if t > 1<<62 {
+	if t > math.MaxInt64 {
 		return time.Time{}
 	}
 	return time.Unix(int64(t), 0).UTC()
