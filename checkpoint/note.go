@@ -260,3 +260,24 @@ func AppendSignatures(signedNote []byte, lines ...[]byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// VerifySignatureLine checks that line ("— name base64\n") is a valid
+// signature over body by v (matching name and key ID). A log uses it to check
+// a witness's cosignature before appending it with AppendSignatures. Errors
+// wrap ErrMalformed (syntax) or ErrSignature.
+func VerifySignatureLine(body, line []byte, v note.Verifier) error {
+	if err := checkNoteText(line); err != nil {
+		return fmt.Errorf("signature line: %w", err)
+	}
+	name, hash, sig, err := parseSignatureLine(line)
+	if err != nil {
+		return err
+	}
+	if name != v.Name() || hash != v.KeyHash() {
+		return fmt.Errorf("signature by %s/%08x, want %s/%08x: %w", name, hash, v.Name(), v.KeyHash(), ErrSignature)
+	}
+	if !v.Verify(body, sig) {
+		return fmt.Errorf("invalid signature by %s: %w", name, ErrSignature)
+	}
+	return nil
+}
