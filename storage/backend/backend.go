@@ -1,0 +1,222 @@
+// Package backend opens the Trillian log that holds an Evident log's entries
+// and Merkle tree, and hands the personality Trillian's own client interfaces
+// ([trillian.TrillianLogClient], [trillian.TrillianAdminClient]) whichever
+// way Trillian runs:
+//
+//   - in-process on SQLite files (storage/sqlite), the default;
+//   - in-process on MySQL/MariaDB through Trillian's storage/mysql, whose
+//     schema (storage/mysql/schema/storage.sql in the Trillian module) the
+//     operator loads once (see [ErrNoTrillianSchema]);
+//   - remotely, over gRPC, to a stock trillian_log_server with a given tree.
+//
+// In-process, the wiring follows Trillian's own testonly/integration log
+// environment: an extension.Registry, the log RPC server and the admin
+// server called directly (no socket, no gRPC marshalling), and a sequencer
+// (log.NewSequencerManager run by a log.OperationManager) that integrates
+// queued leaves every [Config.SequencerInterval], up to [Config.BatchSize] at
+// a time.
+//
+// On first start in-process, New creates the log's tree (CreateTree and
+// InitLog) and remembers its ID in the state database's settings, so later
+// starts reuse it.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/monitoring"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/evidentlog/evident/storage"
+)
+
+// Defaults for Config.
+const (
+	// DefaultBatchSize is the most leaves the sequencer integrates per run.
+	DefaultBatchSize = 2000
+	// DefaultSequencerInterval is the time between sequencer runs. Together
+	// with DefaultBatchSize it caps integration at 40,000 leaves/s, and adds
+	// at most this much to the time until an entry is provable.
+	DefaultSequencerInterval = 50 * time.Millisecond
+)
+
+// TreeIDSetting is the name of the setting (in the state database) that
+// holds the Trillian tree ID of an in-process log, in decimal.
+const TreeIDSetting = "trillian_tree_id"
+
+// ErrNoTrillianSchema is returned by New in MySQL mode when the database
+// lacks Trillian's tables. Load Trillian's schema once, for example:
+//
+//	mariadb evident < "$(go list -m -f '{{.Dir}}' github.com/google/trillian)/storage/mysql/schema/storage.sql"
+var ErrNoTrillianSchema = errors.New("the database has no Trillian schema: load storage/mysql/schema/storage.sql from the Trillian module (github.com/google/trillian) into it once")
+
+// Config says where Trillian runs. Exactly one of SQLitePath, MySQLDSN and
+// Addr is set.
+type Config struct {
+	// SQLitePath is the SQLite database file of an in-process Trillian
+	// (created if missing).
+	SQLitePath string
+	// MySQLDSN is the go-sql-driver/mysql DSN of the database of an
+	// in-process Trillian on Trillian's own MySQL storage.
+	MySQLDSN string
+	// Addr is host:port of a remote Trillian log server (gRPC, plaintext).
+	// TreeID must be set too.
+	Addr string
+
+	// TreeID is the Trillian tree of the log. Required with Addr. In-process
+	// it is optional: zero means the tree recorded in State (created on
+	// first start).
+	TreeID int64
+	// State is the state database in which an in-process log remembers its
+	// tree ID. Required in-process.
+	State *storage.DB
+
+	// BatchSize is the most leaves the in-process sequencer integrates per
+	// run (DefaultBatchSize when zero).
+	BatchSize int
+	// SequencerInterval is the time between in-process sequencer runs
+	// (DefaultSequencerInterval when zero).
+	SequencerInterval time.Duration
+	// MetricFactory receives Trillian's metrics; nil discards them.
+	// Trillian's monitoring/prometheus factory registers with the global
+	// Prometheus registry, so pass it at most once per process.
+	MetricFactory monitoring.MetricFactory
+	// Logger receives what the backend has to say; nil means slog.Default().
+	Logger *slog.Logger
+
+	// memory, for this package's tests only, runs Trillian in-process on
+	// its memory storage.
+	memory bool
+}
+
+// Backend is an open Trillian log.
+type Backend struct {
+	// Log is the client of the log's Trillian tree.
+	Log trillian.TrillianLogClient
+	// Admin is the client of Trillian's admin API.
+	Admin trillian.TrillianAdminClient
+	// TreeID is the log's Trillian tree.
+	TreeID int64
+
+	healthy func(context.Context) error
+	stop    func() error
+	once    sync.Once
+	err     error
+}
+
+// New opens Trillian as cfg says and, in-process, starts the sequencer and
+// creates the log's tree if it has none yet.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.SequencerInterval <= 0 {
+		cfg.SequencerInterval = DefaultSequencerInterval
+	}
+	if cfg.MetricFactory == nil {
+		cfg.MetricFactory = monitoring.InertMetricFactory{}
+	}
+	n := 0
+	for _, set := range []bool{cfg.SQLitePath != "", cfg.MySQLDSN != "", cfg.Addr != "", cfg.memory} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("backend: set exactly one of SQLitePath, MySQLDSN and Addr")
+	}
+	if cfg.Addr != "" {
+		return newRemote(ctx, cfg)
+	}
+	if cfg.State == nil {
+		return nil, errors.New("backend: an in-process Trillian needs the state database (Config.State)")
+	}
+	b, err := newInProcess(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ensureTree(ctx, cfg); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Healthy reports whether Trillian's storage answers.
+func (b *Backend) Healthy(ctx context.Context) error { return b.healthy(ctx) }
+
+// Close stops the sequencer and closes Trillian's storage or connection.
+// In-flight calls should have finished.
+func (b *Backend) Close() error {
+	b.once.Do(func() { b.err = b.stop() })
+	return b.err
+}
+
+// ensureTree sets b.TreeID: the configured one, the one recorded in the
+// state database, or a new tree, created, initialized and then recorded.
+func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
+	if cfg.TreeID != 0 {
+		b.TreeID = cfg.TreeID
+		return b.checkTree(ctx)
+	}
+	v, err := cfg.State.Setting(ctx, TreeIDSetting)
+	switch {
+	case err == nil:
+		id, perr := strconv.ParseInt(string(v), 10, 64)
+		if perr != nil || id <= 0 {
+			return fmt.Errorf("backend: setting %s holds %q, not a tree ID", TreeIDSetting, v)
+		}
+		b.TreeID = id
+		return b.checkTree(ctx)
+	case !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("backend: %w", err)
+	}
+	tree, err := b.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
+		TreeState:       trillian.TreeState_ACTIVE,
+		TreeType:        trillian.TreeType_LOG,
+		DisplayName:     "evident",
+		Description:     "Evident log entries",
+		MaxRootDuration: durationpb.New(0),
+	}})
+	if err != nil {
+		return fmt.Errorf("backend: creating the log's Trillian tree: %w", err)
+	}
+	if _, err := b.Log.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("backend: initializing Trillian tree %d: %w", tree.TreeId, err)
+	}
+	// A concurrent first start may have recorded another tree: both then
+	// use the one recorded first (the other stays empty).
+	v, err = cfg.State.SetSettingOnce(ctx, TreeIDSetting, []byte(strconv.FormatInt(tree.TreeId, 10)))
+	if err != nil {
+		return fmt.Errorf("backend: recording tree ID: %w", err)
+	}
+	if b.TreeID, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+		return fmt.Errorf("backend: setting %s holds %q, not a tree ID", TreeIDSetting, v)
+	}
+	cfg.Logger.Info("created the log's Trillian tree", "tree_id", b.TreeID)
+	return nil
+}
+
+// checkTree checks that b.TreeID names an active log tree.
+func (b *Backend) checkTree(ctx context.Context) error {
+	tree, err := b.Admin.GetTree(ctx, &trillian.GetTreeRequest{TreeId: b.TreeID})
+	if err != nil {
+		return fmt.Errorf("backend: Trillian tree %d: %w", b.TreeID, err)
+	}
+	if tree.TreeType != trillian.TreeType_LOG || tree.TreeState != trillian.TreeState_ACTIVE {
+		return fmt.Errorf("backend: Trillian tree %d is a %v tree in state %v, want an ACTIVE LOG", b.TreeID, tree.TreeType, tree.TreeState)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package backend
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/types"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/evidentlog/evident/internal/testdb"
+	"github.com/evidentlog/evident/storage"
+)
+
+// mysqlWithSchema returns the DSN of a fresh MariaDB database holding
+// Trillian's schema, read from the Trillian module in the module cache.
+func mysqlWithSchema(t *testing.T) string {
+	t.Helper()
+	dsn := testdb.MySQL(t)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
+	if err != nil {
+		t.Fatalf("finding the Trillian module: %v", err)
+	}
+	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadMySQLSchema(t.Context(), dsn, script); err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}
+
+func openState(t *testing.T, path string) *storage.DB {
+	t.Helper()
+	db, err := storage.OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// exercise queues two leaves (one twice) and checks that the sequencer
+// integrates them and that proofs and errors come back as from gRPC.
+// Trillian's memory storage does not detect duplicates; dedup says whether
+// the storage under b does.
+func exercise(t *testing.T, b *Backend, dedup bool) {
+	ctx := t.Context()
+	for _, v := range []string{"alpha", "beta", "alpha"} {
+		if _, err := b.Log.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: b.TreeID, Leaf: &trillian.LogLeaf{LeafValue: []byte(v)}}); err != nil {
+			t.Fatalf("QueueLeaf(%s): %v", v, err)
+		}
+	}
+	size := waitForSize(t, b, 2)
+	if !dedup {
+		size = waitForSize(t, b, 3) - 1
+	}
+	if size != 2 {
+		t.Fatalf("tree size = %d, want 2 (the duplicate is not added)", size)
+	}
+	got, err := b.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: b.TreeID, StartIndex: 0, Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for _, l := range got.Leaves {
+		vals = append(vals, string(l.LeafValue))
+	}
+	if len(vals) != 2 || vals[0] == vals[1] || vals[0] != "alpha" && vals[0] != "beta" {
+		t.Errorf("leaves = %q, want alpha and beta", vals)
+	}
+	_, err = b.Log.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{LogId: b.TreeID, LeafHash: make([]byte, 32), TreeSize: 2})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("GetInclusionProofByHash(unknown): %v, want code NotFound", err)
+	}
+	_, err = b.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: b.TreeID + 1})
+	if status.Code(err) == codes.OK || status.Code(err) == codes.Unknown && !strings.Contains(err.Error(), "tree") {
+		t.Errorf("GetLatestSignedLogRoot(unknown tree): %v, want a gRPC status", err)
+	}
+}
+
+func waitForSize(t *testing.T, b *Backend, want uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := b.Log.GetLatestSignedLogRoot(t.Context(), &trillian.GetLatestSignedLogRootRequest{LogId: b.TreeID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root types.LogRootV1
+		if err := root.UnmarshalBinary(r.SignedLogRoot.LogRoot); err != nil {
+			t.Fatal(err)
+		}
+		if root.TreeSize >= want || time.Now().After(deadline) {
+			return root.TreeSize
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMemory(t *testing.T) {
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	b, err := New(t.Context(), Config{memory: true, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	exercise(t, b, false)
+}
+
+func TestMySQL(t *testing.T) {
+	dsn := mysqlWithSchema(t)
+	state, err := storage.OpenMySQL(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
+	b, err := New(t.Context(), Config{MySQLDSN: dsn, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exercise(t, b, true)
+	tree := b.TreeID
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart finds the same tree, with its leaves.
+	b, err = New(t.Context(), Config{MySQLDSN: dsn, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.TreeID != tree {
+		t.Errorf("after restart: tree %d, want %d", b.TreeID, tree)
+	}
+	if size := waitForSize(t, b, 2); size != 2 {
+		t.Errorf("after restart: size %d, want 2", size)
+	}
+}
+
+func TestMySQLWithoutSchema(t *testing.T) {
+	dsn := testdb.MySQL(t)
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	_, err := New(t.Context(), Config{MySQLDSN: dsn, State: state})
+	if err == nil || !strings.Contains(err.Error(), ErrNoTrillianSchema.Error()) {
+		t.Errorf("New on a database without Trillian's schema: %v, want ErrNoTrillianSchema", err)
+	}
+}
+
+// TestRemote serves an in-process Trillian over gRPC on loopback and opens
+// it as a remote one.
+func TestRemote(t *testing.T) {
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	local, err := New(t.Context(), Config{memory: true, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	srv := grpc.NewServer()
+	trillian.RegisterTrillianLogServer(srv, local.Log.(logClient).s)
+	trillian.RegisterTrillianAdminServer(srv, local.Admin.(adminClient).s)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	defer srv.Stop()
+
+	if _, err := New(t.Context(), Config{Addr: lis.Addr().String()}); err == nil {
+		t.Error("New(remote) without a tree ID succeeded")
+	}
+	if _, err := New(t.Context(), Config{Addr: lis.Addr().String(), TreeID: local.TreeID + 1}); err == nil {
+		t.Error("New(remote) with an unknown tree ID succeeded")
+	}
+	b, err := New(t.Context(), Config{Addr: lis.Addr().String(), TreeID: local.TreeID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	exercise(t, b, false)
+	if err := b.Healthy(t.Context()); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	for _, cfg := range []Config{
+		{},
+		{SQLitePath: "x", MySQLDSN: "y", State: state},
+		{memory: true},
+	} {
+		if b, err := New(context.Background(), cfg); err == nil {
+			b.Close()
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package backend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/server"
+	"github.com/google/trillian/server/admin"
+	terrors "github.com/google/trillian/server/errors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// logClient is a trillian.TrillianLogClient that calls Trillian's log server
+// implementation in this process directly. Errors come out as they would
+// from the gRPC server: wrapped as Trillian's ErrorWrapper interceptor does,
+// and as gRPC statuses.
+type logClient struct{ s *server.TrillianLogRPCServer }
+
+// adminClient is the same for Trillian's admin server.
+type adminClient struct{ s *admin.Server }
+
+// call runs an in-process method with gRPC's error semantics. Requests are
+// cloned, as gRPC would marshal them, so the server's edits to a request
+// (Trillian fills in leaf hashes) do not reach the caller.
+func call[Req proto.Message, Resp any](ctx context.Context, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
+	resp, err := f(ctx, proto.Clone(req).(Req))
+	if err != nil {
+		var zero Resp
+		return zero, toStatus(terrors.WrapError(err))
+	}
+	return resp, nil
+}
+
+// toStatus turns err into a gRPC status error the way a gRPC server does.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+func (c logClient) QueueLeaf(ctx context.Context, in *trillian.QueueLeafRequest, _ ...grpc.CallOption) (*trillian.QueueLeafResponse, error) {
+	return call(ctx, c.s.QueueLeaf, in)
+}
+
+func (c logClient) GetInclusionProof(ctx context.Context, in *trillian.GetInclusionProofRequest, _ ...grpc.CallOption) (*trillian.GetInclusionProofResponse, error) {
+	return call(ctx, c.s.GetInclusionProof, in)
+}
+
+func (c logClient) GetInclusionProofByHash(ctx context.Context, in *trillian.GetInclusionProofByHashRequest, _ ...grpc.CallOption) (*trillian.GetInclusionProofByHashResponse, error) {
+	return call(ctx, c.s.GetInclusionProofByHash, in)
+}
+
+func (c logClient) GetConsistencyProof(ctx context.Context, in *trillian.GetConsistencyProofRequest, _ ...grpc.CallOption) (*trillian.GetConsistencyProofResponse, error) {
+	return call(ctx, c.s.GetConsistencyProof, in)
+}
+
+func (c logClient) GetLatestSignedLogRoot(ctx context.Context, in *trillian.GetLatestSignedLogRootRequest, _ ...grpc.CallOption) (*trillian.GetLatestSignedLogRootResponse, error) {
+	return call(ctx, c.s.GetLatestSignedLogRoot, in)
+}
+
+func (c logClient) GetEntryAndProof(ctx context.Context, in *trillian.GetEntryAndProofRequest, _ ...grpc.CallOption) (*trillian.GetEntryAndProofResponse, error) {
+	return call(ctx, c.s.GetEntryAndProof, in)
+}
+
+func (c logClient) InitLog(ctx context.Context, in *trillian.InitLogRequest, _ ...grpc.CallOption) (*trillian.InitLogResponse, error) {
+	return call(ctx, c.s.InitLog, in)
+}
+
+func (c logClient) AddSequencedLeaves(ctx context.Context, in *trillian.AddSequencedLeavesRequest, _ ...grpc.CallOption) (*trillian.AddSequencedLeavesResponse, error) {
+	return call(ctx, c.s.AddSequencedLeaves, in)
+}
+
+func (c logClient) GetLeavesByRange(ctx context.Context, in *trillian.GetLeavesByRangeRequest, _ ...grpc.CallOption) (*trillian.GetLeavesByRangeResponse, error) {
+	return call(ctx, c.s.GetLeavesByRange, in)
+}
+
+func (c adminClient) ListTrees(ctx context.Context, in *trillian.ListTreesRequest, _ ...grpc.CallOption) (*trillian.ListTreesResponse, error) {
+	return call(ctx, c.s.ListTrees, in)
+}
+
+func (c adminClient) GetTree(ctx context.Context, in *trillian.GetTreeRequest, _ ...grpc.CallOption) (*trillian.Tree, error) {
+	return call(ctx, c.s.GetTree, in)
+}
+
+func (c adminClient) CreateTree(ctx context.Context, in *trillian.CreateTreeRequest, _ ...grpc.CallOption) (*trillian.Tree, error) {
+	return call(ctx, c.s.CreateTree, in)
+}
+
+func (c adminClient) UpdateTree(ctx context.Context, in *trillian.UpdateTreeRequest, _ ...grpc.CallOption) (*trillian.Tree, error) {
+	return call(ctx, c.s.UpdateTree, in)
+}
+
+func (c adminClient) DeleteTree(ctx context.Context, in *trillian.DeleteTreeRequest, _ ...grpc.CallOption) (*trillian.Tree, error) {
+	return call(ctx, c.s.DeleteTree, in)
+}
+
+func (c adminClient) UndeleteTree(ctx context.Context, in *trillian.UndeleteTreeRequest, _ ...grpc.CallOption) (*trillian.Tree, error) {
+	return call(ctx, c.s.UndeleteTree, in)
+}

@@ -1,0 +1,100 @@
+package backend
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/google/trillian"
+	"github.com/google/trillian/extension"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/server"
+	"github.com/google/trillian/server/admin"
+	"github.com/google/trillian/storage/memory"
+	"github.com/google/trillian/storage/mysql"
+	"github.com/google/trillian/util/clock"
+)
+
+// newInProcess starts Trillian's log server, admin server and sequencer in
+// this process on the storage cfg names.
+func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
+	reg := extension.Registry{QuotaManager: quota.Noop(), MetricFactory: cfg.MetricFactory}
+	var closeStorage func() error
+	switch {
+	case cfg.memory:
+		ts := memory.NewTreeStorage()
+		reg.AdminStorage = memory.NewAdminStorage(ts)
+		reg.LogStorage = memory.NewLogStorage(ts, cfg.MetricFactory)
+		closeStorage = func() error { return nil }
+	case cfg.MySQLDSN != "":
+		db, err := openMySQL(ctx, cfg.MySQLDSN)
+		if err != nil {
+			return nil, err
+		}
+		reg.AdminStorage = mysql.NewAdminStorage(db)
+		reg.LogStorage = mysql.NewLogStorage(db, cfg.MetricFactory)
+		closeStorage = db.Close
+	default:
+		st, err := openSQLite(ctx, cfg.SQLitePath)
+		if err != nil {
+			return nil, err
+		}
+		reg.AdminStorage = st.AdminStorage()
+		reg.LogStorage = st.LogStorage()
+		closeStorage = st.Close
+	}
+
+	logServer := server.NewTrillianLogRPCServer(reg, clock.System)
+	adminServer := admin.New(reg, []trillian.TreeType{trillian.TreeType_LOG})
+
+	seqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	om := tlog.NewOperationManager(tlog.OperationInfo{
+		Registry:    reg,
+		BatchSize:   cfg.BatchSize,
+		NumWorkers:  1,
+		RunInterval: cfg.SequencerInterval,
+		TimeSource:  clock.System,
+	}, tlog.NewSequencerManager(reg, 0))
+	var wg sync.WaitGroup
+	wg.Go(func() { om.OperationLoop(seqCtx) })
+
+	return &Backend{
+		Log:     logClient{logServer},
+		Admin:   adminClient{adminServer},
+		healthy: func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
+		stop: func() error {
+			cancel()
+			wg.Wait()
+			return closeStorage()
+		},
+	}, nil
+}
+
+// openMySQL opens Trillian's MySQL database and checks that Trillian's
+// schema is there.
+func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+	db, err := mysql.OpenDB(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("backend: opening MySQL for Trillian: %w", err)
+	}
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM Trees`).Scan(&n)
+	if err != nil {
+		db.Close()
+		if isNoSuchTable(err) {
+			return nil, fmt.Errorf("backend: %w", ErrNoTrillianSchema)
+		}
+		return nil, fmt.Errorf("backend: MySQL for Trillian: %w", err)
+	}
+	return db, nil
+}
+
+// isNoSuchTable reports whether err is MySQL's ER_NO_SUCH_TABLE.
+func isNoSuchTable(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1146
+}
