@@ -134,3 +134,5 @@ func TestLeafHashAndEmptyRoot(t *testing.T) {
 }
 
 func sha256Sum(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
