@@ -1,0 +1,256 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// queueReq is one QueueLeaves call waiting for a group commit.
+type queueReq struct {
+	ctx    context.Context
+	treeID int64
+	leaves []*trillian.LogLeaf
+	ts     int64 // queue timestamp, Unix nanoseconds
+
+	res  []*trillian.QueuedLogLeaf
+	err  error
+	done chan struct{}
+}
+
+// QueueLeaves queues leaves for the sequencer. Concurrent calls are written
+// together, in one transaction, by the group committer; each call returns
+// when the transaction holding its leaves is durable. See the package doc
+// for the results of duplicates.
+func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	s := l.s
+	qts := timestamppb.New(queueTimestamp)
+	if err := qts.CheckValid(); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "sqlite storage: bad queue timestamp: %v", err)
+	}
+	for i, leaf := range leaves {
+		if got := len(leaf.GetLeafIdentityHash()); got != hashSize {
+			return nil, status.Errorf(codes.InvalidArgument, "sqlite storage: leaves[%d] has a %d-byte identity hash, want %d", i, got, hashSize)
+		}
+		if got := len(leaf.GetMerkleLeafHash()); got != hashSize {
+			return nil, status.Errorf(codes.InvalidArgument, "sqlite storage: leaves[%d] has a %d-byte Merkle leaf hash, want %d", i, got, hashSize)
+		}
+	}
+	for _, leaf := range leaves {
+		leaf.QueueTimestamp = qts
+	}
+	if len(leaves) == 0 {
+		return []*trillian.QueuedLogLeaf{}, nil
+	}
+	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), done: make(chan struct{})}
+	if err := s.send(ctx, req); err != nil {
+		return nil, err
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		// The committer may still write these leaves; see the package doc.
+		return nil, fmt.Errorf("sqlite storage: waiting for the group commit: %w", ctx.Err())
+	}
+}
+
+// send hands req to the committer. Close cannot complete while a send is
+// in progress, so every request sent is answered.
+func (s *Storage) send(ctx context.Context, req *queueReq) error {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.WriteLockTimeout)
+	defer t.Stop()
+	select {
+	case s.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite storage: queueing leaves: %w", ctx.Err())
+	case <-t.C:
+		return fmt.Errorf("%w (queue full for %v)", ErrWriteTimeout, s.cfg.WriteLockTimeout)
+	}
+}
+
+// committer is the group commit loop: it takes every waiting request, up to
+// Config.MaxQueueBatch leaves, and writes them in one transaction.
+func (s *Storage) committer() {
+	defer s.wg.Done()
+	for {
+		var first *queueReq
+		select {
+		case first = <-s.queue:
+		case <-s.closing:
+			s.failWaiting()
+			return
+		}
+		batch, n := s.gather([]*queueReq{first}, len(first.leaves))
+		if err := s.lockWrite(context.Background()); err != nil {
+			finish(batch, err)
+			continue
+		}
+		// More requests arrive while we wait for the lock: take them too.
+		batch, _ = s.gather(batch, n)
+		s.commitBatch(batch)
+	}
+}
+
+// gather adds waiting requests to batch without blocking.
+func (s *Storage) gather(batch []*queueReq, n int) ([]*queueReq, int) {
+	for n < s.cfg.MaxQueueBatch {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+			n += len(r.leaves)
+		default:
+			return batch, n
+		}
+	}
+	return batch, n
+}
+
+func (s *Storage) failWaiting() {
+	for {
+		select {
+		case r := <-s.queue:
+			finish([]*queueReq{r}, ErrClosed)
+		default:
+			return
+		}
+	}
+}
+
+// finish answers every request of batch that has no answer yet with err.
+func finish(batch []*queueReq, err error) {
+	for _, r := range batch {
+		if r.res == nil && r.err == nil {
+			r.err = err
+		}
+		r.res = ifNoErr(r.res, r.err)
+		close(r.done)
+	}
+}
+
+func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf {
+	if err != nil {
+		return nil
+	}
+	return res
+}
+
+// commitBatch writes batch in one transaction, holding the write lock, and
+// answers every request.
+func (s *Storage) commitBatch(batch []*queueReq) {
+	ctx := context.Background()
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		s.unlockWrite()
+		finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
+		return
+	}
+	initialized := make(map[int64]bool)
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
+			continue
+		}
+		ok, seen := initialized[r.treeID]
+		if !seen {
+			if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
+				s.rollbackWrite()
+				finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+				return
+			}
+			initialized[r.treeID] = ok
+		}
+		if !ok {
+			r.err = storage.ErrTreeNeedsInit
+			continue
+		}
+		res, err := s.queueOne(ctx, r)
+		if err != nil {
+			// A statement failed: nothing in this transaction can be trusted.
+			s.rollbackWrite()
+			finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+			return
+		}
+		r.res = res
+	}
+	if d := s.cfg.ackBeforeCommit; d > 0 {
+		finish(batch, nil) // deliberately broken, for the crash test only
+		time.Sleep(d)
+		if err := s.commitWrite(); err != nil {
+			s.log.Warn("sqlite storage: commit failed after early answer", "err", err)
+		}
+		return
+	}
+	if err := s.commitWrite(); err != nil {
+		for _, r := range batch {
+			r.res, r.err = nil, err
+		}
+	}
+	finish(batch, nil)
+}
+
+// queueOne writes one request's leaves inside the batch transaction.
+func (s *Storage) queueOne(ctx context.Context, r *queueReq) ([]*trillian.QueuedLogLeaf, error) {
+	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
+	for i, leaf := range r.leaves {
+		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
+			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts)
+		n, err := affected(ins, err)
+		if err != nil {
+			return nil, err
+		}
+		if n == 1 {
+			if _, err := s.w.exec(ctx, insertQueuedSQL, r.treeID, r.ts, leaf.LeafIdentityHash, leaf.MerkleLeafHash); err != nil {
+				return nil, err
+			}
+			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
+			continue
+		}
+		rows, err := s.w.query(ctx, selectLeafByIdentitySQL, r.treeID, leaf.LeafIdentityHash)
+		if err != nil {
+			return nil, err
+		}
+		got, err := scanLeaves(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) == 0 {
+			return nil, errors.New("duplicate leaf not found")
+		}
+		res[i] = &trillian.QueuedLogLeaf{
+			Leaf:   got[0],
+			Status: status.Newf(codes.AlreadyExists, "leaf already exists: %x", leaf.LeafIdentityHash).Proto(),
+		}
+	}
+	return res, nil
+}
+
+func sortByIndex(leaves []*trillian.LogLeaf) {
+	slices.SortStableFunc(leaves, func(a, b *trillian.LogLeaf) int {
+		switch {
+		case a.LeafIndex < b.LeafIndex:
+			return -1
+		case a.LeafIndex > b.LeafIndex:
+			return 1
+		}
+		return 0
+	})
+}

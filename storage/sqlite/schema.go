@@ -1,0 +1,127 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// schemaSQL creates the tables of a new file.
+//
+//go:embed schema.sql
+var schemaSQL string
+
+const (
+	// schemaVersion is the PRAGMA user_version this code writes and reads.
+	schemaVersion = 1
+	// applicationID marks our files (PRAGMA application_id): "EvTr".
+	applicationID = 0x45765472
+)
+
+// checkSchema creates the schema in a new file, and refuses a file with a
+// newer schema or one that another program created.
+func (s *Storage) checkSchema(ctx context.Context) error {
+	var appID, version, objects int64
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return s.openErr(err)
+	}
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return s.openErr(err)
+	}
+	if err := s.wconn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&objects); err != nil {
+		return s.openErr(err)
+	}
+	switch {
+	case appID == applicationID && version == schemaVersion:
+		return nil
+	case appID == applicationID && version > schemaVersion:
+		return fmt.Errorf("%w: %s has schema version %d, this program knows up to %d", ErrSchemaTooNew, s.path, version, schemaVersion)
+	case appID != 0 || version != 0 || objects != 0:
+		return fmt.Errorf("%w: %s (application_id %#x, user_version %d)", ErrNotStorage, s.path, appID, version)
+	}
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return s.openErr(err)
+	}
+	stmts := []string{
+		schemaSQL,
+		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	}
+	for _, q := range stmts {
+		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+			s.rollback()
+			return fmt.Errorf("sqlite storage: creating schema in %s: %w", s.path, err)
+		}
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.rollback()
+		return fmt.Errorf("sqlite storage: creating schema in %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// stmtConn runs statements on one connection or transaction, preparing each
+// distinct SQL text once and reusing it.
+type stmtConn struct {
+	prepare func(ctx context.Context, query string) (*sql.Stmt, error)
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+}
+
+func newStmtConn(prepare func(ctx context.Context, query string) (*sql.Stmt, error)) *stmtConn {
+	return &stmtConn{prepare: prepare, stmts: make(map[string]*sql.Stmt)}
+}
+
+func (c *stmtConn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtConn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtConn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow runs a query expected to return at most one row; it returns
+// sql.ErrNoRows when there is none.
+func (c *stmtConn) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+func (c *stmtConn) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	c.stmts = nil
+	return errors.Join(errs...)
+}

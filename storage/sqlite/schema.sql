@@ -1,0 +1,73 @@
+-- Schema of the Evident SQLite storage for Trillian log trees.
+--
+-- The schema version is kept in PRAGMA user_version and the file is marked
+-- with PRAGMA application_id; both are set by Open (schema.go), not here.
+-- Every statement below runs inside one transaction when a file is new.
+
+-- One row per tree: the admin data of Trillian's trillian.Tree message.
+-- Enums are stored by name; times are Unix nanoseconds.
+CREATE TABLE trees (
+  tree_id                  INTEGER PRIMARY KEY,
+  tree_state               TEXT    NOT NULL,
+  tree_type                TEXT    NOT NULL,
+  display_name             TEXT    NOT NULL,
+  description              TEXT    NOT NULL,
+  create_time_nanos        INTEGER NOT NULL,
+  update_time_nanos        INTEGER NOT NULL,
+  max_root_duration_nanos  INTEGER NOT NULL,
+  deleted                  INTEGER NOT NULL DEFAULT 0,
+  delete_time_nanos        INTEGER
+) STRICT;
+
+-- Signed tree heads, one per write revision. The latest head of a tree is
+-- the one with the highest revision.
+CREATE TABLE tree_heads (
+  tree_id          INTEGER NOT NULL,
+  revision         INTEGER NOT NULL,
+  timestamp_nanos  INTEGER NOT NULL,
+  tree_size        INTEGER NOT NULL,
+  root_hash        BLOB    NOT NULL,
+  PRIMARY KEY (tree_id, revision)
+) STRICT, WITHOUT ROWID;
+
+-- Merkle tree tiles (Trillian's storagepb.SubtreeProto, marshalled), written
+-- through Trillian's storage/cache. One row per tile, updated in place.
+CREATE TABLE subtrees (
+  tree_id     INTEGER NOT NULL,
+  subtree_id  BLOB    NOT NULL,
+  nodes       BLOB    NOT NULL,
+  PRIMARY KEY (tree_id, subtree_id)
+) STRICT;
+
+-- Every leaf ever accepted, queued or sequenced, keyed by its identity hash:
+-- this key is what makes queueing the same identity twice a duplicate.
+CREATE TABLE leaf_data (
+  tree_id                INTEGER NOT NULL,
+  leaf_identity_hash     BLOB    NOT NULL,
+  merkle_leaf_hash       BLOB    NOT NULL,
+  leaf_value             BLOB    NOT NULL,
+  extra_data             BLOB,
+  queue_timestamp_nanos  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX leaf_data_identity ON leaf_data (tree_id, leaf_identity_hash);
+
+-- Leaves with a position in the tree.
+CREATE TABLE sequenced_leaves (
+  tree_id                    INTEGER NOT NULL,
+  sequence_number            INTEGER NOT NULL,
+  leaf_identity_hash         BLOB    NOT NULL,
+  merkle_leaf_hash           BLOB    NOT NULL,
+  integrate_timestamp_nanos  INTEGER NOT NULL,
+  PRIMARY KEY (tree_id, sequence_number)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sequenced_leaves_merkle ON sequenced_leaves (tree_id, merkle_leaf_hash);
+CREATE INDEX sequenced_leaves_identity ON sequenced_leaves (tree_id, leaf_identity_hash);
+
+-- The queue of leaves waiting for the sequencer, in dequeue order.
+CREATE TABLE unsequenced (
+  tree_id                INTEGER NOT NULL,
+  queue_timestamp_nanos  INTEGER NOT NULL,
+  leaf_identity_hash     BLOB    NOT NULL,
+  merkle_leaf_hash       BLOB    NOT NULL,
+  PRIMARY KEY (tree_id, queue_timestamp_nanos, leaf_identity_hash)
+) STRICT, WITHOUT ROWID;

@@ -1,0 +1,436 @@
+// Package sqlite is a durable Trillian storage provider on SQLite: it keeps
+// Trillian LOG and PREORDERED_LOG trees (admin data, the queue of
+// unsequenced leaves, sequenced leaves, Merkle tiles and signed tree heads)
+// in one SQLite file, through the pure-Go driver modernc.org/sqlite.
+//
+// Open returns a *Storage whose LogStorage and AdminStorage implement
+// Trillian's storage.LogStorage and storage.AdminStorage; put them in an
+// extension.Registry to run Trillian's log server and sequencer in-process.
+// The provider passes Trillian's own conformance suites
+// (storage/testonly.AdminStorageTester and
+// integration/storagetest.RunLogStorageTests) and end-to-end suite
+// (integration.RunLogIntegration).
+//
+// # Durability
+//
+// The file is in WAL mode with synchronous=FULL: every write transaction is
+// in the write-ahead log and fsynced before the call that made it returns
+// success. A QueueLeaves, AddSequencedLeaves, ReadWriteTransaction or admin
+// write that returned nil survives a crash of the process or of the machine
+// (given storage that honours fsync). A call that returned an error wrote
+// nothing, except when its context ended while it waited for a group commit:
+// then the leaves may or may not have been queued, and queueing them again is
+// safe because duplicates are detected by LeafIdentityHash.
+//
+// # Concurrency
+//
+// SQLite has one writer at a time; this package serializes writers in Go so
+// that "database is locked" never reaches a caller. A write waits its turn
+// for at most Config.WriteLockTimeout (or until its context ends) and then
+// fails with ErrWriteTimeout. Reads (snapshots, GetActiveLogIDs) run on a
+// separate pool of read-only connections and see a consistent snapshot of
+// the last committed state; they never wait for writers.
+//
+// QueueLeaves calls that arrive while a write is in progress are coalesced:
+// one goroutine commits the waiting requests, up to Config.MaxQueueBatch
+// leaves, in a single transaction with a single fsync, and each caller gets
+// its own per-leaf results. This group commit is what makes durable queueing
+// fast: with many concurrent callers the cost of an fsync is shared.
+//
+// # Duplicates
+//
+// As in Trillian's MySQL provider, leaves are unique per tree by
+// LeafIdentityHash. Queueing an identity that is already stored returns
+// status AlreadyExists with the stored leaf (value, extra data, queue
+// timestamp, Merkle leaf hash, and, once it is sequenced, its LeafIndex and
+// integrate timestamp; LeafIndex is -1 while it is still queued). A later
+// duplicate in the same group commit gets the earlier one's leaf.
+//
+// # Crashes
+//
+// After a crash, Open recovers the write-ahead log: every committed
+// transaction is present and no uncommitted one is. The sequencer's work is
+// one transaction (dequeue, sequence, tiles, new tree head), so the stored
+// tree head always matches the stored leaves and tiles, and the tree size
+// never goes backwards (StoreSignedLogRoot refuses a smaller tree).
+//
+// # Limits
+//
+//   - One process at a time: the file is not meant to be shared with another
+//     process writing to it (a second writer would wait on SQLite's busy
+//     timeout and may fail).
+//   - Hashes are SHA-256 (RFC 6962); LeafIdentityHash and MerkleLeafHash must
+//     be 32 bytes.
+//   - Log root metadata is not supported (as in the MySQL provider);
+//     Tree.StorageSettings must be nil.
+//   - GetLeavesByRange returns at most MaxLeavesPerRange leaves per call.
+//   - Throughput is bound by one writer: see docs/performance.md.
+//   - Open does not scan the whole file unless Config.CheckIntegrity is set:
+//     damage inside pages that Open does not read is reported when they are
+//     read.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/trillian/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	// DefaultWriteLockTimeout is how long a write waits for its turn.
+	DefaultWriteLockTimeout = 30 * time.Second
+	// DefaultMaxQueueBatch is the most leaves one group commit writes.
+	DefaultMaxQueueBatch = 8192
+	// DefaultMaxReadConns is the size of the read-only connection pool.
+	DefaultMaxReadConns = 4
+)
+
+// MaxLeavesPerRange is the most leaves GetLeavesByRange returns in one call;
+// callers ask again for the rest.
+const MaxLeavesPerRange = 1 << 16
+
+// Config configures Open. The zero value is ready to use.
+type Config struct {
+	// Logger receives warnings the provider cannot return to a caller (for
+	// example a failed rollback). Nil discards them.
+	Logger *slog.Logger
+	// WriteLockTimeout bounds how long a write transaction waits for the
+	// single writer slot before failing with ErrWriteTimeout. It is also
+	// SQLite's busy timeout. Zero means DefaultWriteLockTimeout.
+	WriteLockTimeout time.Duration
+	// MaxQueueBatch is the most leaves that one group commit of QueueLeaves
+	// requests writes in a transaction. A single request larger than this is
+	// still written whole. Zero means DefaultMaxQueueBatch.
+	MaxQueueBatch int
+	// MaxReadConns is the number of read-only connections. Zero means
+	// DefaultMaxReadConns.
+	MaxReadConns int
+	// CheckIntegrity makes Open run SQLite's PRAGMA quick_check, which reads
+	// the whole file: slow on large files, but it finds damage anywhere.
+	CheckIntegrity bool
+
+	// ackBeforeCommit, for tests only, makes group commit answer callers
+	// before it commits: the deliberately broken variant that the crash test
+	// must catch.
+	ackBeforeCommit time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.WriteLockTimeout <= 0 {
+		c.WriteLockTimeout = DefaultWriteLockTimeout
+	}
+	if c.MaxQueueBatch <= 0 {
+		c.MaxQueueBatch = DefaultMaxQueueBatch
+	}
+	if c.MaxReadConns <= 0 {
+		c.MaxReadConns = DefaultMaxReadConns
+	}
+	return c
+}
+
+var (
+	// ErrWriteTimeout is returned (wrapped) when a write waited
+	// Config.WriteLockTimeout for its turn. Its gRPC code is Unavailable:
+	// the caller may retry later.
+	ErrWriteTimeout = status.Error(codes.Unavailable, "sqlite storage: timed out waiting for the write lock")
+	// ErrClosed is returned by calls made after Close.
+	ErrClosed = status.Error(codes.Unavailable, "sqlite storage: closed")
+	// ErrSchemaTooNew is returned by Open when the file was written by a
+	// newer version of this package. Run the newer program; do not
+	// downgrade a database.
+	ErrSchemaTooNew = errors.New("sqlite storage: database schema is newer than this program supports")
+	// ErrNotStorage is returned by Open when the file is an SQLite database
+	// that was not created by this package.
+	ErrNotStorage = errors.New("sqlite storage: file is not an Evident Trillian storage database")
+	// ErrCorrupt is returned (wrapped with SQLite's own error) by Open when
+	// the file is not a database, is truncated or is damaged.
+	ErrCorrupt = errors.New("sqlite storage: database file is corrupt or not a database")
+)
+
+// Storage is an open SQLite file holding Trillian trees. It is safe for
+// concurrent use.
+type Storage struct {
+	cfg  Config
+	log  *slog.Logger
+	path string
+
+	wdb   *sql.DB
+	w     *stmtConn // the single write connection; use only with the write lock
+	wconn *sql.Conn
+	wsem  chan struct{} // the write lock: holding a token means owning w
+	rdb   *sql.DB
+
+	queue   chan *queueReq
+	closing chan struct{}
+	closed  atomic.Bool
+	sendMu  sync.RWMutex // held for reading while sending to queue
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+// Open opens the storage file at path, creating it (mode 0600) and its
+// schema if it does not exist. The directory must exist. It fails with a
+// clear error, never a panic, if the file is not writable, is not a
+// database, is damaged or truncated (ErrCorrupt), was created by something
+// else (ErrNotStorage), or has a newer schema (ErrSchemaTooNew).
+func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
+	cfg = cfg.withDefaults()
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	s := &Storage{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		path:    path,
+		wsem:    make(chan struct{}, 1),
+		queue:   make(chan *queueReq, 4096),
+		closing: make(chan struct{}),
+	}
+	if err := s.open(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.committer()
+	return s, nil
+}
+
+// prepareFile checks the path and creates the file with mode 0600, so that
+// SQLite (which gives the -wal and -shm files the same mode) does not create
+// it world-readable.
+func prepareFile(path string) error {
+	if path == "" {
+		return errors.New("sqlite storage: empty path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return fmt.Errorf("sqlite storage: path %q: '?' and '#' are not allowed", path)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("sqlite storage: directory of %s: %w (create it first)", path, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("sqlite storage: %s is not a directory", dir)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		return fmt.Errorf("sqlite storage: %s is not a regular file", path)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("sqlite storage: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite storage: creating %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func (s *Storage) open(ctx context.Context) error {
+	busy := s.cfg.WriteLockTimeout.Milliseconds()
+	wdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", s.path, busy)
+	var err error
+	if s.wdb, err = sql.Open("sqlite", wdsn); err != nil {
+		return fmt.Errorf("sqlite storage: opening %s: %w", s.path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
+		return s.openErr(err)
+	}
+	s.w = newStmtConn(s.wconn.PrepareContext)
+	if err := s.checkSchema(ctx); err != nil {
+		return err
+	}
+	if s.cfg.CheckIntegrity {
+		if err := s.quickCheck(ctx); err != nil {
+			return err
+		}
+	}
+	rdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=query_only(1)", s.path, busy)
+	if s.rdb, err = sql.Open("sqlite", rdsn); err != nil {
+		return fmt.Errorf("sqlite storage: opening %s: %w", s.path, err)
+	}
+	s.rdb.SetMaxOpenConns(s.cfg.MaxReadConns)
+	s.rdb.SetMaxIdleConns(s.cfg.MaxReadConns)
+	if _, err := s.rdb.ExecContext(ctx, "SELECT count(*) FROM trees"); err != nil {
+		return s.openErr(err)
+	}
+	return nil
+}
+
+// openErr turns an error met while opening into one that says what is
+// wrong with the file.
+func (s *Storage) openErr(err error) error {
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_CORRUPT, sqlite3lib.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, s.path, err)
+		}
+	}
+	return fmt.Errorf("sqlite storage: opening %s: %w", s.path, err)
+}
+
+func (s *Storage) quickCheck(ctx context.Context) error {
+	rows, err := s.wconn.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return s.openErr(err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return s.openErr(err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.openErr(err)
+	}
+	if len(problems) > 0 {
+		if len(problems) > 5 {
+			problems = append(problems[:5], "...")
+		}
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// LogStorage returns the Trillian log storage for an extension.Registry.
+func (s *Storage) LogStorage() storage.LogStorage { return &logStorage{s: s} }
+
+// AdminStorage returns the Trillian admin storage for an extension.Registry.
+func (s *Storage) AdminStorage() storage.AdminStorage { return &adminStorage{s: s} }
+
+// Close stops the group committer (failing queued requests that were not
+// yet written with ErrClosed), waits up to Config.WriteLockTimeout for the
+// write in progress, and closes the file. Calls after Close fail with
+// ErrClosed.
+func (s *Storage) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.sendMu.Lock()
+		s.closed.Store(true)
+		close(s.closing)
+		s.sendMu.Unlock()
+		s.wg.Wait()
+		t := time.NewTimer(s.cfg.WriteLockTimeout)
+		defer t.Stop()
+		select {
+		case s.wsem <- struct{}{}:
+		case <-t.C:
+			s.log.Warn("sqlite storage: closing while a write transaction is still open", "path", s.path)
+		}
+		err = s.closeDBs()
+	})
+	return err
+}
+
+func (s *Storage) closeDBs() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite storage: closing %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// lockWrite takes the single writer slot, waiting at most
+// Config.WriteLockTimeout or until ctx ends.
+func (s *Storage) lockWrite(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case s.wsem <- struct{}{}:
+	default:
+		t := time.NewTimer(s.cfg.WriteLockTimeout)
+		defer t.Stop()
+		select {
+		case s.wsem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite storage: waiting for the write lock: %w", ctx.Err())
+		case <-t.C:
+			return fmt.Errorf("%w (waited %v)", ErrWriteTimeout, s.cfg.WriteLockTimeout)
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+	if s.closed.Load() {
+		<-s.wsem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Storage) unlockWrite() { <-s.wsem }
+
+// beginWrite takes the write lock and starts a write transaction.
+func (s *Storage) beginWrite(ctx context.Context) error {
+	if err := s.lockWrite(ctx); err != nil {
+		return err
+	}
+	if _, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
+		s.unlockWrite()
+		return fmt.Errorf("sqlite storage: begin: %w", err)
+	}
+	return nil
+}
+
+// commitWrite commits the write transaction and releases the write lock.
+func (s *Storage) commitWrite() error {
+	defer s.unlockWrite()
+	if _, err := s.wconn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		s.rollback()
+		return fmt.Errorf("sqlite storage: commit: %w", err)
+	}
+	return nil
+}
+
+// rollbackWrite rolls back the write transaction and releases the write lock.
+func (s *Storage) rollbackWrite() {
+	s.rollback()
+	s.unlockWrite()
+}
+
+func (s *Storage) rollback() {
+	if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		s.log.Warn("sqlite storage: rollback failed", "path", s.path, "err", err)
+	}
+}
