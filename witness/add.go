@@ -1,0 +1,156 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
+)
+
+// maxSwapAttempts bounds the re-checks after losing a compare-and-swap race.
+const maxSwapAttempts = 4
+
+// AddCheckpoint checks req against the state the witness holds for the
+// checkpoint's log and, if every check of tlog-witness passes, stores the
+// checkpoint as the new state and returns the witness's cosignature line
+// ("— <name> <base64>\n").
+//
+// Errors: checkpoint.ErrMalformed (400), checkpoint.ErrSignature (403),
+// ErrUnknownOrigin (404), *ConflictError (409), ErrInconsistent (422),
+// *RateLimitError (429), ErrBusy (503); anything else is internal.
+func (w *Witness) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error) {
+	body, _, err := checkpoint.SplitNote(req.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	origin, _, _ := bytes.Cut(body, []byte("\n"))
+	keys := w.logs.Load().Verifiers(string(origin))
+	if keys == nil {
+		// SPEC(tlog-witness): an unknown origin is answered 404.
+		return nil, fmt.Errorf("%q: %w", origin, ErrUnknownOrigin)
+	}
+	signed, err := open(req.Checkpoint, body, keys)
+	if err != nil {
+		return nil, err
+	}
+	// The rate limit counts only checkpoints the log really signed, so that
+	// others cannot use up a log's budget with forged requests.
+	if ok, wait := w.limit.allow(signed.Origin); !ok {
+		return nil, &RateLimitError{RetryAfter: wait}
+	}
+	// SPEC(tlog-witness): the old size MUST be equal to or lower than the
+	// checkpoint size, or the answer is 400.
+	if req.OldSize > signed.Size {
+		return nil, fmt.Errorf("old size %d is greater than the checkpoint's size %d: %w", req.OldSize, signed.Size, checkpoint.ErrMalformed)
+	}
+	for range maxSwapAttempts {
+		line, err := w.tryAdd(ctx, req, signed, body)
+		if !errors.Is(err, storage.ErrWitnessStateChanged) {
+			return line, err
+		}
+		w.logger.Debug("witness state changed during add-checkpoint; checking again", "origin", signed.Origin)
+	}
+	return nil, ErrBusy
+}
+
+// open verifies the log's signature with any of keys. A checkpoint of size 0
+// whose root is not the empty tree's, validly signed, is inconsistent
+// rather than malformed.
+func open(signedNote, body []byte, keys []note.Verifier) (*checkpoint.Signed, error) {
+	var err error
+	for _, k := range keys {
+		var s *checkpoint.Signed
+		s, err = checkpoint.Open(signedNote, k)
+		if err == nil {
+			return s, nil
+		}
+		if errors.Is(err, checkpoint.ErrMalformed) {
+			break
+		}
+	}
+	if errors.Is(err, checkpoint.ErrMalformed) && nonEmptyZeroTree(body) {
+		if _, nerr := note.Open(signedNote, note.VerifierList(keys...)); nerr == nil {
+			// SPEC(tlog-checkpoint): a tree of size 0 has the empty root.
+			return nil, fmt.Errorf("checkpoint of size 0 without the empty tree's root: %w", ErrInconsistent)
+		}
+		return nil, fmt.Errorf("no valid signature by a key of the log: %w", checkpoint.ErrSignature)
+	}
+	return nil, err
+}
+
+// nonEmptyZeroTree reports whether body looks like a checkpoint of size 0
+// with a 32-byte root that is not the empty tree's.
+func nonEmptyZeroTree(body []byte) bool {
+	lines := bytes.Split(body, []byte("\n"))
+	if len(lines) < 4 || string(lines[1]) != "0" {
+		return false
+	}
+	h, err := base64.StdEncoding.DecodeString(string(lines[2]))
+	return err == nil && len(h) == 32 && !bytes.Equal(h, checkpoint.EmptyRoot[:])
+}
+
+// tryAdd does the state-dependent checks against one read of the state and
+// writes the new state with a compare-and-swap. It returns
+// storage.ErrWitnessStateChanged when it lost a race.
+func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.Signed, body []byte) ([]byte, error) {
+	st, ok, err := w.db.WitnessState(ctx, signed.Origin)
+	if err != nil {
+		return nil, err
+	}
+	held, heldRoot := uint64(0), checkpoint.EmptyRoot
+	var prev *storage.WitnessState
+	if ok {
+		held, heldRoot, prev = st.Size, st.Root, &st
+	}
+	if ok && signed.Size == held && signed.Hash != heldRoot {
+		// Two checkpoints of one size with different roots, both signed by
+		// the log: a split view, whatever old size the client sent.
+		w.keepEvidence(ctx, st.Note, req, ReasonSameSize)
+		if req.OldSize == held {
+			// SPEC(tlog-witness): same size, different root is refused.
+			return nil, fmt.Errorf("size %d with a root other than the one cosigned: %w", held, ErrInconsistent)
+		}
+	}
+	// SPEC(tlog-witness): the old size must be the size of the latest
+	// cosigned checkpoint (0 if none), or the answer is 409 with that size.
+	if req.OldSize != held {
+		return nil, &ConflictError{Size: held}
+	}
+	// SPEC(tlog-witness): the proof MUST be empty if the old size is zero.
+	if req.OldSize == 0 && len(req.Proof) > 0 {
+		return nil, fmt.Errorf("old size 0 with %d proof lines: %w", len(req.Proof), ErrInconsistent)
+	}
+	if err := checkpoint.VerifyConsistency(held, signed.Size, heldRoot, signed.Hash, req.Proof); err != nil {
+		if ok && held < signed.Size {
+			w.keepEvidence(ctx, st.Note, req, ReasonProof)
+		}
+		return nil, fmt.Errorf("from size %d to %d: %v: %w", held, signed.Size, err, ErrInconsistent)
+	}
+	line, err := checkpoint.SignatureLine(body, w.signer)
+	if err != nil {
+		return nil, fmt.Errorf("cosigning: %w", err)
+	}
+	cosigned, err := checkpoint.AppendSignatures(req.Checkpoint, line)
+	if err != nil {
+		return nil, fmt.Errorf("appending cosignature: %w", err)
+	}
+	if w.beforeSwap != nil {
+		w.beforeSwap(signed.Origin)
+	}
+	next := storage.WitnessState{Origin: signed.Origin, Size: signed.Size, Root: signed.Hash, Note: cosigned, UpdatedAt: time.Now()}
+	// The compare-and-swap makes the check above and this write one atomic
+	// step: if another request changed the state since we read it, nothing
+	// is written and the caller checks again.
+	if err := w.db.SwapWitnessState(ctx, prev, next); err != nil {
+		return nil, err
+	}
+	w.logger.Info("cosigned checkpoint", "origin", signed.Origin, "size", signed.Size, "old_size", held)
+	return line, nil
+}
