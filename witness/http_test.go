@@ -48,7 +48,7 @@ func get(t *testing.T, url string) (*http.Response, string) {
 // cosigned.
 func mustAdd(t *testing.T, w *testWitness, l *testLog, old int64) {
 	t.Helper()
-	resp, body := post(t, w.srv.URL, l.request(old).Marshal())
+	resp, body := post(t, w.url, l.request(old).Marshal())
 	if resp.StatusCode != 200 {
 		t.Fatalf("add-checkpoint %d -> %d: %d %s", old, l.size, resp.StatusCode, body)
 	}
@@ -259,7 +259,7 @@ func TestAddCheckpointConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, body := post(t, w.srv.URL, tt.body(t, l))
+			resp, body := post(t, w.url, tt.body(t, l))
 			if resp.StatusCode != tt.code {
 				t.Fatalf("status %d (%q), want %d", resp.StatusCode, body, tt.code)
 			}
@@ -314,13 +314,13 @@ func TestRateLimit(t *testing.T) {
 	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.RateLimit, c.RateBurst = 0.001, 2 })
 	mustAdd(t, w, l, 0)
 	mustAdd(t, w, l, 5)
-	resp, body := post(t, w.srv.URL, l.request(5).Marshal())
+	resp, body := post(t, w.url, l.request(5).Marshal())
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d %q Retry-After %q; want 429 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 	// Other logs and forged requests have their own budget / none.
 	other := newTestLog(t, "example.com/log").grow(5)
-	if resp, _ := post(t, w.srv.URL, other.request(0).Marshal()); resp.StatusCode != 403 {
+	if resp, _ := post(t, w.url, other.request(0).Marshal()); resp.StatusCode != 403 {
 		t.Errorf("forged request while limited: %d, want 403", resp.StatusCode)
 	}
 }
@@ -329,7 +329,7 @@ func TestGetCheckpointEvidenceStatus(t *testing.T) {
 	l := newTestLog(t, "example.com/log").grow(5)
 	w := newTestWitness(t, "example.com/witness", []*testLog{l})
 	sum := sha256.Sum256([]byte(l.origin))
-	path := fmt.Sprintf("%s/%x/checkpoint", w.srv.URL, sum)
+	path := fmt.Sprintf("%s/%x/checkpoint", w.url, sum)
 	if resp, _ := get(t, path); resp.StatusCode != 404 {
 		t.Errorf("checkpoint before any: %d, want 404", resp.StatusCode)
 	}
@@ -342,28 +342,28 @@ func TestGetCheckpointEvidenceStatus(t *testing.T) {
 	if err != nil || s.Size != 5 || len(s.Cosignatures) != 1 {
 		t.Fatalf("served checkpoint: %+v, %v; want size 5 with our cosignature", s, err)
 	}
-	if resp, _ := get(t, fmt.Sprintf("%s/%x/checkpoint", w.srv.URL, sha256.Sum256([]byte("nope")))); resp.StatusCode != 404 {
+	if resp, _ := get(t, fmt.Sprintf("%s/%x/checkpoint", w.url, sha256.Sum256([]byte("nope")))); resp.StatusCode != 404 {
 		t.Errorf("unknown origin hash: %d, want 404", resp.StatusCode)
 	}
 
-	resp, body = get(t, w.srv.URL+"/")
+	resp, body = get(t, w.url+"/")
 	if resp.StatusCode != 200 || !strings.Contains(body, "example.com/log") || !strings.Contains(body, w.VKey()) {
 		t.Errorf("status page: %d %q", resp.StatusCode, body)
 	}
-	if resp, _ := get(t, w.srv.URL+"/nothing"); resp.StatusCode != 404 {
+	if resp, _ := get(t, w.url+"/nothing"); resp.StatusCode != 404 {
 		t.Errorf("GET /nothing: %d, want 404", resp.StatusCode)
 	}
-	if resp, _ := get(t, w.srv.URL+"/add-checkpoint"); resp.StatusCode != 405 {
+	if resp, _ := get(t, w.url+"/add-checkpoint"); resp.StatusCode != 405 {
 		t.Errorf("GET /add-checkpoint: %d, want 405", resp.StatusCode)
 	}
 
 	f := l.fork("evil")
 	f.hashes, f.size = nil, 0
 	f.grow(5)
-	if resp, _ := post(t, w.srv.URL, f.request(5).Marshal()); resp.StatusCode != 422 {
+	if resp, _ := post(t, w.url, f.request(5).Marshal()); resp.StatusCode != 422 {
 		t.Fatalf("fork: %d, want 422", resp.StatusCode)
 	}
-	resp, body = get(t, w.srv.URL+"/evidence")
+	resp, body = get(t, w.url+"/evidence")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /evidence: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -378,10 +378,10 @@ func TestGetCheckpointEvidenceStatus(t *testing.T) {
 	if err != nil || !proven {
 		t.Errorf("VerifyEvidence of served evidence = %v, %v; want proven", proven, err)
 	}
-	if resp, body = get(t, fmt.Sprintf("%s/evidence?after=%d", w.srv.URL, got.Evidence[0].ID)); !strings.Contains(body, `"evidence": []`) {
+	if resp, body = get(t, fmt.Sprintf("%s/evidence?after=%d", w.url, got.Evidence[0].ID)); !strings.Contains(body, `"evidence": []`) {
 		t.Errorf("evidence after the last: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := get(t, w.srv.URL+"/evidence?after=x"); resp.StatusCode != 400 {
+	if resp, _ := get(t, w.url+"/evidence?after=x"); resp.StatusCode != 400 {
 		t.Errorf("evidence?after=x: %d, want 400", resp.StatusCode)
 	}
 }

@@ -136,6 +136,7 @@ type testWitness struct {
 	dir  string
 	db   *storage.DB
 	srv  *httptest.Server
+	url  string // srv.URL, kept after close
 	skey string
 }
 
@@ -178,6 +179,7 @@ func openTestWitness(t testing.TB, dir, skey string, logs []*testLog, opts ...wi
 	}
 	tw := &testWitness{Witness: w, dir: dir, db: db, skey: skey}
 	tw.srv = httptest.NewServer(w.Handler())
+	tw.url = tw.srv.URL
 	t.Cleanup(tw.close)
 	return tw
 }

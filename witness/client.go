@@ -1,0 +1,116 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// maxResponseSize caps what a Client reads from a witness.
+const maxResponseSize = 64 << 10
+
+// ErrPossibleFork is returned by Client.AddCheckpoint for a 409 answer
+// without the text/x.tlog.size content type: some deployed witnesses answer
+// so when they hold a checkpoint of the same size with another root.
+var ErrPossibleFork = errors.New("witness reports a conflicting checkpoint of the same size (possible fork)")
+
+// HTTPError is an answer of a witness with an unexpected status code.
+type HTTPError struct {
+	// Code is the HTTP status code.
+	Code int
+	// Body is the start of the answer's body.
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("witness answered %d %s: %q", e.Code, http.StatusText(e.Code), e.Body)
+}
+
+// Client speaks the tlog-witness protocol to one witness.
+type Client struct {
+	// URL is the witness's submission prefix: requests go to
+	// URL + "/add-checkpoint".
+	URL string
+	// HTTPClient makes the requests (http.DefaultClient if nil).
+	HTTPClient *http.Client
+}
+
+// AddCheckpoint sends req and returns the body of a 200 answer: the
+// witness's cosignature lines, not yet verified. The tlog-witness status
+// codes come back as the errors AddCheckpoint of a Witness returns:
+// checkpoint.ErrMalformed (400), checkpoint.ErrSignature (403),
+// ErrUnknownOrigin (404), *ConflictError (409 with the size content type),
+// ErrPossibleFork (409 without it), ErrInconsistent (422), *RateLimitError
+// (429); others are *HTTPError.
+func (c *Client) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error) {
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.URL, "/")+"/add-checkpoint", bytes.NewReader(req.Marshal()))
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+	}
+	hr.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: reading answer: %w", c.URL, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
+	}
+	return nil, answerError(resp, body)
+}
+
+// answerError turns a non-200 tlog-witness answer into an error.
+func answerError(resp *http.Response, body []byte) error {
+	short := string(body)
+	if len(short) > 200 {
+		short = short[:200]
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		return fmt.Errorf("witness refused the request as malformed: %q: %w", short, checkpoint.ErrMalformed)
+	case http.StatusForbidden:
+		return fmt.Errorf("witness found no valid signature by a key it trusts: %q: %w", short, checkpoint.ErrSignature)
+	case http.StatusNotFound:
+		return fmt.Errorf("witness does not follow this log: %q: %w", short, ErrUnknownOrigin)
+	case http.StatusConflict:
+		// SPEC(tlog-witness): a size conflict is answered 409 with
+		// Content-Type text/x.tlog.size and the held size; a 409 without
+		// it may be an older witness's same-size root mismatch.
+		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if mt != SizeContentType {
+			return fmt.Errorf("409 %q: %w", short, ErrPossibleFork)
+		}
+		s, ok := bytes.CutSuffix(body, []byte("\n"))
+		if !ok {
+			return fmt.Errorf("witness 409 size %q does not end in a newline: %w", short, checkpoint.ErrMalformed)
+		}
+		n, err := parseSize(s)
+		if err != nil {
+			return fmt.Errorf("witness 409: %w", err)
+		}
+		return &ConflictError{Size: n}
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("witness: %q: %w", short, ErrInconsistent)
+	case http.StatusTooManyRequests:
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return &RateLimitError{RetryAfter: time.Duration(max(secs, 1)) * time.Second}
+	}
+	return &HTTPError{Code: resp.StatusCode, Body: short}
+}
