@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/client"
+	"golang.org/x/mod/sumdb/note"
+)
+
+const submitHelp = `
+Submits entries to the log and keeps their receipts.
+
+  evident submit --log URL --token_file F FILE...
+      submits each file as one entry and writes FILE.tlog-proof next to it.
+  evident submit --log URL --token_file F -
+      reads one entry from stdin and writes its receipt to stdout.
+  evident submit --log URL --token_file F --jsonl FILE
+      submits each non-empty line of FILE (without its "\n" or "\r\n") as
+      one entry, --concurrency at a time, and appends one JSON record per
+      line to FILE.receipts (or --receipts):
+        {"line":N,"index":I,"leaf_hash":"<hex>","duplicate":false,"receipt":"<tlog-proof>"}
+      Each record is written whole by one write and synced to disk at least
+      every 100 records. Run the same command again after an interruption:
+      lines that already have a record are skipped, so every line ends with
+      exactly one receipt. A progress bar is drawn on stderr when it is a
+      terminal, and a summary is printed at the end.
+
+The write token is read from --token_file (keep it mode 0600) or, if that
+is not given, from the EVIDENT_TOKEN environment variable. With --log_key
+(and --policy) every receipt is verified before it is written.`
+
+// submitter holds what every submission needs.
+type submitter struct {
+	c      *client.Client
+	key    note.Verifier      // nil: receipts are not verified
+	policy *checkpoint.Policy // nil: no witness requirement
+}
+
+func runSubmit(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "submit", "--log URL --token_file F (FILE... | - | --jsonl FILE)", submitHelp)
+	logURL := fs.String("log", "", "the log's base URL")
+	tokenFile := fs.String("token_file", "", "file holding the write token (default: $EVIDENT_TOKEN)")
+	jsonl := fs.String("jsonl", "", "submit each line of this file as an entry (resumable)")
+	receipts := fs.String("receipts", "", "with --jsonl: the receipts file (default: <jsonl>.receipts)")
+	concurrency := fs.Int("concurrency", 32, "with --jsonl: requests in flight")
+	logKey := fs.String("log_key", "", "verify each receipt with this log verifier key (or file)")
+	policyFile := fs.String("policy", "", "with --log_key: witness policy the receipts must meet")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if (*jsonl == "") == (len(pos) == 0) {
+		return usagef("give either FILE arguments or --jsonl FILE")
+	}
+	if *concurrency < 1 || *concurrency > 1024 {
+		return usagef("--concurrency must be in 1..1024")
+	}
+	token, err := loadToken(*tokenFile, e)
+	if err != nil {
+		return err
+	}
+	s := &submitter{}
+	if *logKey != "" {
+		if s.key, err = loadLogKey(*logKey); err != nil {
+			return err
+		}
+		if s.policy, err = loadPolicy(*policyFile); err != nil {
+			return err
+		}
+	} else if *policyFile != "" {
+		return usagef("--policy needs --log_key")
+	}
+	if s.c, err = newClient(ctx, *logURL, token); err != nil {
+		return err
+	}
+	defer s.c.Close()
+	if *jsonl != "" {
+		path := *receipts
+		if path == "" {
+			path = *jsonl + ".receipts"
+		}
+		return s.jsonl(ctx, e, *jsonl, path, *concurrency)
+	}
+	for _, p := range pos {
+		if err := s.file(ctx, e, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadToken reads the write token from a file, or from $EVIDENT_TOKEN.
+func loadToken(path string, e *env) (string, error) {
+	if path == "" {
+		if t := os.Getenv("EVIDENT_TOKEN"); t != "" {
+			return t, nil
+		}
+		return "", usagef("--token_file is required (or set EVIDENT_TOKEN)")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", usagef("--token_file: %v", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(e.stderr, "evident: warning: %s is readable by others (mode %v); chmod 600 it\n", path, fi.Mode().Perm())
+	}
+	b, err := readFileLimit(path, 4096)
+	if err != nil {
+		return "", usagef("--token_file: %v", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", usagef("--token_file %s is empty", path)
+	}
+	return t, nil
+}
+
+// add submits one entry and, when a key is set, verifies its receipt.
+func (s *submitter) add(ctx context.Context, entry []byte) (*client.AddResponse, error) {
+	r, err := s.c.AddEntry(ctx, entry)
+	if err != nil {
+		return nil, err
+	}
+	if s.key == nil {
+		return r, nil
+	}
+	rc, err := checkpoint.ParseReceipt(r.Receipt)
+	if err != nil {
+		return nil, verifyFailure("the log returned a malformed receipt", err)
+	}
+	if rc.Index != r.Index {
+		return nil, &failure{reason: "inclusion", err: fmt.Errorf("the log answered index %d but its receipt is for index %d", r.Index, rc.Index)}
+	}
+	if _, err := checkpoint.VerifyReceipt(rc, entry, s.key, s.policy); err != nil {
+		return nil, verifyFailure("the log returned a receipt that does not verify: "+receiptReason(err), err)
+	}
+	return r, nil
+}
+
+// file submits one file ("-": stdin, receipt to stdout).
+func (s *submitter) file(ctx context.Context, e *env, path string) error {
+	entry, err := e.readArg(path, maxEntryFile)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(entry) == 0 {
+		return usagef("%s is empty; entries are 1 to 65535 bytes", path)
+	}
+	r, err := s.add(ctx, entry)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	out := map[string]any{"ok": true, "file": path, "index": r.Index, "leaf_hash": hex.EncodeToString(r.LeafHash[:]), "duplicate": r.Duplicate, "verified": s.key != nil}
+	if path == "-" {
+		if e.json {
+			out["receipt"] = string(r.Receipt)
+			e.emitJSON(out)
+			return nil
+		}
+		_, err := e.stdout.Write(r.Receipt)
+		return err
+	}
+	proofPath := path + ".tlog-proof"
+	if err := writeFileAtomic(proofPath, r.Receipt, 0o644); err != nil {
+		return fmt.Errorf("writing receipt: %w", err)
+	}
+	out["receipt_file"] = proofPath
+	dup := ""
+	if r.Duplicate {
+		dup = " (already in the log)"
+	}
+	e.result(out, fmt.Sprintf("%s: index %d%s, receipt %s", path, r.Index, dup, proofPath))
+	return nil
+}
+
+// receiptRecord is one line of a receipts file.
+type receiptRecord struct {
+	Line      int    `json:"line"`
+	Index     uint64 `json:"index"`
+	LeafHash  string `json:"leaf_hash"`
+	Duplicate bool   `json:"duplicate"`
+	Receipt   string `json:"receipt"`
+}
+
+// loadReceipts reads a receipts file and returns line -> leaf hash (hex).
+// A last record cut short by an interruption is removed from the file.
+func loadReceipts(path string) (map[int]string, error) {
+	done := make(map[int]string)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
+		// An interrupted write left a partial record: drop it.
+		if err := os.Truncate(path, int64(i+1)); err != nil {
+			return nil, err
+		}
+		b = b[:i+1]
+	}
+	for n, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var r receiptRecord
+		if err := json.Unmarshal(l, &r); err != nil || r.Line < 1 || len(r.LeafHash) != 64 {
+			return nil, fmt.Errorf("%s line %d is not a receipt record", path, n+1)
+		}
+		if _, dup := done[r.Line]; dup {
+			return nil, fmt.Errorf("%s has two records for input line %d", path, r.Line)
+		}
+		done[r.Line] = r.LeafHash
+	}
+	return done, nil
+}
+
+// scanLines calls f with each non-empty line of path (1-based numbers,
+// without "\n" or "\r\n").
+func scanLines(path string, f func(n int, line []byte) error) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), maxEntryFile+2)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
+		if len(line) == 0 {
+			continue
+		}
+		if err := f(n, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
+}
+
+// jsonlStats counts what a --jsonl run did.
+type jsonlStats struct {
+	total, skipped           int
+	submitted, dups, failed  atomic.Int64
+	firstErr                 error
+	firstErrOnce             sync.Once
+}
+
+func (st *jsonlStats) fail(err error) {
+	st.failed.Add(1)
+	st.firstErrOnce.Do(func() { st.firstErr = err })
+}
+
+func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, concurrency int) error {
+	done, err := loadReceipts(outPath)
+	if err != nil {
+		return usagef("receipts file: %v", err)
+	}
+	st := &jsonlStats{}
+	// First pass: count lines, and check that lines with receipts did not
+	// change since.
+	err = scanLines(inPath, func(n int, line []byte) error {
+		st.total++
+		if h, ok := done[n]; ok {
+			st.skipped++
+			lh := checkpoint.LeafHash(line)
+			if h != hex.EncodeToString(lh[:]) {
+				return fmt.Errorf("line %d of %s changed since its receipt was written to %s", n, inPath, outPath)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return usagef("--jsonl: %v", err)
+	}
+	out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening receipts file: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	prog := newProgress(e.stderr, "submit", int64(st.total), int64(st.skipped))
+	type job struct {
+		n    int
+		line []byte
+	}
+	jobs := make(chan job, concurrency)
+	recs := make(chan receiptRecord, concurrency)
+	var workers sync.WaitGroup
+	for range concurrency {
+		workers.Go(func() {
+			for j := range jobs {
+				r, err := s.add(ctx, j.line)
+				if err != nil {
+					if ctx.Err() != nil {
+						continue
+					}
+					st.fail(fmt.Errorf("line %d: %w", j.n, err))
+					prog.Log(fmt.Sprintf("evident submit: line %d: %v", j.n, err))
+					var he *client.HTTPError
+					if !errors.As(err, &he) || he.StatusCode/100 != 4 {
+						cancel(err) // the log is unreachable, failing, or lying: stop
+					}
+					continue
+				}
+				st.submitted.Add(1)
+				if r.Duplicate {
+					st.dups.Add(1)
+				}
+				recs <- receiptRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
+			}
+		})
+	}
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- writeRecords(out, recs, prog) }()
+	scanErr := scanLines(inPath, func(n int, line []byte) error {
+		if _, ok := done[n]; ok {
+			return nil
+		}
+		select {
+		case jobs <- job{n, bytes.Clone(line)}:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(jobs)
+	workers.Wait()
+	close(recs)
+	werr := <-writeErr
+	prog.Finish()
+	if cerr := out.Close(); werr == nil {
+		werr = cerr
+	}
+	var result error
+	switch {
+	case werr != nil:
+		result = fmt.Errorf("writing receipts: %w", werr)
+	case ctx.Err() != nil && context.Cause(ctx) == ctx.Err():
+		result = ctx.Err() // interrupted
+	case st.firstErr != nil:
+		result = fmt.Errorf("%d lines failed; first: %w", st.failed.Load(), st.firstErr)
+	case scanErr != nil:
+		result = scanErr
+	}
+	return e.jsonlSummary(st, outPath, result)
+}
+
+// writeRecords appends each record as one line with one write, and syncs
+// whenever the queue is drained and at least every 100 records.
+func writeRecords(f *os.File, recs <-chan receiptRecord, prog *progress) error {
+	var err error
+	unsynced := 0
+	for r := range recs {
+		if err != nil {
+			continue // drain so the workers never block
+		}
+		b, _ := json.Marshal(r)
+		if _, err = f.Write(append(b, '\n')); err != nil {
+			continue
+		}
+		prog.Add(1)
+		unsynced++
+		if unsynced >= 100 || len(recs) == 0 {
+			err = f.Sync()
+			unsynced = 0
+		}
+	}
+	if err == nil && unsynced > 0 {
+		err = f.Sync()
+	}
+	return err
+}
+
+// jsonlSummary prints the summary; with --json the error, if any, goes in
+// the same JSON object.
+func (e *env) jsonlSummary(st *jsonlStats, outPath string, err error) error {
+	have := st.skipped + int(st.submitted.Load())
+	out := map[string]any{
+		"ok": have == st.total, "lines": st.total, "already_had_receipts": st.skipped,
+		"submitted": st.submitted.Load(), "duplicates": st.dups.Load(), "failed": st.failed.Load(),
+		"remaining": st.total - have, "receipts_file": outPath,
+	}
+	text := fmt.Sprintf("%d lines: %d submitted now (%d were already in the log), %d had receipts before, %d failed, %d remaining; receipts in %s",
+		st.total, st.submitted.Load(), st.dups.Load(), st.skipped, st.failed.Load(), st.total-have, outPath)
+	if e.json {
+		if err != nil {
+			out["ok"] = false
+			out["error"] = err.Error()
+			if r := reasonOf(err); r != "" {
+				out["reason"] = r
+			}
+			err = reported{err}
+		}
+		e.emitJSON(out)
+		return err
+	}
+	fmt.Fprintln(e.stderr, text)
+	return err
+}
