@@ -348,4 +348,3 @@ func (a *auditor) fetch(ctx context.Context, start, count uint64) ([][]byte, err
 	}
 	return out, nil
 }
-

@@ -305,4 +305,3 @@ func writeEvidence(dir, log, problem string, notes [][]byte, proof [][]byte) (st
 	}
 	return path, nil
 }
-

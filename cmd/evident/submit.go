@@ -254,10 +254,10 @@ func scanLines(path string, f func(n int, line []byte) error) error {
 
 // jsonlStats counts what a --jsonl run did.
 type jsonlStats struct {
-	total, skipped           int
-	submitted, dups, failed  atomic.Int64
-	firstErr                 error
-	firstErrOnce             sync.Once
+	total, skipped          int
+	submitted, dups, failed atomic.Int64
+	firstErr                error
+	firstErrOnce            sync.Once
 }
 
 func (st *jsonlStats) fail(err error) {
