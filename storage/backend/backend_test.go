@@ -107,6 +107,37 @@ func waitForSize(t *testing.T, b *Backend, want uint64) uint64 {
 	}
 }
 
+func TestSQLite(t *testing.T) {
+	dir := t.TempDir()
+	state := openState(t, filepath.Join(dir, "state.db"))
+	cfg := Config{SQLitePath: filepath.Join(dir, "trillian.db"), State: state}
+	b, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exercise(t, b, true)
+	tree := b.TreeID
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart finds the same tree, with its leaves.
+	b, err = New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.TreeID != tree {
+		t.Errorf("after restart: tree %d, want %d", b.TreeID, tree)
+	}
+	if size := waitForSize(t, b, 2); size != 2 {
+		t.Errorf("after restart: size %d, want 2", size)
+	}
+	if err := b.Healthy(t.Context()); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+}
+
 func TestMemory(t *testing.T) {
 	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
 	b, err := New(t.Context(), Config{memory: true, State: state})

@@ -2,19 +2,17 @@ package backend
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
 
-	tstorage "github.com/google/trillian/storage"
+	"github.com/evidentlog/evident/storage/sqlite"
 )
 
-// trillianStorage is a Trillian storage provider that can be closed.
-type trillianStorage interface {
-	LogStorage() tstorage.LogStorage
-	AdminStorage() tstorage.AdminStorage
-	Close() error
-}
-
 // openSQLite opens the SQLite Trillian storage at path.
-func openSQLite(ctx context.Context, path string) (trillianStorage, error) {
-	return nil, errors.New("backend: the SQLite Trillian storage is not built yet")
+func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*sqlite.Storage, error) {
+	st, err := sqlite.Open(ctx, path, sqlite.Config{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	return st, nil
 }
