@@ -108,6 +108,7 @@ type Backend struct {
 	TreeID int64
 
 	healthy func(context.Context) error
+	start   func()
 	stop    func() error
 	once    sync.Once
 	err     error
@@ -151,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.Close()
 		return nil, err
 	}
+	b.start()
 	return b, nil
 }
 

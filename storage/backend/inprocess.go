@@ -60,12 +60,13 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		TimeSource:  clock.System,
 	}, tlog.NewSequencerManager(reg, 0))
 	var wg sync.WaitGroup
-	wg.Go(func() { om.OperationLoop(seqCtx) })
 
 	return &Backend{
 		Log:     logClient{logServer},
 		Admin:   adminClient{adminServer},
 		healthy: func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
+		// The sequencer starts once the tree exists and is initialized.
+		start: func() { wg.Go(func() { om.OperationLoop(seqCtx) }) },
 		stop: func() error {
 			cancel()
 			wg.Wait()

@@ -1,0 +1,134 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/trillian"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// AddResult is the answer to an added entry.
+type AddResult struct {
+	// LeafHash is the entry's RFC 6962 leaf hash.
+	LeafHash [32]byte
+	// Duplicate is true when identical bytes were added before; Index is
+	// then the original index.
+	Duplicate bool
+	// Index is the entry's position in the log (when waited for).
+	Index uint64
+	// Receipt is the entry's tlog-proof receipt (when waited for).
+	Receipt []byte
+}
+
+// AddEntry queues entry in the log. With wait, it returns once a published
+// checkpoint covers the entry, with the entry's index and receipt; without,
+// as soon as the entry is durably queued. Identical bytes added again get
+// the original index, with Duplicate set.
+func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult, error) {
+	start := time.Now()
+	if len(entry) == 0 {
+		return nil, badRequest("empty entry")
+	}
+	if len(entry) > l.cfg.MaxEntrySize {
+		return nil, ErrTooLarge
+	}
+	if l.pub.backlog() >= uint64(l.cfg.MaxBacklog) {
+		return nil, ErrBacklog
+	}
+	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
+	var w *waiter
+	var regCP *published
+	if wait {
+		// Register before queueing, so that no checkpoint covering the
+		// entry can be published unseen in between.
+		var err error
+		if w, regCP, err = l.pub.register(res.LeafHash); err != nil {
+			return nil, err
+		}
+		defer l.pub.unregister(w)
+	}
+	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{
+		LogId: l.cfg.TreeID,
+		Leaf:  &trillian.LogLeaf{LeafValue: entry},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queueing leaf: %w", err)
+	}
+	res.Duplicate = codes.Code(resp.GetQueuedLeaf().GetStatus().GetCode()) == codes.AlreadyExists
+	if res.Duplicate {
+		l.metrics.added.WithLabelValues("duplicate").Inc()
+	} else {
+		l.metrics.added.WithLabelValues("new").Inc()
+		l.pub.accept()
+	}
+	if !wait {
+		return res, nil
+	}
+	f, err := l.await(ctx, w, regCP, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.fillReceipt(ctx, res, f); err != nil {
+		return nil, err
+	}
+	l.metrics.receipt.Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// await waits until a published checkpoint covers the entry. A duplicate
+// may already be covered by regCP, the latest checkpoint when w was
+// registered; any later checkpoint wakes w.
+func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult) (found, error) {
+	if res.Duplicate && regCP.size > 0 {
+		r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
+			LogId: l.cfg.TreeID, LeafHash: res.LeafHash[:], TreeSize: int64(regCP.size)})
+		switch {
+		case err == nil && len(r.Proof) > 0:
+			return found{index: uint64(r.Proof[0].LeafIndex), cp: regCP, proof: r.Proof[0].Hashes}, nil
+		case err != nil && status.Code(err) != codes.NotFound:
+			return found{}, fmt.Errorf("looking up a duplicate: %w", err)
+		}
+	}
+	t := time.NewTimer(l.cfg.WaitTimeout)
+	defer t.Stop()
+	select {
+	case f := <-w.ch:
+		return f, nil
+	case <-t.C:
+		return found{}, ErrTimeout
+	case <-ctx.Done():
+		return found{}, ctx.Err()
+	case <-l.pub.done:
+		return found{}, ErrUnavailable
+	}
+}
+
+// fillReceipt fetches and verifies the inclusion proof of res's leaf at
+// f.index under f.cp, and makes the receipt.
+func (l *Log) fillReceipt(ctx context.Context, res *AddResult, f found) error {
+	proof := f.proof
+	if proof == nil && f.cp.size > 1 {
+		r, err := l.cfg.Trillian.GetInclusionProof(ctx, &trillian.GetInclusionProofRequest{
+			LogId: l.cfg.TreeID, LeafIndex: int64(f.index), TreeSize: int64(f.cp.size)})
+		if err != nil {
+			return fmt.Errorf("inclusion proof from Trillian: %w", err)
+		}
+		proof = r.GetProof().GetHashes()
+	}
+	if err := checkpoint.VerifyInclusion(f.index, f.cp.size, res.LeafHash, proof, f.cp.root); err != nil {
+		return fmt.Errorf("Trillian's inclusion proof for index %d at size %d: %w: %w", f.index, f.cp.size, err, errBadProof)
+	}
+	res.Index = f.index
+	res.Receipt = (&checkpoint.Receipt{Index: f.index, Proof: proof, Checkpoint: f.cp.note}).Marshal()
+	return nil
+}
+
+// errBadProof marks a proof from Trillian that does not verify: a 500, and
+// an error in the server's log.
+var errBadProof = errors.New("proof from Trillian does not verify")

@@ -1,0 +1,394 @@
+package log
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler returns the log's HTTP API (docs/api.md).
+func (l *Log) Handler() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, l.wrap(pattern, h))
+	}
+	handle("POST /v1/add-entry", l.handleAdd)
+	handle("GET /checkpoint", l.handleCheckpoint)
+	handle("GET /v1/receipt", l.handleReceipt)
+	handle("GET /v1/proof/inclusion", l.handleInclusion)
+	handle("GET /v1/proof/consistency", l.handleConsistency)
+	handle("GET /v1/entries/{index}", l.handleEntry)
+	handle("GET /v1/entries", l.handleEntries)
+	handle("GET /v1/checkpoints/{size}", l.handlePublished)
+	handle("GET /v1/info", l.handleInfo)
+	handle("GET /healthz", l.handleHealth)
+	gatherers := prometheus.Gatherers{l.metrics.reg}
+	if l.cfg.Gatherer != nil {
+		gatherers = append(gatherers, l.cfg.Gatherer)
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// wrap turns a handler that returns an error into an http.Handler: it
+// limits the request body, maps the error to a status (httpStatus) and
+// counts the answer.
+func (l *Log) wrap(route string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(0)
+		if r.Method == http.MethodPost {
+			limit = int64(l.cfg.MaxEntrySize)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		if err := h(cw, r); err != nil {
+			l.writeError(cw, route, err)
+		}
+		l.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(cw.code)).Inc()
+	})
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (l *Log) writeError(w http.ResponseWriter, route string, err error) {
+	code, msg := httpStatus(err)
+	if code >= 500 {
+		l.log.Error("request failed", "route", route, "status", code, "error", err)
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func writeText(w http.ResponseWriter, b []byte) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := w.Write(b)
+	return err
+}
+
+// addResponse is the JSON answer of POST /v1/add-entry.
+type addResponse struct {
+	Index     *uint64 `json:"index,omitempty"`
+	LeafHash  []byte  `json:"leaf_hash"`
+	Duplicate *bool   `json:"duplicate,omitempty"`
+	Receipt   string  `json:"receipt,omitempty"`
+}
+
+func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
+	// Authenticate before reading anything else.
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !l.tokens.valid(token) {
+		return ErrUnauthorized
+	}
+	wait, err := parseWait(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if r.ContentLength > int64(l.cfg.MaxEntrySize) {
+		return ErrTooLarge
+	}
+	entry, err := io.ReadAll(r.Body) // limited to MaxEntrySize by wrap
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return ErrTooLarge
+		}
+		return badRequest("reading the entry: " + err.Error())
+	}
+	res, err := l.AddEntry(r.Context(), entry, wait)
+	if err != nil {
+		return err
+	}
+	if !wait {
+		return writeJSON(w, http.StatusAccepted, addResponse{LeafHash: res.LeafHash[:]})
+	}
+	return writeJSON(w, http.StatusOK, addResponse{
+		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt)})
+}
+
+func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-cache")
+	return writeText(w, l.Checkpoint())
+}
+
+func (l *Log) handlePublished(w http.ResponseWriter, r *http.Request) error {
+	size, err := parseUint(r.PathValue("size"), "size")
+	if err != nil {
+		return err
+	}
+	note, err := l.PublishedCheckpoint(r.Context(), size)
+	if err != nil {
+		return err
+	}
+	return writeText(w, note)
+}
+
+func (l *Log) handleReceipt(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	hash, err := parseHash(q.Get("leaf_hash"), "leaf_hash")
+	if err != nil {
+		return err
+	}
+	var size *uint64
+	if q.Has("tree_size") {
+		n, err := parseUint(q.Get("tree_size"), "tree_size")
+		if err != nil {
+			return err
+		}
+		size = &n
+	}
+	receipt, err := l.Receipt(r.Context(), hash, size)
+	if err != nil {
+		return err
+	}
+	return writeText(w, receipt)
+}
+
+func (l *Log) handleInclusion(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseInclusionQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	index, path, err := l.InclusionProof(r.Context(), q.hash, q.index, q.size)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Index    uint64   `json:"index"`
+		TreeSize uint64   `json:"tree_size"`
+		Hashes   [][]byte `json:"hashes"`
+	}{index, q.size, path})
+}
+
+func (l *Log) handleConsistency(w http.ResponseWriter, r *http.Request) error {
+	first, second, err := parseConsistencyQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	path, err := l.ConsistencyProof(r.Context(), first, second)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Hashes [][]byte `json:"hashes"`
+	}{path})
+}
+
+func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
+	index, err := parseUint(r.PathValue("index"), "index")
+	if err != nil {
+		return err
+	}
+	entries, err := l.Entries(r.Context(), index, 1)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err = w.Write(entries[0])
+	return err
+}
+
+func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
+	start, count, err := parseEntriesQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	entries, err := l.Entries(r.Context(), start, count)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Entries [][]byte `json:"entries"`
+	}{entries})
+}
+
+func (l *Log) handleInfo(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"origin": l.cfg.Origin, "vkey": l.cfg.VKey})
+}
+
+func (l *Log) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	reason := ""
+	if err := l.pub.health(); err != nil {
+		reason = "cannot publish: " + err.Error()
+	} else if l.cfg.Healthy != nil {
+		if err := l.cfg.Healthy(r.Context()); err != nil {
+			reason = "Trillian storage: " + err.Error()
+		}
+	}
+	extra := ""
+	if l.cfg.CosignStatus != nil {
+		extra = l.cfg.CosignStatus()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if reason != "" {
+		w.Header().Set("Retry-After", retryAfter)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, err := fmt.Fprintf(w, "%s\n%s", reason, extra)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ok\n%s", extra)
+	return err
+}
+
+// The request parsers below accept only canonical forms: decimal numbers
+// without sign or leading zeros, hashes as 64 lowercase hex digits.
+
+// parseUint parses a canonical decimal number up to 2^63-1.
+func parseUint(s, name string) (uint64, error) {
+	bad := badRequest(fmt.Sprintf("%s must be a decimal number without leading zeros, got %q", name, truncate(s)))
+	if s == "" || len(s) > 19 || s[0] == '0' && len(s) > 1 {
+		return 0, bad
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, bad
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 63)
+	if err != nil {
+		return 0, bad
+	}
+	return n, nil
+}
+
+// parseHash parses a SHA-256 hash in lowercase hex.
+func parseHash(s, name string) ([32]byte, error) {
+	var h [32]byte
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return h, badRequest(fmt.Sprintf("%s must be 64 lowercase hex digits, got %q", name, truncate(s)))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, badRequest(fmt.Sprintf("%s must be 64 lowercase hex digits, got %q", name, truncate(s)))
+	}
+	return h, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 70 {
+		return s[:70] + "..."
+	}
+	return s
+}
+
+// parseWait reads add-entry's ?wait= (true when absent).
+func parseWait(q map[string][]string) (bool, error) {
+	v, ok := q["wait"]
+	if !ok {
+		return true, nil
+	}
+	switch {
+	case len(v) == 1 && v[0] == "true":
+		return true, nil
+	case len(v) == 1 && v[0] == "false":
+		return false, nil
+	}
+	return false, badRequest("wait must be true or false")
+}
+
+type inclusionQuery struct {
+	hash  *[32]byte
+	index uint64
+	size  uint64
+}
+
+// parseInclusionQuery reads ?leaf_hash= or ?index=, and ?tree_size=.
+func parseInclusionQuery(q map[string][]string) (inclusionQuery, error) {
+	var out inclusionQuery
+	get := func(k string) (string, bool) {
+		v, ok := q[k]
+		if !ok || len(v) == 0 {
+			return "", false
+		}
+		return v[0], true
+	}
+	hs, hasHash := get("leaf_hash")
+	is, hasIndex := get("index")
+	if hasHash == hasIndex {
+		return out, badRequest("give exactly one of leaf_hash and index")
+	}
+	var err error
+	if hasHash {
+		var h [32]byte
+		if h, err = parseHash(hs, "leaf_hash"); err != nil {
+			return out, err
+		}
+		out.hash = &h
+	} else if out.index, err = parseUint(is, "index"); err != nil {
+		return out, err
+	}
+	ss, _ := get("tree_size")
+	if out.size, err = parseUint(ss, "tree_size"); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// parseConsistencyQuery reads ?first=&second=.
+func parseConsistencyQuery(q map[string][]string) (first, second uint64, err error) {
+	f, s := "", ""
+	if v := q["first"]; len(v) > 0 {
+		f = v[0]
+	}
+	if v := q["second"]; len(v) > 0 {
+		s = v[0]
+	}
+	if first, err = parseUint(f, "first"); err != nil {
+		return 0, 0, err
+	}
+	if second, err = parseUint(s, "second"); err != nil {
+		return 0, 0, err
+	}
+	if first > second {
+		return 0, 0, badRequest(fmt.Sprintf("first %d is larger than second %d", first, second))
+	}
+	return first, second, nil
+}
+
+// parseEntriesQuery reads ?start=&count=.
+func parseEntriesQuery(q map[string][]string) (start, count uint64, err error) {
+	st, c := "", ""
+	if v := q["start"]; len(v) > 0 {
+		st = v[0]
+	}
+	if v := q["count"]; len(v) > 0 {
+		c = v[0]
+	}
+	if start, err = parseUint(st, "start"); err != nil {
+		return 0, 0, err
+	}
+	if count, err = parseUint(c, "count"); err != nil {
+		return 0, 0, err
+	}
+	if count == 0 || count > MaxEntriesPerRequest {
+		return 0, 0, badRequest(fmt.Sprintf("count must be between 1 and %d", MaxEntriesPerRequest))
+	}
+	return start, count, nil
+}

@@ -1,0 +1,202 @@
+// Package log is the Evident personality: the HTTP API of a transparency log
+// for business evidence, in front of a Trillian log tree.
+//
+// Writers POST entries with a bearer token; the log queues them in Trillian,
+// whose sequencer integrates them into the Merkle tree. A publisher signs a
+// checkpoint (C2SP tlog-checkpoint, https://c2sp.org/tlog-checkpoint) of the
+// tree every [Config.CheckpointInterval] when it grew, after verifying that
+// Trillian's new root is consistent with the last checkpoint it signed; it
+// never signs a smaller or inconsistent tree and stalls instead. Every
+// published checkpoint is stored and kept. A writer that asks to wait gets,
+// as soon as a published checkpoint covers its entry, a receipt (C2SP
+// tlog-proof, https://c2sp.org/tlog-proof) that anyone can verify offline
+// with the log's public key and the checkpoint package alone.
+//
+// The log trusts Trillian for nothing it can check: inclusion and
+// consistency proofs are verified against signed roots before they are
+// served. The API is documented in docs/api.md.
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
+)
+
+// Defaults for Config.
+const (
+	// DefaultCheckpointInterval is how often the publisher looks for growth.
+	// Together with the sequencer's interval it bounds the time from submit
+	// to receipt.
+	DefaultCheckpointInterval = 100 * time.Millisecond
+	// MaxEntrySize is the largest entry any log accepts: tlog-tiles entry
+	// bundles carry uint16 lengths.
+	MaxEntrySize = 65535
+	// DefaultMaxBacklog is how many accepted entries may wait for a
+	// checkpoint before new ones are refused with 503.
+	DefaultMaxBacklog = 100_000
+	// DefaultWaitTimeout is how long add-entry waits for a checkpoint that
+	// covers the entry before it answers 504 (the entry stays queued).
+	DefaultWaitTimeout = 30 * time.Second
+	// DefaultTokenRefresh is how often write tokens are reloaded from the
+	// state database.
+	DefaultTokenRefresh = 10 * time.Second
+	// MaxEntriesPerRequest is the most entries GET /v1/entries returns.
+	MaxEntriesPerRequest = 1000
+)
+
+// CosignFunc asks witnesses to cosign a newly signed checkpoint. It returns
+// the note with cosignature lines appended, or an error (then the checkpoint
+// is not published; the publisher retries next round and /healthz reports
+// the error). proof returns the consistency proof from oldSize to the
+// checkpoint's size, verified by the log.
+type CosignFunc = func(ctx context.Context, signed []byte, proof func(ctx context.Context, oldSize uint64) ([][]byte, error)) ([]byte, error)
+
+// Config configures a Log. Origin, Signer, VKey, Trillian, TreeID and State
+// are required.
+type Config struct {
+	// Origin is the log's origin line; it equals the signer's key name.
+	Origin string
+	// Signer signs checkpoints (an Ed25519 note key named Origin).
+	Signer note.Signer
+	// VKey is the verifier key of Signer, served by /v1/info and used to
+	// check stored checkpoints.
+	VKey string
+	// Trillian is the client of the log's Trillian tree.
+	Trillian trillian.TrillianLogClient
+	// TreeID is the Trillian tree that holds the entries.
+	TreeID int64
+	// State stores published checkpoints and write tokens.
+	State *storage.DB
+	// Healthy, when set, reports whether Trillian's storage answers (for
+	// /healthz).
+	Healthy func(context.Context) error
+
+	// CheckpointInterval is how often the publisher looks for growth
+	// (DefaultCheckpointInterval when zero).
+	CheckpointInterval time.Duration
+	// MaxEntrySize is the largest accepted entry, at most MaxEntrySize
+	// (MaxEntrySize when zero).
+	MaxEntrySize int
+	// MaxBacklog is how many accepted entries may wait for a checkpoint
+	// before add-entry answers 503 (DefaultMaxBacklog when zero).
+	MaxBacklog int
+	// WaitTimeout is how long add-entry waits for its receipt
+	// (DefaultWaitTimeout when zero).
+	WaitTimeout time.Duration
+	// TokenRefresh is how often write tokens are reloaded from State
+	// (DefaultTokenRefresh when zero).
+	TokenRefresh time.Duration
+
+	// Cosign, when set, is called with each newly signed checkpoint before
+	// it is published (see CosignFunc).
+	Cosign CosignFunc
+	// CosignStatus, when set, is called by /healthz and its text added to
+	// the answer (for example the witnesses' last errors).
+	CosignStatus func() string
+
+	// Gatherer, when set, is served by /metrics beside the log's own
+	// metrics (for example prometheus.DefaultGatherer, where Trillian's
+	// monitoring/prometheus factory registers).
+	Gatherer prometheus.Gatherer
+	// Logger receives the log's messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Log is a running log: its publisher, write path and HTTP API.
+type Log struct {
+	cfg      Config
+	verifier note.Verifier
+	log      *slog.Logger
+	metrics  *metrics
+
+	pub    *publisher
+	tokens *tokenSet
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New checks cfg, loads the log's state, publishes the size-0 checkpoint of
+// a new log, and starts the publisher. Call Close to stop it.
+func New(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	v, err := checkpoint.NewVerifier(cfg.VKey)
+	if err != nil {
+		return nil, fmt.Errorf("log: verifier key: %w", err)
+	}
+	if v.Name() != cfg.Origin || cfg.Signer.Name() != cfg.Origin || v.KeyHash() != cfg.Signer.KeyHash() {
+		return nil, fmt.Errorf("log: the signing key %q, the verifier key %q and the origin %q do not match", cfg.Signer.Name(), v.Name(), cfg.Origin)
+	}
+	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics()}
+	if l.tokens, err = loadTokens(ctx, cfg.State); err != nil {
+		return nil, err
+	}
+	if l.pub, err = newPublisher(ctx, l); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	l.wg.Go(func() { l.pub.run(runCtx) })
+	l.wg.Go(func() { l.refreshTokens(runCtx) })
+	return l, nil
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Origin == "" || c.Signer == nil || c.VKey == "":
+		return errors.New("log: Origin, Signer and VKey are required")
+	case c.Trillian == nil || c.TreeID == 0:
+		return errors.New("log: Trillian and TreeID are required")
+	case c.State == nil:
+		return errors.New("log: State is required")
+	case c.MaxEntrySize < 0 || c.MaxEntrySize > MaxEntrySize:
+		return fmt.Errorf("log: MaxEntrySize %d is not in 1..%d", c.MaxEntrySize, MaxEntrySize)
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.MaxEntrySize == 0 {
+		c.MaxEntrySize = MaxEntrySize
+	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = DefaultMaxBacklog
+	}
+	if c.WaitTimeout <= 0 {
+		c.WaitTimeout = DefaultWaitTimeout
+	}
+	if c.TokenRefresh <= 0 {
+		c.TokenRefresh = DefaultTokenRefresh
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Close stops the publisher. Waiting add-entry requests get 503. Close
+// neither closes Trillian nor the state database: their owner does.
+func (l *Log) Close() error {
+	l.once.Do(func() {
+		l.cancel()
+		l.wg.Wait()
+		l.pub.closeWaiters()
+	})
+	return nil
+}
+
+// Origin returns the log's origin.
+func (l *Log) Origin() string { return l.cfg.Origin }

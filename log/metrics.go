@@ -1,0 +1,61 @@
+package log
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the log's own Prometheus metrics, in a registry of their own
+// (so that several logs can run in one process, as in tests).
+type metrics struct {
+	reg          *prometheus.Registry
+	added        *prometheus.CounterVec
+	receipt      prometheus.Histogram
+	publish      prometheus.Histogram
+	size         prometheus.Gauge
+	backlog      prometheus.Gauge
+	stalled      prometheus.Gauge
+	publishErrs  prometheus.Counter
+	httpRequests *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		added: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_entries_added_total",
+			Help: "Entries accepted by add-entry, by result (new or duplicate).",
+		}, []string{"result"}),
+		receipt: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "evident_add_entry_seconds",
+			Help:    "Time from an add-entry request to its receipt.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 1.6, 16),
+		}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "evident_publish_seconds",
+			Help:    "Time to verify, sign, cosign and store a new checkpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_published_tree_size",
+			Help: "Size of the latest published checkpoint.",
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_backlog_entries",
+			Help: "Entries accepted here and not yet covered by a published checkpoint (estimate).",
+		}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_publisher_stalled",
+			Help: "1 when the publisher stopped because Trillian's tree is inconsistent with a published checkpoint.",
+		}),
+		publishErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "evident_publish_errors_total",
+			Help: "Publisher rounds that failed.",
+		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_http_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.httpRequests)
+	return m
+}

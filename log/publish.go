@@ -1,0 +1,407 @@
+package log
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/types"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
+)
+
+// published is a checkpoint the log has published: its size, root, and the
+// signed note byte for byte as stored and served.
+type published struct {
+	size uint64
+	root [32]byte
+	note []byte
+}
+
+// InconsistencyError is why a publisher stalls: Trillian's tree (Size,
+// Root) is not an extension of the last published checkpoint (Published,
+// verbatim), as shown by Proof, or it is smaller. It is evidence of a broken
+// or tampered Trillian and is logged in full.
+type InconsistencyError struct {
+	Published []byte
+	Size      uint64
+	Root      [32]byte
+	Proof     [][]byte
+	Reason    string
+}
+
+func (e *InconsistencyError) Error() string {
+	return fmt.Sprintf("Trillian's tree of size %d (root %x) is inconsistent with the published checkpoint: %s", e.Size, e.Root, e.Reason)
+}
+
+// publisher signs, stores and serves checkpoints, and wakes add-entry
+// requests whose entry a new checkpoint covers.
+type publisher struct {
+	l *Log
+
+	mu        sync.Mutex
+	cur       *published
+	waiters   map[[32]byte][]*waiter
+	stalled   error // set once; the publisher never signs again
+	lastErr   error // the last round's failure, nil after a good round
+	accepted  uint64
+	startSize uint64
+	done      chan struct{}
+}
+
+// waiter is an add-entry request waiting for a checkpoint covering its leaf.
+type waiter struct {
+	hash [32]byte
+	ch   chan found // buffered, 1
+}
+
+// found says where a waiter's leaf is: at index, under checkpoint cp.
+type found struct {
+	index uint64
+	cp    *published
+	proof [][]byte // the inclusion proof when already known, else nil
+}
+
+// newPublisher loads the latest published checkpoint, or publishes the
+// size-0 checkpoint of a new log.
+func newPublisher(ctx context.Context, l *Log) (*publisher, error) {
+	p := &publisher{l: l, waiters: map[[32]byte][]*waiter{}, done: make(chan struct{})}
+	stored, err := l.cfg.State.LatestCheckpoint(ctx, l.cfg.Origin)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		cp, err := p.publishEmpty(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.cur = cp
+	case err != nil:
+		return nil, fmt.Errorf("log: %w", err)
+	default:
+		s, err := checkpoint.Open(stored.Note, l.verifier)
+		if err != nil || s.Size != stored.Size {
+			return nil, fmt.Errorf("log: the stored checkpoint of size %d does not verify with the log's key (was the key replaced?): %v", stored.Size, err)
+		}
+		p.cur = &published{size: s.Size, root: s.Hash, note: stored.Note}
+	}
+	p.startSize = p.cur.size
+	l.metrics.size.Set(float64(p.cur.size))
+	return p, nil
+}
+
+// publishEmpty signs and stores the size-0 checkpoint of a new log, so that
+// /checkpoint answers from the start. Witnesses are asked to cosign it, but
+// it is published without their cosignatures if they fail: the empty tree
+// commits to nothing.
+func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
+	l := p.l
+	cp := checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: 0, Hash: checkpoint.EmptyRoot}
+	signed, err := checkpoint.Sign(cp, l.cfg.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("log: signing the size-0 checkpoint: %w", err)
+	}
+	if l.cfg.Cosign != nil {
+		cosigned, err := l.cfg.Cosign(ctx, signed, func(context.Context, uint64) ([][]byte, error) { return nil, nil })
+		if err != nil {
+			l.log.Warn("publishing the size-0 checkpoint without cosignatures", "error", err)
+		} else {
+			signed = cosigned
+		}
+	}
+	if err := l.cfg.State.AddCheckpoint(ctx, cp.Origin, 0, signed, time.Now()); err != nil {
+		if !errors.Is(err, storage.ErrConflict) {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+		// Another server of this log published it first: use theirs.
+		stored, err := l.cfg.State.Checkpoint(ctx, cp.Origin, 0)
+		if err != nil {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+		signed = stored.Note
+	}
+	l.log.Info("published the size-0 checkpoint", "origin", cp.Origin)
+	return &published{size: 0, root: checkpoint.EmptyRoot, note: signed}, nil
+}
+
+// run publishes every CheckpointInterval until ctx ends.
+func (p *publisher) run(ctx context.Context) {
+	t := time.NewTicker(p.l.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.stalledErr() != nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := p.round(rctx)
+		cancel()
+		p.mu.Lock()
+		p.lastErr = err
+		p.mu.Unlock()
+		if err == nil {
+			continue
+		}
+		p.l.metrics.publishErrs.Inc()
+		var inc *InconsistencyError
+		if errors.As(err, &inc) {
+			p.stall(inc)
+		} else if ctx.Err() == nil {
+			p.l.log.Error("publishing a checkpoint", "error", err)
+		}
+	}
+}
+
+// round publishes a checkpoint of Trillian's current tree if it grew.
+func (p *publisher) round(ctx context.Context) error {
+	l := p.l
+	start := time.Now()
+	size, root, err := p.trillianRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cur := p.latest()
+	if size < cur.size || size == cur.size && root != cur.root {
+		return &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
+	}
+	if size == cur.size {
+		return nil
+	}
+	proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
+	if err != nil {
+		return err
+	}
+	// Verify before signing: the new tree must extend everything published.
+	if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
+		return &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
+	}
+	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}, l.cfg.Signer)
+	if err != nil {
+		return fmt.Errorf("signing checkpoint: %w", err)
+	}
+	if l.cfg.Cosign != nil {
+		if signed, err = l.cfg.Cosign(ctx, signed, p.proofFunc(size, root)); err != nil {
+			return fmt.Errorf("cosigning checkpoint of size %d: %w", size, err)
+		}
+	}
+	next := &published{size: size, root: root, note: signed}
+	if err := l.cfg.State.AddCheckpoint(ctx, l.cfg.Origin, size, signed, time.Now()); err != nil {
+		if !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		if next, err = p.adopt(ctx, size, root); err != nil {
+			return err
+		}
+	}
+	l.metrics.publish.Observe(time.Since(start).Seconds())
+	p.advance(ctx, next)
+	return nil
+}
+
+// adopt returns the checkpoint of this size that another server of this log
+// stored first, if it verifies and has the same root.
+func (p *publisher) adopt(ctx context.Context, size uint64, root [32]byte) (*published, error) {
+	stored, err := p.l.cfg.State.Checkpoint(ctx, p.l.cfg.Origin, size)
+	if err != nil {
+		return nil, err
+	}
+	s, err := checkpoint.Open(stored.Note, p.l.verifier)
+	if err != nil || s.Hash != root {
+		return nil, &InconsistencyError{Published: stored.Note, Size: size, Root: root, Reason: "a different checkpoint of this size is stored"}
+	}
+	return &published{size: size, root: root, note: stored.Note}, nil
+}
+
+// trillianRoot reads Trillian's latest root.
+func (p *publisher) trillianRoot(ctx context.Context) (uint64, [32]byte, error) {
+	resp, err := p.l.cfg.Trillian.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: p.l.cfg.TreeID})
+	if err != nil {
+		return 0, [32]byte{}, fmt.Errorf("reading root from Trillian: %w", err)
+	}
+	var r types.LogRootV1
+	if err := r.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return 0, [32]byte{}, fmt.Errorf("reading root from Trillian: %w", err)
+	}
+	if len(r.RootHash) != 32 {
+		return 0, [32]byte{}, fmt.Errorf("reading root from Trillian: root hash of %d bytes", len(r.RootHash))
+	}
+	return r.TreeSize, [32]byte(r.RootHash), nil
+}
+
+// consistencyFromTrillian fetches (without verifying) the consistency proof
+// between two sizes.
+func (p *publisher) consistencyFromTrillian(ctx context.Context, first, second uint64) ([][]byte, error) {
+	if first == 0 || first == second {
+		return nil, nil
+	}
+	resp, err := p.l.cfg.Trillian.GetConsistencyProof(ctx, &trillian.GetConsistencyProofRequest{
+		LogId: p.l.cfg.TreeID, FirstTreeSize: int64(first), SecondTreeSize: int64(second)})
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d→%d from Trillian: %w", first, second, err)
+	}
+	return resp.GetProof().GetHashes(), nil
+}
+
+// proofFunc returns the consistency proofs to the checkpoint being cosigned
+// (size, root) from an earlier published checkpoint, verified.
+func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, uint64) ([][]byte, error) {
+	return func(ctx context.Context, oldSize uint64) ([][]byte, error) {
+		if oldSize > size {
+			return nil, fmt.Errorf("consistency proof from %d to the smaller %d", oldSize, size)
+		}
+		oldRoot, err := p.l.publishedRoot(ctx, oldSize)
+		if err != nil {
+			return nil, err
+		}
+		proof, err := p.consistencyFromTrillian(ctx, oldSize, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkpoint.VerifyConsistency(oldSize, size, oldRoot, root, proof); err != nil {
+			return nil, &InconsistencyError{Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from published size %d: %v", oldSize, err)}
+		}
+		return proof, nil
+	}
+}
+
+// advance makes next the latest published checkpoint and wakes the waiters
+// whose leaves it newly covers.
+func (p *publisher) advance(ctx context.Context, next *published) {
+	p.mu.Lock()
+	old := p.cur
+	p.cur = next
+	waiting := len(p.waiters) > 0
+	p.mu.Unlock()
+	p.l.metrics.size.Set(float64(next.size))
+	p.l.metrics.backlog.Set(float64(p.backlog()))
+	if !waiting {
+		return
+	}
+	for start := old.size; start < next.size; {
+		count := min(next.size-start, 1000)
+		resp, err := p.l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+			LogId: p.l.cfg.TreeID, StartIndex: int64(start), Count: int64(count)})
+		if err != nil || len(resp.Leaves) == 0 {
+			// The waiters time out and their clients resubmit (as
+			// duplicates, answered by hash).
+			p.l.log.Error("reading new leaves to wake waiters", "start", start, "error", err)
+			return
+		}
+		p.mu.Lock()
+		for _, leaf := range resp.Leaves {
+			if len(leaf.MerkleLeafHash) != 32 || uint64(leaf.LeafIndex) < start {
+				continue
+			}
+			h := [32]byte(leaf.MerkleLeafHash)
+			for _, w := range p.waiters[h] {
+				select {
+				case w.ch <- found{index: uint64(leaf.LeafIndex), cp: next}:
+				default:
+				}
+			}
+			delete(p.waiters, h)
+		}
+		p.mu.Unlock()
+		start += uint64(len(resp.Leaves))
+	}
+}
+
+// register adds a waiter for hash, and returns it with the checkpoint that
+// was the latest at that moment: a later checkpoint wakes it if it covers
+// the leaf.
+func (p *publisher) register(hash [32]byte) (*waiter, *published, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return nil, nil, ErrUnavailable
+	default:
+	}
+	w := &waiter{hash: hash, ch: make(chan found, 1)}
+	p.waiters[hash] = append(p.waiters[hash], w)
+	return w, p.cur, nil
+}
+
+// unregister removes w (a no-op when it was woken).
+func (p *publisher) unregister(w *waiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ws := p.waiters[w.hash]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(p.waiters, w.hash)
+	} else {
+		p.waiters[w.hash] = ws
+	}
+}
+
+// closeWaiters fails every waiting request (the log is closing).
+func (p *publisher) closeWaiters() { close(p.done) }
+
+func (p *publisher) latest() *published {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+func (p *publisher) stalledErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stalled
+}
+
+// health is nil when the publisher can publish, else why not.
+func (p *publisher) health() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled != nil {
+		return p.stalled
+	}
+	return p.lastErr
+}
+
+// stall stops publishing for good and records the evidence.
+func (p *publisher) stall(e *InconsistencyError) {
+	p.mu.Lock()
+	p.stalled = fmt.Errorf("publisher stalled: %w", e)
+	p.mu.Unlock()
+	p.l.metrics.stalled.Set(1)
+	proof := make([]string, len(e.Proof))
+	for i, h := range e.Proof {
+		proof[i] = base64.StdEncoding.EncodeToString(h)
+	}
+	p.l.log.Error("STALLED: Trillian's tree is inconsistent with a published checkpoint; no further checkpoints will be signed",
+		"published", string(e.Published), "trillian_size", e.Size, "trillian_root", base64.StdEncoding.EncodeToString(e.Root[:]),
+		"proof", proof, "reason", e.Reason)
+}
+
+// accept counts a newly queued entry, for the backlog estimate.
+func (p *publisher) accept() {
+	p.mu.Lock()
+	p.accepted++
+	p.mu.Unlock()
+}
+
+// backlog estimates how many entries this server accepted that no published
+// checkpoint covers yet.
+func (p *publisher) backlog() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	grown := p.cur.size - p.startSize
+	if grown >= p.accepted {
+		return 0
+	}
+	return p.accepted - grown
+}
