@@ -66,10 +66,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return verifyFailure(receiptReason(err), err)
 	}
-	var cosigners []cosignerOut
-	for _, c := range s.Cosignatures {
-		cosigners = append(cosigners, cosignerOut{Name: c.Name, Time: c.Time.UTC().Format(time.RFC3339)})
-	}
+	cosigners := cosignersOf(s, policy)
 	out := map[string]any{
 		"ok": true, "index": r.Index, "tree_size": s.Size, "origin": s.Origin,
 		"root_hash": fmt.Sprintf("%x", s.Hash), "cosignatures": cosigners,
@@ -82,8 +79,27 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 const maxEntryFile = 1 << 20
 
 type cosignerOut struct {
-	Name string `json:"name"`
-	Time string `json:"time"`
+	Name    string `json:"name"`     // the witness's name in the policy
+	KeyName string `json:"key_name"` // the witness key's name
+	Time    string `json:"time"`     // when it cosigned (cosignature/v1 timestamp)
+}
+
+// cosignersOf lists the verified cosignatures of s under the policy's names.
+func cosignersOf(s *checkpoint.Signed, policy *checkpoint.Policy) []cosignerOut {
+	if policy == nil {
+		return nil
+	}
+	var out []cosignerOut
+	for _, c := range s.Cosignatures {
+		name := c.Name
+		for _, w := range policy.Witnesses() {
+			if w.Verifier.Name() == c.Name && w.Verifier.KeyHash() == c.KeyHash {
+				name = w.Name
+			}
+		}
+		out = append(out, cosignerOut{Name: name, KeyName: c.Name, Time: c.Time.UTC().Format(time.RFC3339)})
+	}
+	return out
 }
 
 func cosignedText(cs []cosignerOut, havePolicy bool) string {
@@ -95,7 +111,11 @@ func cosignedText(cs []cosignerOut, havePolicy bool) string {
 	}
 	var parts []string
 	for _, c := range cs {
-		parts = append(parts, c.Name+" at "+c.Time)
+		n := c.Name
+		if c.KeyName != c.Name {
+			n += " (" + c.KeyName + ")"
+		}
+		parts = append(parts, n+" at "+c.Time)
 	}
 	return "cosigned by " + strings.Join(parts, ", ")
 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// submittedReceipt submits an entry with the real binary against l, then
+// grows the log and fetches a fresh receipt with "evident receipt", so that
+// the proof has several hashes. It returns the entry file, receipt file and
+// policy file.
+func submittedReceipt(t *testing.T, l *testLog) (entryPath, receiptPath, policyPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenPath := writeFile(t, dir, "token", []byte(l.token+"\n"), 0o600)
+	policyPath = writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
+	for i := range 5 {
+		l.add([]byte(fmt.Sprintf("earlier entry %d", i)))
+	}
+	entryPath = writeFile(t, dir, "invoice.json", []byte(`{"invoice":42,"amount":"100.00 EUR"}`), 0o644)
+	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", tokenPath, "--log_key", l.vkey, "--policy", policyPath, entryPath)
+	wantCode(t, r, exitOK)
+	if !strings.Contains(r.stdout, "index 5") {
+		t.Errorf("submit output %q lacks the index", r.stdout)
+	}
+	if _, err := os.Stat(entryPath + ".tlog-proof"); err != nil {
+		t.Fatalf("submit wrote no receipt: %v", err)
+	}
+	for i := range 7 {
+		l.add([]byte(fmt.Sprintf("later entry %d", i)))
+	}
+	receiptPath = filepath.Join(dir, "fresh.tlog-proof")
+	r = evident(t, nil, "receipt", "--log", l.srv.URL, "--entry", entryPath, "--log_key", l.vkey, "--policy", policyPath, "--out", receiptPath)
+	wantCode(t, r, exitOK)
+	return entryPath, receiptPath, policyPath
+}
+
+func TestSubmitAndVerify(t *testing.T) {
+	l := newTestLog(t, 2)
+	entry, receipt, policy := submittedReceipt(t, l)
+	for _, rc := range []string{entry + ".tlog-proof", receipt} {
+		r := evident(t, nil, "verify", "--log_key", l.vkey, "--policy", policy, "--entry", entry, rc)
+		wantCode(t, r, exitOK)
+		for _, want := range []string{"OK: index 5", "origin test.example/log", "cosigned by w0 (witness0.example) at", "w1 (witness1.example) at"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("verify output %q lacks %q", r.stdout, want)
+			}
+		}
+	}
+	r := evident(t, nil, "verify", "--json", "--log_key", l.vkey, "--policy", policy, "--entry", entry, receipt)
+	wantCode(t, r, exitOK)
+	m := r.json(t)
+	if m["ok"] != true || m["index"] != 5.0 || m["tree_size"] != 13.0 || len(m["cosignatures"].([]any)) != 2 {
+		t.Errorf("verify --json = %v", m)
+	}
+	// The log key may be given as a file, and the entry on stdin.
+	keyFile := writeFile(t, t.TempDir(), "log.vkey", []byte(l.vkey+"\n"), 0o644)
+	entryBytes, _ := os.ReadFile(entry)
+	r = evident(t, entryBytes, "verify", "--log_key", keyFile, "--entry", "-", receipt)
+	wantCode(t, r, exitOK)
+	if !strings.Contains(r.stdout, "cosignatures not checked") {
+		t.Errorf("verify without policy: %q", r.stdout)
+	}
+	// Submitting from stdin prints the receipt, and the same bytes again are
+	// a duplicate with the original index.
+	tok := writeFile(t, t.TempDir(), "token", []byte(l.token), 0o600)
+	r = evident(t, entryBytes, "submit", "--log", l.srv.URL, "--token_file", tok, "--json", "-")
+	wantCode(t, r, exitOK)
+	if m := r.json(t); m["index"] != 5.0 || m["duplicate"] != true || !strings.HasPrefix(m["receipt"].(string), "c2sp.org/tlog-proof@v1\n") {
+		t.Errorf("submit - of a duplicate: %v", m)
+	}
+}
+
+// TestVerifyTampering checks that verify fails, with the right reason, for
+// each way a receipt, entry or key can be tampered with.
+func TestVerifyTampering(t *testing.T) {
+	l := newTestLog(t, 2)
+	entryPath, receiptPath, policyPath := submittedReceipt(t, l)
+	entry, _ := os.ReadFile(entryPath)
+	good, _ := os.ReadFile(receiptPath)
+	rc, err := checkpoint.ParseReceipt(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.Proof) < 3 {
+		t.Fatalf("proof has %d hashes; the test wants a deeper tree", len(rc.Proof))
+	}
+	body, sigs, err := checkpoint.SplitNote(rc.Checkpoint)
+	if err != nil || len(sigs) != 3 {
+		t.Fatalf("SplitNote: %d signature lines, %v", len(sigs), err)
+	}
+	note := func(body []byte, sigs ...[]byte) []byte {
+		return append(append(append([]byte(nil), body...), '\n'), bytes.Join(sigs, nil)...)
+	}
+	withCheckpoint := func(n []byte) []byte {
+		r := *rc
+		r.Checkpoint = n
+		return r.Marshal()
+	}
+	otherKey := func() []byte {
+		skey, _, _ := checkpoint.GenerateKey("test.example/log")
+		s, _ := checkpoint.NewSigner(skey)
+		line, err := checkpoint.SignatureLine(body, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	_, otherVKey, _ := checkpoint.GenerateKey("test.example/log")
+
+	flipped := bytes.Clone(entry)
+	flipped[3] ^= 1
+	proofChanged := *rc
+	proofChanged.Proof = append([][]byte(nil), rc.Proof...)
+	proofChanged.Proof[1] = bytes.Repeat([]byte{7}, 32)
+	indexChanged := *rc
+	indexChanged.Index++
+	editedBody := bytes.Replace(body, []byte("\n13\n"), []byte("\n14\n"), 1)
+
+	for _, tc := range []struct {
+		name    string
+		entry   []byte
+		receipt []byte
+		logKey  string
+		reason  string
+		text    string
+	}{
+		{"entry byte flipped", flipped, good, "", "inclusion", "inclusion proof fails"},
+		{"proof hash changed", entry, proofChanged.Marshal(), "", "inclusion", "inclusion proof fails"},
+		{"index changed", entry, indexChanged.Marshal(), "", "inclusion", "inclusion proof fails"},
+		{"checkpoint body edited", entry, withCheckpoint(note(editedBody, sigs...)), "", "signature", "log signature"},
+		{"log signature removed", entry, withCheckpoint(note(body, sigs[1:]...)), "", "signature", "log signature"},
+		{"log signature by another key", entry, withCheckpoint(note(body, append([][]byte{otherKey()}, sigs[1:]...)...)), "", "signature", "log signature"},
+		{"cosignature removed below quorum", entry, withCheckpoint(note(body, sigs[0], sigs[2])), "", "quorum", "missing cosignatures from w0"},
+		{"all cosignatures removed", entry, withCheckpoint(note(body, sigs[0])), "", "quorum", "w0, w1"},
+		{"wrong log key", entry, good, otherVKey, "signature", "log signature"},
+		{"not a receipt", entry, []byte("hello\n"), "", "malformed", "malformed receipt"},
+		{"proof hash truncated", entry, bytes.Replace(good, []byte(base64.StdEncoding.EncodeToString(rc.Proof[0])), []byte("AAAA"), 1), "", "malformed", "malformed receipt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ep := writeFile(t, dir, "entry", tc.entry, 0o644)
+			rp := writeFile(t, dir, "receipt", tc.receipt, 0o644)
+			key := l.vkey
+			if tc.logKey != "" {
+				key = tc.logKey
+			}
+			r := evident(t, nil, "verify", "--log_key", key, "--policy", policyPath, "--entry", ep, rp)
+			wantCode(t, r, exitFailed)
+			if !strings.Contains(r.stderr, "FAILED: "+tc.text) && !strings.Contains(r.stderr, tc.text) {
+				t.Errorf("stderr %q lacks %q", r.stderr, tc.text)
+			}
+			r = evident(t, nil, "verify", "--json", "--log_key", key, "--policy", policyPath, "--entry", ep, rp)
+			wantCode(t, r, exitFailed)
+			if m := r.json(t); m["reason"] != tc.reason || m["ok"] != false {
+				t.Errorf("--json reason = %v, want %q (%v)", m["reason"], tc.reason, m)
+			}
+		})
+	}
+}
