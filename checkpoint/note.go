@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -51,8 +52,13 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 // c.Origin, and c must marshal to a body that Parse accepts.
 func Sign(c Checkpoint, s note.Signer) ([]byte, error) {
 	body := c.Marshal()
-	if _, err := Parse(body); err != nil {
+	parsed, err := Parse(body)
+	if err != nil {
 		return nil, err
+	}
+	// A "\n" inside a field could shift lines and still parse.
+	if parsed.Origin != c.Origin || !slices.Equal(parsed.Extensions, c.Extensions) {
+		return nil, fmt.Errorf("checkpoint origin or extension lines contain a newline: %w", ErrMalformed)
 	}
 	if s.Name() != c.Origin {
 		return nil, fmt.Errorf("signer name %q differs from origin %q: %w", s.Name(), c.Origin, ErrSignature)
@@ -70,7 +76,8 @@ type Signed struct {
 	// Note is the signed note exactly as given to Open.
 	Note []byte
 	// Cosignatures are the cosignatures that verified with the witness
-	// verifiers given to Open, in note order, one per witness key.
+	// verifiers given to Open, in note order, one per witness key. Their
+	// Time is meaningful for cosignature/v1 verifiers.
 	Cosignatures []Cosignature
 }
 
@@ -102,7 +109,7 @@ func Open(signedNote []byte, logKey note.Verifier, witnesses ...note.Verifier) (
 		hash uint32
 	}
 	seen := make(map[id]bool)
-	s := &Signed{Checkpoint: c, Note: signedNote}
+	s := &Signed{Checkpoint: c, Note: bytes.Clone(signedNote)}
 	logOK := false
 	for _, line := range lines {
 		name, hash, sig, err := parseSignatureLine(line)

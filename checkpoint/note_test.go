@@ -250,7 +250,8 @@ func TestSignRejects(t *testing.T) {
 		{"origin with newline", Checkpoint{Origin: "example.com/log\n1", Size: 1, Hash: someHash}, ErrMalformed},
 		{"size 0 with other root", Checkpoint{Origin: "example.com/log", Size: 0, Hash: someHash}, ErrMalformed},
 		{"empty extension", Checkpoint{Origin: "example.com/log", Size: 1, Hash: someHash, Extensions: []string{""}}, ErrMalformed},
-		{"extension with newline", Checkpoint{Origin: "example.com/log", Size: 1, Hash: someHash, Extensions: []string{"a\n\nb"}}, ErrMalformed},
+		{"extension with blank line", Checkpoint{Origin: "example.com/log", Size: 1, Hash: someHash, Extensions: []string{"a\n\nb"}}, ErrMalformed},
+		{"extension with newline", Checkpoint{Origin: "example.com/log", Size: 1, Hash: someHash, Extensions: []string{"a\nb"}}, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

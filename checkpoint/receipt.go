@@ -128,8 +128,10 @@ func (r *Receipt) Marshal() []byte {
 // logKey (whose name is the origin); if policy is not nil, that logKey is one
 // of the policy's logs (when it lists any) and that the witnesses that
 // cosigned meet its quorum; and that LeafHash(entry) is at r.Index under the
-// checkpoint's root. It returns the verified checkpoint. Errors wrap
-// ErrMalformed, ErrSignature, ErrQuorum (a *QuorumError) or ErrInclusion.
+// checkpoint's root. logKey may be nil when the policy lists logs: then the
+// policy's log whose key name is the checkpoint's origin is used. It returns
+// the verified checkpoint. Errors wrap ErrMalformed, ErrSignature, ErrQuorum
+// (a *QuorumError) or ErrInclusion.
 func VerifyReceipt(r *Receipt, entry []byte, logKey note.Verifier, policy *Policy) (*Signed, error) {
 	if r == nil {
 		return nil, fmt.Errorf("no receipt: %w", ErrMalformed)
@@ -137,6 +139,13 @@ func VerifyReceipt(r *Receipt, entry []byte, logKey note.Verifier, policy *Polic
 	var witnesses []note.Verifier
 	if policy != nil {
 		witnesses = policy.Verifiers()
+		if logKey == nil {
+			k, err := policy.logFor(r.Checkpoint)
+			if err != nil {
+				return nil, err
+			}
+			logKey = k
+		}
 		if err := policy.checkLog(logKey); err != nil {
 			return nil, err
 		}
@@ -155,6 +164,36 @@ func VerifyReceipt(r *Receipt, entry []byte, logKey note.Verifier, policy *Polic
 		return nil, fmt.Errorf("entry at index %d: %w", r.Index, err)
 	}
 	return s, nil
+}
+
+// logFor returns the policy's log key for the origin of signedNote: the one
+// that signed it if several logs share that name.
+func (p *Policy) logFor(signedNote []byte) (note.Verifier, error) {
+	body, lines, err := SplitNote(signedNote)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	var named []note.Verifier
+	for _, l := range p.logs {
+		if l.Verifier.Name() == c.Origin {
+			named = append(named, l.Verifier)
+		}
+	}
+	if len(named) == 0 {
+		return nil, fmt.Errorf("no log key for origin %q: %w", c.Origin, ErrSignature)
+	}
+	for _, v := range named {
+		for _, line := range lines {
+			if name, hash, _, err := parseSignatureLine(line); err == nil && name == v.Name() && hash == v.KeyHash() {
+				return v, nil
+			}
+		}
+	}
+	return named[0], nil
 }
 
 // checkLog refuses logKey when the policy lists logs and logKey is not one

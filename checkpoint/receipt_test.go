@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // receiptFixture is a log of 13 entries with three witnesses.
@@ -165,10 +166,19 @@ func TestVerifyReceipt(t *testing.T) {
 		{"log key not in policy", r, entry(4), k, otherPolicy, ErrSignature, nil},
 		{"cosignature removed below quorum", &oneCosig, entry(4), k, policy2of3, ErrQuorum, []string{"A", "B"}},
 		{"nil receipt", nil, entry(4), k, nil, ErrMalformed, nil},
+		{"nil key, policy without logs", r, entry(4), nil, mustPolicy(t, "quorum none\n"), ErrSignature, nil},
+		{"nil key, policy with another log", r, entry(4), nil, otherPolicy, ErrSignature, nil},
+		{"nil key, no policy", r, entry(4), nil, nil, ErrSignature, nil},
+		{"nil key from policy", r, entry(4), nil, policy2of3, nil, nil},
+		{"nil key, two logs of one origin", r, entry(4), nil, mustPolicy(t, fmt.Sprintf("log %s\nlog %s\nquorum none\n", other.logVKey, k.logVKey)), nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := VerifyReceipt(tt.r, tt.entry, tt.key.logVerifier, tt.policy)
+			var key note.Verifier
+			if tt.key != nil {
+				key = tt.key.logVerifier
+			}
+			s, err := VerifyReceipt(tt.r, tt.entry, key, tt.policy)
 			if tt.want == nil {
 				if err != nil || s == nil || s.Size != f.c.Size {
 					t.Errorf("VerifyReceipt = %+v, %v; want success", s, err)
