@@ -110,6 +110,7 @@ func verifyFailure(what string, err error) error {
 // fail prints a subcommand's error: JSON on stdout with --json, else text
 // on stderr.
 func (e *env) fail(cmd string, code int, err error) {
+	err = oneLine{err}
 	var se *securityError
 	isSec := errors.As(err, &se)
 	if e.json {
@@ -134,7 +135,7 @@ func (e *env) fail(cmd string, code int, err error) {
 	}
 	switch {
 	case isSec:
-		fmt.Fprintf(e.stderr, "SECURITY ERROR: %s\n", se.msg)
+		fmt.Fprintf(e.stderr, "SECURITY ERROR: %s\n", strings.Join(strings.Fields(se.msg), " "))
 		if se.evidence != "" {
 			fmt.Fprintf(e.stderr, "evidence written to %s\n", se.evidence)
 		}
@@ -148,6 +149,12 @@ func (e *env) fail(cmd string, code int, err error) {
 		fmt.Fprintf(e.stderr, "evident %s: %v\n", cmd, err)
 	}
 }
+
+// oneLine prints an error on one line (some wrapped errors span several).
+type oneLine struct{ error }
+
+func (o oneLine) Error() string { return strings.Join(strings.Fields(o.error.Error()), " ") }
+func (o oneLine) Unwrap() error { return o.error }
 
 // emitJSON writes v as one JSON line on stdout.
 func (e *env) emitJSON(v any) {

@@ -302,3 +302,17 @@ func (l *testLog) handler() http.Handler {
 	})
 	return mux
 }
+
+// keyPair returns a fresh witness key pair.
+func keyPair(t testing.TB, name string) (skey, vkey string, s note.Signer) {
+	t.Helper()
+	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = checkpoint.NewCosigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey, s
+}
