@@ -64,20 +64,21 @@ func httpStatus(err error) (int, string) {
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, ErrUnavailable.Error()
 	}
+	if errors.Is(err, errBadProof) {
+		// Trillian answered something that does not verify: never served.
+		return http.StatusInternalServerError, "internal error"
+	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {
 		case codes.NotFound:
 			return http.StatusNotFound, "not found"
 		case codes.ResourceExhausted:
 			return http.StatusTooManyRequests, "too many requests; retry later"
-		case codes.Unavailable, codes.Aborted, codes.Canceled:
-			return http.StatusServiceUnavailable, ErrUnavailable.Error()
 		case codes.DeadlineExceeded:
 			return http.StatusGatewayTimeout, "timed out"
 		}
 	}
-	if errors.Is(err, context.Canceled) {
-		return http.StatusServiceUnavailable, ErrUnavailable.Error()
-	}
-	return http.StatusInternalServerError, "internal error"
+	// Anything else is Trillian or storage failing: tell the client to
+	// retry, and keep the detail for the server's log.
+	return http.StatusServiceUnavailable, ErrUnavailable.Error()
 }
