@@ -2,6 +2,7 @@ package witness
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -52,6 +53,10 @@ type Evidence struct {
 // keepEvidence stores and logs, at error level, a conflicting checkpoint.
 // Failing to store it is logged too; it does not change the answer.
 func (w *Witness) keepEvidence(ctx context.Context, held []byte, req *Request, reason string) {
+	if !w.firstSighting(held, req.Checkpoint) {
+		w.logger.Error("POSSIBLE SPLIT VIEW: conflicting checkpoint submitted again (evidence already kept)", "reason", reason, "new", string(req.Checkpoint))
+		return
+	}
 	e := storage.WitnessEvidence{HeldNote: held, NewNote: req.Checkpoint, Proof: req.Proof, Reason: reason}
 	if body, _, err := checkpoint.SplitNote(held); err == nil {
 		if c, err := checkpoint.Parse(body); err == nil {
@@ -67,6 +72,31 @@ func (w *Witness) keepEvidence(ctx context.Context, held []byte, req *Request, r
 	}
 	w.logger.Error("POSSIBLE SPLIT VIEW: log signed a checkpoint that conflicts with the one this witness cosigned",
 		"origin", e.Origin, "reason", reason, "evidence_id", id, "held", string(held), "new", string(req.Checkpoint))
+}
+
+// maxSeenEvidence bounds the memory of evidence already stored.
+const maxSeenEvidence = 1024
+
+// firstSighting reports whether the pair (held, new) was not stored as
+// evidence since the process started (or the memory was last cleared), so
+// that a log resubmitting a conflicting checkpoint does not fill the table.
+func (w *Witness) firstSighting(held, new []byte) bool {
+	h := sha256.New()
+	h.Write(held)
+	h.Write([]byte{0})
+	h.Write(new)
+	var k [32]byte
+	h.Sum(k[:0])
+	w.seenMu.Lock()
+	defer w.seenMu.Unlock()
+	if w.seen[k] {
+		return false
+	}
+	if len(w.seen) >= maxSeenEvidence {
+		clear(w.seen)
+	}
+	w.seen[k] = true
+	return true
 }
 
 // ListEvidence returns up to MaxEvidencePage records of evidence with an ID

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,9 @@ type Witness struct {
 	logs   atomic.Pointer[Logs]
 	limit  *rateLimiter
 	logger *slog.Logger
+
+	seenMu sync.Mutex
+	seen   map[[32]byte]bool // evidence stored lately (see firstSighting)
 
 	// beforeSwap, when set (by tests), runs between reading the state and
 	// the compare-and-swap that writes the new one.
@@ -142,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Witness, error) {
 		vkey:   vkey,
 		limit:  newRateLimiter(cfg.RateLimit, cfg.RateBurst, time.Now),
 		logger: cfg.Logger,
+		seen:   make(map[[32]byte]bool),
 	}
 	w.SetLogs(cfg.Logs)
 	return w, nil
