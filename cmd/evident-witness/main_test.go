@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/witness"
+)
+
+// TestBinary builds evident-witness and runs it as a process: the first
+// start creates the key (0600) and prints the vkey, the witness cosigns a
+// log listed after a SIGHUP reload, a restart keeps its key and state, and
+// SIGTERM shuts it down cleanly.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "evident-witness")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	logsFile := filepath.Join(dir, "logs.txt")
+	if err := os.WriteFile(logsFile, []byte("# none yet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+
+	p, vkey := start(t, bin, "--listen", addr, "--data_dir", data, "--logs_file", logsFile, "--name", "example.com/w1")
+	fi, err := os.Stat(filepath.Join(data, witness.KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want mode 0600", fi, err)
+	}
+	if di, err := os.Stat(data); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v, %v; want mode 0700", di, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, witness.VKeyFile)); strings.TrimSpace(string(b)) != vkey {
+		t.Errorf("witness.vkey %q, printed %q", b, vkey)
+	}
+
+	lskey, lvkey, err := checkpoint.GenerateKey("example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := checkpoint.NewSigner(lskey)
+	cp, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: "example.com/log", Size: 0, Hash: checkpoint.EmptyRoot}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := (&witness.Request{Checkpoint: cp}).Marshal()
+	if code := postCode(t, addr, body); code != 404 {
+		t.Fatalf("before reload: %d, want 404", code)
+	}
+	if err := os.WriteFile(logsFile, []byte("log "+lvkey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for postCode(t, addr, body) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the witness did not follow the log after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop(t, p)
+
+	p, vkey2 := start(t, bin, "--listen", addr, "--data_dir", data, "--logs_file", logsFile)
+	if vkey2 != vkey {
+		t.Errorf("vkey after restart %q, want %q", vkey2, vkey)
+	}
+	if code := postCode(t, addr, (&witness.Request{OldSize: 0, Checkpoint: cp}).Marshal()); code != 200 {
+		t.Errorf("same checkpoint after restart: %d, want 200", code)
+	}
+	stop(t, p)
+
+	// A wrong name for an existing key is refused.
+	out, err := exec.Command(bin, "--listen", addr, "--data_dir", data, "--name", "example.com/other").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "named") {
+		t.Errorf("start with another name: %v %s", err, out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the binary and waits until it prints its vkey and serves.
+func start(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	vkey, ok := strings.CutPrefix(strings.TrimSpace(line), "vkey: ")
+	if err != nil || !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+	}
+	go io.Copy(io.Discard, out)
+	addr := args[1]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("witness not serving: %v; stderr:\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cmd, vkey
+}
+
+func stop(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15s after SIGTERM")
+	}
+}
+
+func postCode(t *testing.T, addr string, body []byte) int {
+	t.Helper()
+	resp, err := http.Post(fmt.Sprintf("http://%s/add-checkpoint", addr), "text/plain", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
