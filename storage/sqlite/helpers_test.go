@@ -4,7 +4,11 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 )
+
+// fakeTime is the queue timestamp of leaves in tests that do not care.
+var fakeTime = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 
 // openTest opens a fresh storage file in t.TempDir and closes it at the end
 // of the test.

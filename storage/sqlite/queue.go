@@ -50,6 +50,9 @@ func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves 
 	if len(leaves) == 0 {
 		return []*trillian.QueuedLogLeaf{}, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite storage: queueing leaves: %w", err)
+	}
 	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), done: make(chan struct{})}
 	if err := s.send(ctx, req); err != nil {
 		return nil, err
@@ -204,6 +207,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			r.res, r.err = nil, err
 		}
 	}
+	s.groupCommits.Add(1)
 	finish(batch, nil)
 }
 

@@ -36,11 +36,14 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	}
 	switch {
 	case appID == applicationID && version == schemaVersion:
-		return nil
+		return s.setWAL(ctx)
 	case appID == applicationID && version > schemaVersion:
 		return fmt.Errorf("%w: %s has schema version %d, this program knows up to %d", ErrSchemaTooNew, s.path, version, schemaVersion)
 	case appID != 0 || version != 0 || objects != 0:
 		return fmt.Errorf("%w: %s (application_id %#x, user_version %d)", ErrNotStorage, s.path, appID, version)
+	}
+	if err := s.setWAL(ctx); err != nil {
+		return err
 	}
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return s.openErr(err)
@@ -59,6 +62,18 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		s.rollback()
 		return fmt.Errorf("sqlite storage: creating schema in %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// setWAL puts the file in WAL mode (a persistent setting).
+func (s *Storage) setWAL(ctx context.Context) error {
+	var mode string
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return s.openErr(err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("sqlite storage: %s: journal_mode is %q, could not set WAL", s.path, mode)
 	}
 	return nil
 }

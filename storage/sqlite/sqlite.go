@@ -179,12 +179,14 @@ type Storage struct {
 	wsem  chan struct{} // the write lock: holding a token means owning w
 	rdb   *sql.DB
 
-	queue   chan *queueReq
-	closing chan struct{}
-	closed  atomic.Bool
-	sendMu  sync.RWMutex // held for reading while sending to queue
-	once    sync.Once
-	wg      sync.WaitGroup
+	queue chan *queueReq
+	// groupCommits counts the transactions the committer ran, for tests.
+	groupCommits atomic.Int64
+	closing      chan struct{}
+	closed       atomic.Bool
+	sendMu       sync.RWMutex // held for reading while sending to queue
+	once         sync.Once
+	wg           sync.WaitGroup
 }
 
 // Open opens the storage file at path, creating it (mode 0600) and its
@@ -248,7 +250,9 @@ func prepareFile(path string) error {
 
 func (s *Storage) open(ctx context.Context) error {
 	busy := s.cfg.WriteLockTimeout.Milliseconds()
-	wdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", s.path, busy)
+	// journal_mode is set by checkSchema, once the file is known to be ours:
+	// it is a persistent change that a foreign file must not get.
+	wdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)", s.path, busy)
 	var err error
 	if s.wdb, err = sql.Open("sqlite", wdsn); err != nil {
 		return fmt.Errorf("sqlite storage: opening %s: %w", s.path, err)
