@@ -21,6 +21,9 @@
 //     (cosignature/v1, type 0x04): key ID (4) || timestamp (8, big-endian
 //     Unix seconds) || Ed25519 signature over
 //     "cosignature/v1\ntime <t>\n" followed by the checkpoint body.
+//     Implemented here (a few lines over crypto/ed25519, to keep the
+//     dependency tree small) and cross-checked in tests against
+//     github.com/transparency-dev/formats/note.
 //   - Witness policies, https://c2sp.org/tlog-policy: "log", "witness",
 //     "group" and "quorum" lines (see [ParsePolicy]).
 //   - Receipts, https://c2sp.org/tlog-proof: "c2sp.org/tlog-proof@v1",
@@ -29,6 +32,10 @@
 //   - Merkle proofs, RFC 6962 section 2.1
 //     (https://www.rfc-editor.org/rfc/rfc6962#section-2.1), verified with
 //     github.com/transparency-dev/merkle.
+//
+// The only dependencies are the standard library,
+// golang.org/x/mod/sumdb/note (note.Signer, note.Verifier, Ed25519 log
+// keys) and github.com/transparency-dev/merkle (proof verification).
 //
 // Every parser caps its input at [MaxNoteSize] bytes and proofs at
 // [MaxProofHashes] hashes. Errors wrap one of the sentinels [ErrMalformed],
@@ -50,9 +57,9 @@ import (
 // that any parser in this package accepts, in bytes.
 const MaxNoteSize = 64 << 10
 
-// MaxProofHashes is the longest inclusion or consistency proof accepted: a
-// tree of 2^63 leaves needs at most 63 hashes (tlog-witness caps proofs at 63
-// lines too).
+// MaxProofHashes is the longest inclusion or consistency proof accepted.
+// Inclusion proofs in trees of up to 2^63 leaves fit; tlog-witness caps
+// consistency proofs at 63 lines too.
 const MaxProofHashes = 63
 
 // EmptyRoot is the RFC 6962 root hash of the empty tree, SHA-256 of the
