@@ -148,9 +148,21 @@ func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.S
 	// The compare-and-swap makes the check above and this write one atomic
 	// step: if another request changed the state since we read it, nothing
 	// is written and the caller checks again.
-	if err := w.db.SwapWitnessState(ctx, prev, next); err != nil {
+	if err := w.swap(ctx, prev, next); err != nil {
 		return nil, err
 	}
 	w.logger.Info("cosigned checkpoint", "origin", signed.Origin, "size", signed.Size, "old_size", held)
 	return line, nil
+}
+
+// swap writes the new state. On SQLite, writes from this process take turns
+// on a mutex: SQLite has one writer at a time, and a writer that finds the
+// database locked backs off by sleeping for milliseconds, which costs far
+// more than waiting in line.
+func (w *Witness) swap(ctx context.Context, prev *storage.WitnessState, next storage.WitnessState) error {
+	if w.db.Dialect() == storage.SQLite {
+		w.writeMu.Lock()
+		defer w.writeMu.Unlock()
+	}
+	return w.db.SwapWitnessState(ctx, prev, next)
 }

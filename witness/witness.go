@@ -71,6 +71,8 @@ type Witness struct {
 	limit  *rateLimiter
 	logger *slog.Logger
 
+	writeMu sync.Mutex // serializes state writes on SQLite (see swap)
+
 	seenMu sync.Mutex
 	seen   map[[32]byte]bool // evidence stored lately (see firstSighting)
 
