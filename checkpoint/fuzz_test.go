@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	flog "github.com/transparency-dev/formats/log"
+	fproof "github.com/transparency-dev/formats/proof"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -87,6 +89,14 @@ func FuzzParse(f *testing.F) {
 		// Strictness: anything accepted is in canonical form.
 		if m := c.Marshal(); !bytes.Equal(m, b) {
 			t.Fatalf("Parse accepted non-canonical %q (canonical %q)", b, m)
+		}
+		// Independent check: the lenient formats/log parser agrees.
+		var fc flog.Checkpoint
+		if _, err := fc.Unmarshal(b); err != nil {
+			t.Fatalf("Parse accepted %q; formats/log: %v", b, err)
+		}
+		if fc.Origin != c.Origin || fc.Size != c.Size || !bytes.Equal(fc.Hash, c.Hash[:]) {
+			t.Fatalf("formats/log parsed %q as %+v, we as %+v", b, fc, c)
 		}
 	})
 }
@@ -192,6 +202,14 @@ func FuzzParseReceipt(f *testing.F) {
 		}
 		if len(r.Proof) > MaxProofHashes || strings.Count(string(b), "\n") < 5 {
 			t.Fatalf("ParseReceipt accepted implausible %q", b)
+		}
+		// Independent check: formats/proof reads the same receipt.
+		var fp fproof.TLogProof
+		if err := fp.Unmarshal(b); err != nil {
+			t.Fatalf("ParseReceipt accepted %q; formats/proof: %v", b, err)
+		}
+		if fp.Index != r.Index || !bytes.Equal(fp.Checkpoint, r.Checkpoint) || !bytes.Equal(fp.ExtraData, r.Extra) || len(fp.Hashes) != len(r.Proof) {
+			t.Fatalf("formats/proof read %q as %+v, we as %+v", b, fp, r)
 		}
 		// Must not panic; any error must carry a sentinel.
 		_, err = VerifyReceipt(r, []byte("entry"), fuzzKeys().log, nil)
