@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +119,23 @@ func (p *Pool) Status() []WitnessStatus {
 		out = append(out, s)
 	}
 	return out
+}
+
+// StatusText reports Status as text, one line per witness, for a health
+// page (log.Config.CosignStatus).
+func (p *Pool) StatusText() string {
+	var b strings.Builder
+	for _, s := range p.Status() {
+		state := "ok"
+		switch {
+		case s.LastError != "":
+			state = "FAILING: " + s.LastError
+		case s.LastSuccess.IsZero():
+			state = "not asked yet"
+		}
+		fmt.Fprintf(&b, "witness %s (%s): size %d: %s\n", s.Name, s.URL, s.Size, state)
+	}
+	return b.String()
 }
 
 // Cosign asks every witness of the policy at once, within the pool's

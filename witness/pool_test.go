@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -103,6 +104,10 @@ func TestPoolAllOfTwo(t *testing.T) {
 	}
 	if st := p2.Status(); st[1].LastError == "" || st[0].LastError != "" {
 		t.Errorf("status after w2 stopped: %+v", st)
+	}
+	text := p2.StatusText()
+	if !strings.Contains(text, "witness w1 ("+w1.url+"): size 24: ok\n") || !strings.Contains(text, "witness w2 ("+w2.url+"): size 23: FAILING: ") {
+		t.Errorf("StatusText:\n%s", text)
 	}
 }
 
