@@ -126,3 +126,60 @@ func BenchmarkIntegrate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQueueWhileIntegrating has 256 callers queue 256-byte leaves, one
+// per call, while Trillian's sequencer integrates them in batches of 1,000
+// or 10,000 (back to back, no interval). It reports the queueing rate
+// ("queued/s": until the last QueueLeaves returned) and the end-to-end rate
+// ("leaves/s": until the last leaf was integrated).
+func BenchmarkQueueWhileIntegrating(b *testing.B) {
+	log.InitMetrics(nil)
+	for _, batch := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("callers=256/batch=%d", batch), func(b *testing.B) {
+			s := openTest(b, Config{})
+			tree := newInitializedTree(b, s)
+			ls := s.LogStorage()
+			ctx := context.Background()
+			var next atomic.Uint64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range 256 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						n := next.Add(1)
+						if n > uint64(b.N) {
+							return
+						}
+						if _, err := ls.QueueLeaves(ctx, tree, []*trillian.LogLeaf{newLeaf(3, n)}, time.Now()); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			queued := make(chan time.Duration)
+			go func() { wg.Wait(); queued <- time.Since(start) }()
+			var queueTime time.Duration
+			done := 0
+			for done < b.N {
+				n, err := log.IntegrateBatch(ctx, tree, batch, 0, 0, clock.System, ls, quota.Noop())
+				if err != nil {
+					b.Fatal(err)
+				}
+				done += n
+				select {
+				case queueTime = <-queued:
+				default:
+				}
+			}
+			if queueTime == 0 {
+				queueTime = <-queued
+			}
+			b.ReportMetric(float64(b.N)/queueTime.Seconds(), "queued/s")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+		})
+	}
+}
