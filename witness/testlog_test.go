@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -158,6 +159,49 @@ func openTestWitness(t testing.TB, dir, skey string, logs []*testLog, opts ...wi
 	if err != nil {
 		t.Fatal(err)
 	}
+	return openTestWitnessDB(t, db, dir, skey, logs, opts...)
+}
+
+// backend opens a witness on one kind of database; the same dir and skey
+// reopen the same state.
+type backend struct {
+	name string
+	open func(t testing.TB, dir, skey string, logs []*testLog) *testWitness
+}
+
+// eachBackend runs f with witnesses on SQLite files and on MariaDB (the
+// latter skips visibly without EVIDENT_MYSQL_DSN).
+func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
+	t.Run("sqlite", func(t *testing.T) {
+		f(t, backend{"sqlite", func(t testing.TB, dir, skey string, logs []*testLog) *testWitness {
+			return openTestWitness(t, dir, skey, logs)
+		}})
+	})
+	t.Run("mysql", func(t *testing.T) {
+		dsn := testdb.MySQL(t)
+		f(t, backend{"mysql", func(t testing.TB, dir, skey string, logs []*testLog) *testWitness {
+			db, err := storage.OpenMySQL(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return openTestWitnessDB(t, db, dir, skey, logs)
+		}})
+	})
+}
+
+// newWitness makes a new witness key in a new directory and opens it on b.
+func (b backend) newWitness(t testing.TB, name string, logs []*testLog) *testWitness {
+	t.Helper()
+	dir := t.TempDir()
+	skey, _, _, err := LoadOrCreateKey(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.open(t, dir, skey, logs)
+}
+
+func openTestWitnessDB(t testing.TB, db *storage.DB, dir, skey string, logs []*testLog, opts ...witnessOpt) *testWitness {
+	t.Helper()
 	var text []byte
 	for _, l := range logs {
 		text = fmt.Appendf(text, "log %s\n", l.vkey)

@@ -20,9 +20,11 @@ import (
 // TestRaceNeverRollsBack: request A (5 -> 8) is stalled between reading the
 // state and writing it while request B (5 -> 12) completes. A must then
 // fail with 409 "12", not write 8 over 12.
-func TestRaceNeverRollsBack(t *testing.T) {
+func TestRaceNeverRollsBack(t *testing.T) { eachBackend(t, testRaceNeverRollsBack) }
+
+func testRaceNeverRollsBack(t *testing.T, b backend) {
 	l := newTestLog(t, "example.com/log").grow(5)
-	w := newTestWitness(t, "example.com/witness", []*testLog{l})
+	w := b.newWitness(t, "example.com/witness", []*testLog{l})
 	mustAdd(t, w, l, 0)
 	l.grow(3)
 	reqA := l.request(5)
@@ -60,9 +62,11 @@ func TestRaceNeverRollsBack(t *testing.T) {
 // TestRaceManyWriters: many concurrent requests from one old size, each
 // stalled between read and write; the stored size never goes down (a
 // watcher polls it) and exactly one request from that old size wins.
-func TestRaceManyWriters(t *testing.T) {
+func TestRaceManyWriters(t *testing.T) { eachBackend(t, testRaceManyWriters) }
+
+func testRaceManyWriters(t *testing.T, b backend) {
 	l := newTestLog(t, "example.com/log").grow(5)
-	w := newTestWitness(t, "example.com/witness", []*testLog{l})
+	w := b.newWitness(t, "example.com/witness", []*testLog{l})
 	mustAdd(t, w, l, 0)
 	var reqs []*Request
 	for range 12 {
@@ -124,9 +128,11 @@ func TestRaceManyWriters(t *testing.T) {
 
 // TestRestartKeepsState: after a restart on the same data directory the
 // witness holds the same checkpoint and cosigns nothing smaller.
-func TestRestartKeepsState(t *testing.T) {
+func TestRestartKeepsState(t *testing.T) { eachBackend(t, testRestartKeepsState) }
+
+func testRestartKeepsState(t *testing.T, b backend) {
 	l := newTestLog(t, "example.com/log").grow(3)
-	w := newTestWitness(t, "example.com/witness", []*testLog{l})
+	w := b.newWitness(t, "example.com/witness", []*testLog{l})
 	mustAdd(t, w, l, 0)
 	small := l.checkpoint()
 	l.grow(5)
@@ -142,7 +148,7 @@ func TestRestartKeepsState(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("reloading the key: created=%v, %v", created, err)
 	}
-	w2 := openTestWitness(t, dir, skey, []*testLog{l})
+	w2 := b.open(t, dir, skey, []*testLog{l})
 	if w2.VKey() != w.VKey() {
 		t.Errorf("key changed across restart")
 	}
