@@ -144,6 +144,7 @@ func (p *publisher) run(ctx context.Context) {
 		err := p.round(rctx)
 		cancel()
 		p.mu.Lock()
+		repeated := err != nil && p.lastErr != nil && err.Error() == p.lastErr.Error()
 		p.lastErr = err
 		p.mu.Unlock()
 		if err == nil {
@@ -153,7 +154,8 @@ func (p *publisher) run(ctx context.Context) {
 		var inc *InconsistencyError
 		if errors.As(err, &inc) {
 			p.stall(inc)
-		} else if ctx.Err() == nil {
+		} else if ctx.Err() == nil && !repeated {
+			// Logged once per distinct error; /healthz shows it meanwhile.
 			p.l.log.Error("publishing a checkpoint", "error", err)
 		}
 	}
@@ -284,33 +286,64 @@ func (p *publisher) advance(ctx context.Context, next *published) {
 	if !waiting {
 		return
 	}
-	for start := old.size; start < next.size; {
-		count := min(next.size-start, 1000)
-		resp, err := p.l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
-			LogId: p.l.cfg.TreeID, StartIndex: int64(start), Count: int64(count)})
-		if err != nil || len(resp.Leaves) == 0 {
-			// The waiters time out and their clients resubmit (as
-			// duplicates, answered by hash).
-			p.l.log.Error("reading new leaves to wake waiters", "start", start, "error", err)
-			return
-		}
-		p.mu.Lock()
-		for _, leaf := range resp.Leaves {
-			if len(leaf.MerkleLeafHash) != 32 || uint64(leaf.LeafIndex) < start {
-				continue
-			}
-			h := [32]byte(leaf.MerkleLeafHash)
-			for _, w := range p.waiters[h] {
-				select {
-				case w.ch <- found{index: uint64(leaf.LeafIndex), cp: next}:
-				default:
-				}
-			}
-			delete(p.waiters, h)
-		}
-		p.mu.Unlock()
-		start += uint64(len(resp.Leaves))
+	leaves, err := p.readLeaves(ctx, old.size, next.size)
+	if err != nil {
+		// The waiters time out and their clients resubmit (as duplicates,
+		// answered by hash).
+		p.l.log.Error("reading new leaves to wake waiters", "from", old.size, "to", next.size, "error", err)
+		return
 	}
+	prover, err := p.l.newBatchProver(ctx, old, leaves, next.root)
+	if err != nil {
+		// Each waiter fetches its proof from Trillian instead.
+		p.l.log.Warn("building inclusion proofs for a new checkpoint", "size", next.size, "error", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, h := range leaves {
+		ws := p.waiters[h]
+		if len(ws) == 0 {
+			continue
+		}
+		f := found{index: old.size + uint64(i), cp: next}
+		if prover != nil {
+			f.proof, _ = prover.inclusion(f.index)
+		}
+		for _, w := range ws {
+			select {
+			case w.ch <- f:
+			default:
+			}
+		}
+		delete(p.waiters, h)
+	}
+}
+
+// readLeaves returns the leaf hashes of [start, end), computed here from the
+// leaves Trillian returns.
+func (p *publisher) readLeaves(ctx context.Context, start, end uint64) ([][32]byte, error) {
+	out := make([][32]byte, 0, end-start)
+	for next := start; next < end; {
+		resp, err := p.l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+			LogId: p.l.cfg.TreeID, StartIndex: int64(next), Count: int64(min(end-next, 1000))})
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Leaves) == 0 {
+			return nil, fmt.Errorf("no leaves from %d", next)
+		}
+		for _, leaf := range resp.Leaves {
+			if next == end {
+				break
+			}
+			if uint64(leaf.LeafIndex) != next {
+				return nil, fmt.Errorf("leaf %d where %d was expected", leaf.LeafIndex, next)
+			}
+			out = append(out, checkpoint.LeafHash(leaf.LeafValue))
+			next++
+		}
+	}
+	return out, nil
 }
 
 // register adds a waiter for hash, and returns it with the checkpoint that
