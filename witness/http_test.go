@@ -192,9 +192,7 @@ func TestAddCheckpointConformance(t *testing.T) {
 			name: "same size, different root",
 			prep: func(t *testing.T, w *testWitness, l *testLog) { mustAdd(t, w, l, 0) },
 			body: func(t *testing.T, l *testLog) []byte {
-				f := l.fork("evil")
-				f.hashes, f.size = nil, 0
-				f.grow(5)
+				f := l.rewrite("evil").grow(5)
 				return f.request(5).Marshal()
 			},
 			code: 422, evidence: 1,
@@ -203,9 +201,7 @@ func TestAddCheckpointConformance(t *testing.T) {
 			name: "same size, different root, stale old size",
 			prep: func(t *testing.T, w *testWitness, l *testLog) { mustAdd(t, w, l, 0) },
 			body: func(t *testing.T, l *testLog) []byte {
-				f := l.fork("evil")
-				f.hashes, f.size = nil, 0
-				f.grow(5)
+				f := l.rewrite("evil").grow(5)
 				return f.request(0).Marshal()
 			},
 			code: 409, ctype: SizeContentType, respBody: "5\n", evidence: 1,
@@ -357,9 +353,7 @@ func TestGetCheckpointEvidenceStatus(t *testing.T) {
 		t.Errorf("GET /add-checkpoint: %d, want 405", resp.StatusCode)
 	}
 
-	f := l.fork("evil")
-	f.hashes, f.size = nil, 0
-	f.grow(5)
+	f := l.rewrite("evil").grow(5)
 	if resp, _ := post(t, w.url, f.request(5).Marshal()); resp.StatusCode != 422 {
 		t.Fatalf("fork: %d, want 422", resp.StatusCode)
 	}

@@ -1,6 +1,7 @@
 package witness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -19,9 +22,10 @@ import (
 
 // testLog is a log for tests: an in-memory Merkle tree kept with
 // golang.org/x/mod/sumdb/tlog (an RFC 6962 implementation independent of the
-// transparency-dev/merkle code the witness verifies with), whose checkpoints
-// are signed with a note key. fork copies it, so that a malicious log can
-// grow two different histories under one key.
+// transparency-dev/merkle code the witness verifies with), whose root is
+// cross-checked at every size against a transparency-dev/merkle compact
+// range, and whose checkpoints are signed with a note key. fork copies it,
+// so that a malicious log can grow two different histories under one key.
 type testLog struct {
 	t      testing.TB
 	origin string
@@ -30,7 +34,10 @@ type testLog struct {
 	tag    string      // makes the entries of forks differ
 	hashes []tlog.Hash // tlog stored hashes
 	size   int64
+	cr     *compact.Range // the same tree, as a compact range
 }
+
+var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 
 func newTestLog(t testing.TB, origin string) *testLog {
 	t.Helper()
@@ -61,21 +68,51 @@ func (l *testLog) reader() tlog.HashReader {
 // grow appends k entries.
 func (l *testLog) grow(k int) *testLog {
 	l.t.Helper()
+	if l.cr == nil {
+		l.cr = rangeFactory.NewEmptyRange(0)
+	}
 	for range k {
-		hs, err := tlog.StoredHashes(l.size, fmt.Appendf(nil, "%s entry %d", l.tag, l.size), l.reader())
+		entry := fmt.Appendf(nil, "%s entry %d", l.tag, l.size)
+		hs, err := tlog.StoredHashes(l.size, entry, l.reader())
 		if err != nil {
 			l.t.Fatal(err)
 		}
 		l.hashes = append(l.hashes, hs...)
 		l.size++
+		if err := l.cr.Append(rfc6962.DefaultHasher.HashLeaf(entry), nil); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	want, err := l.cr.GetRootHash(nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if got := l.root(l.size); l.size > 0 && !bytes.Equal(got[:], want) {
+		l.t.Fatalf("sumdb/tlog root %x differs from merkle/compact root %x at size %d", got, want, l.size)
 	}
 	return l
+}
+
+// rewrite returns a log under l's key with an entirely different history
+// (from size 0).
+func (l *testLog) rewrite(tag string) *testLog {
+	c := *l
+	c.hashes, c.size, c.cr, c.tag = nil, 0, nil, tag
+	return &c
 }
 
 // fork returns a copy of l whose future entries differ from l's.
 func (l *testLog) fork(tag string) *testLog {
 	c := *l
 	c.hashes = append([]tlog.Hash(nil), l.hashes...)
+	c.cr = nil
+	if l.cr != nil {
+		cr, err := rangeFactory.NewRange(l.cr.Begin(), l.cr.End(), append([][]byte(nil), l.cr.Hashes()...))
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		c.cr = cr
+	}
 	c.tag = tag
 	return &c
 }
