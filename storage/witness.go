@@ -126,12 +126,58 @@ func (st *WitnessState) fill(size int64, root []byte, at int64) error {
 // origin must have no state yet. It returns ErrWitnessStateChanged when the
 // stored state is another, and changes nothing then.
 func (d *DB) SwapWitnessState(ctx context.Context, prev *WitnessState, next WitnessState) error {
+	return swapWitnessState(ctx, d.db, prev, next)
+}
+
+// WitnessSwap is one compare-and-swap of SwapWitnessStates.
+type WitnessSwap struct {
+	// Prev is the state the caller read (nil: the origin had none).
+	Prev *WitnessState
+	// Next is the state to store if the stored one is still Prev.
+	Next WitnessState
+}
+
+// SwapWitnessStates applies each swap, in order, as SwapWitnessState does,
+// all in one transaction: one commit (one fsync on SQLite) for the batch.
+// errs[i] is nil or the error of swaps[i] (ErrWitnessStateChanged when it
+// lost the compare-and-swap; then it changed nothing, and the others still
+// apply). When err is not nil the transaction failed and nothing was
+// stored.
+func (d *DB) SwapWitnessStates(ctx context.Context, swaps []WitnessSwap) (errs []error, err error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("storing witness states: %w", err)
+	}
+	defer tx.Rollback()
+	errs = make([]error, len(swaps))
+	for i, s := range swaps {
+		errs[i] = swapWitnessState(ctx, tx, s.Prev, s.Next)
+		if errs[i] != nil && !errors.Is(errs[i], ErrWitnessStateChanged) && !errors.Is(errs[i], errBadState) {
+			return nil, errs[i]
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("storing witness states: %w", err)
+	}
+	return errs, nil
+}
+
+// errBadState marks a swap refused before touching the database.
+var errBadState = errors.New("invalid witness state")
+
+// querier is what swapWitnessState needs: a *sql.DB or a *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func swapWitnessState(ctx context.Context, q querier, prev *WitnessState, next WitnessState) error {
 	if next.Size > maxSize {
-		return fmt.Errorf("tree size %d does not fit the witness state table", next.Size)
+		return fmt.Errorf("tree size %d does not fit the witness state table: %w", next.Size, errBadState)
 	}
 	at := next.UpdatedAt.UnixNano()
 	if prev == nil {
-		_, err := d.db.ExecContext(ctx,
+		_, err := q.ExecContext(ctx,
 			`INSERT INTO witness_state (origin, size, root, note, updated_at) VALUES (?, ?, ?, ?, ?)`,
 			next.Origin, int64(next.Size), next.Root[:], next.Note, at)
 		if isDuplicate(err) {
@@ -144,13 +190,13 @@ func (d *DB) SwapWitnessState(ctx context.Context, prev *WitnessState, next Witn
 		return nil
 	}
 	if prev.Origin != next.Origin {
-		return fmt.Errorf("swapping witness state of %q with one of %q", prev.Origin, next.Origin)
+		return fmt.Errorf("swapping witness state of %q with one of %q: %w", prev.Origin, next.Origin, errBadState)
 	}
 	// SECURITY: compare-and-swap on (size, root). Checking the new checkpoint
 	// against prev and storing it must be one atomic step, or a request that
 	// was checked against an older state could roll the size back after a
 	// concurrent request advanced it (tlog-witness, add-checkpoint).
-	res, err := d.db.ExecContext(ctx,
+	res, err := q.ExecContext(ctx,
 		`UPDATE witness_state SET size = ?, root = ?, note = ?, updated_at = ?
 		 WHERE origin = ? AND size = ? AND root = ?`,
 		int64(next.Size), next.Root[:], next.Note, at,
@@ -168,11 +214,19 @@ func (d *DB) SwapWitnessState(ctx context.Context, prev *WitnessState, next Witn
 	// MySQL counts a matched row whose values did not change as 0 rows
 	// affected. If the row already holds exactly next, the outcome is the one
 	// we wanted, whoever wrote it.
-	cur, ok, err := d.WitnessState(ctx, next.Origin)
-	if err != nil {
-		return err
+	var (
+		size int64
+		root []byte
+		note []byte
+	)
+	err = q.QueryRowContext(ctx, `SELECT size, root, note FROM witness_state WHERE origin = ?`, next.Origin).Scan(&size, &root, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrWitnessStateChanged
 	}
-	if ok && cur.Size == next.Size && cur.Root == next.Root && bytes.Equal(cur.Note, next.Note) {
+	if err != nil {
+		return fmt.Errorf("reading witness state of %q: %w", next.Origin, err)
+	}
+	if size == int64(next.Size) && bytes.Equal(root, next.Root[:]) && bytes.Equal(note, next.Note) {
 		return nil
 	}
 	return ErrWitnessStateChanged

@@ -153,3 +153,42 @@ func TestWitnessEvidence(t *testing.T) {
 		}
 	})
 }
+
+// TestWitnessStatesBatch: swaps in one transaction each get their own
+// outcome; one that loses its compare-and-swap changes nothing and does not
+// stop the others.
+func TestWitnessStatesBatch(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		a1, b1 := witnessState("a", 1), witnessState("b", 1)
+		for _, s := range []WitnessState{a1, b1} {
+			if err := db.SwapWitnessState(ctx, nil, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a2, a3, b2, c1 := witnessState("a", 2), witnessState("a", 3), witnessState("b", 2), witnessState("c", 1)
+		errs, err := db.SwapWitnessStates(ctx, []WitnessSwap{
+			{Prev: &a1, Next: a2},
+			{Prev: &a1, Next: a3}, // same read state as the first: loses
+			{Prev: nil, Next: b2}, // b exists: loses
+			{Prev: &b1, Next: b2},
+			{Prev: nil, Next: c1},
+			{Prev: nil, Next: witnessState("d", 1<<63)}, // refused, changes nothing
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []error{nil, ErrWitnessStateChanged, ErrWitnessStateChanged, nil, nil, errBadState} {
+			if !errors.Is(errs[i], want) || (want == nil && errs[i] != nil) {
+				t.Errorf("swap %d: %v, want %v", i, errs[i], want)
+			}
+		}
+		all, err := db.WitnessStates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]WitnessState{a2, b2, c1}, all); diff != "" {
+			t.Errorf("states (-want +got):\n%s", diff)
+		}
+	})
+}

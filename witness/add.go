@@ -155,14 +155,48 @@ func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.S
 	return line, nil
 }
 
-// swap writes the new state. On SQLite, writes from this process take turns
-// on a mutex: SQLite has one writer at a time, and a writer that finds the
-// database locked backs off by sleeping for milliseconds, which costs far
-// more than waiting in line.
+// swap writes the new state with a compare-and-swap, committed together
+// with those of concurrent requests (group commit): each request queues its
+// swap, and whoever holds the write lock commits everything queued in one
+// transaction, so that many requests share one fsync. Each swap keeps its
+// own compare-and-swap outcome.
 func (w *Witness) swap(ctx context.Context, prev *storage.WitnessState, next storage.WitnessState) error {
-	if w.db.Dialect() == storage.SQLite {
-		w.writeMu.Lock()
-		defer w.writeMu.Unlock()
+	p := &pendingSwap{swap: storage.WitnessSwap{Prev: prev, Next: next}, done: make(chan error, 1)}
+	w.pendMu.Lock()
+	w.pending = append(w.pending, p)
+	w.pendMu.Unlock()
+
+	w.writeMu.Lock()
+	w.pendMu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.pendMu.Unlock()
+	if len(batch) > 0 {
+		// Not ctx: the batch carries other requests' swaps.
+		w.commit(context.WithoutCancel(ctx), batch)
 	}
-	return w.db.SwapWitnessState(ctx, prev, next)
+	w.writeMu.Unlock()
+	// Ours was in this batch or in an earlier one, committed before we got
+	// the lock.
+	return <-p.done
+}
+
+type pendingSwap struct {
+	swap storage.WitnessSwap
+	done chan error
+}
+
+func (w *Witness) commit(ctx context.Context, batch []*pendingSwap) {
+	swaps := make([]storage.WitnessSwap, len(batch))
+	for i, p := range batch {
+		swaps[i] = p.swap
+	}
+	errs, err := w.db.SwapWitnessStates(ctx, swaps)
+	for i, p := range batch {
+		if err != nil {
+			p.done <- err
+		} else {
+			p.done <- errs[i]
+		}
+	}
 }

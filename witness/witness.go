@@ -71,7 +71,9 @@ type Witness struct {
 	limit  *rateLimiter
 	logger *slog.Logger
 
-	writeMu sync.Mutex // serializes state writes on SQLite (see swap)
+	writeMu sync.Mutex     // held while committing a batch of swaps
+	pendMu  sync.Mutex     // guards pending
+	pending []*pendingSwap // swaps waiting for the next commit (see swap)
 
 	seenMu sync.Mutex
 	seen   map[[32]byte]bool // evidence stored lately (see firstSighting)
