@@ -3,11 +3,15 @@ package backend
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/server"
 	"github.com/google/trillian/server/admin"
 	terrors "github.com/google/trillian/server/errors"
+	tstorage "github.com/google/trillian/storage"
+	"github.com/google/trillian/trees"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,8 +21,49 @@ import (
 // logClient is a trillian.TrillianLogClient that calls Trillian's log server
 // implementation in this process directly. Errors come out as they would
 // from the gRPC server: wrapped as Trillian's ErrorWrapper interceptor does,
-// and as gRPC statuses.
-type logClient struct{ s *server.TrillianLogRPCServer }
+// and as gRPC statuses. Like Trillian's TrillianInterceptor, it puts the
+// (cached) tree into the call's context, so that the server does not read
+// it from storage on every call.
+type logClient struct {
+	s     *server.TrillianLogRPCServer
+	trees *treeCache
+}
+
+// treeCacheTTL is how long a tree read from admin storage is reused: a tree
+// frozen or deleted through the admin API is noticed within this time.
+const treeCacheTTL = time.Second
+
+// treeCache holds the last tree read from admin storage.
+type treeCache struct {
+	admin tstorage.AdminStorage
+	mu    sync.Mutex
+	tree  *trillian.Tree
+	at    time.Time
+}
+
+// withTree returns ctx carrying the tree the request names, when it can be
+// read; otherwise ctx, and the server reports the error itself.
+func (c *treeCache) withTree(ctx context.Context, req any) context.Context {
+	r, ok := req.(interface{ GetLogId() int64 })
+	if c == nil || !ok {
+		return ctx
+	}
+	id := r.GetLogId()
+	c.mu.Lock()
+	t := c.tree
+	fresh := t != nil && t.TreeId == id && time.Since(c.at) < treeCacheTTL
+	c.mu.Unlock()
+	if !fresh {
+		var err error
+		if t, err = tstorage.GetTree(ctx, c.admin, id); err != nil {
+			return ctx
+		}
+		c.mu.Lock()
+		c.tree, c.at = t, time.Now()
+		c.mu.Unlock()
+	}
+	return trees.NewContext(ctx, t)
+}
 
 // adminClient is the same for Trillian's admin server.
 type adminClient struct{ s *admin.Server }
@@ -27,7 +72,12 @@ type adminClient struct{ s *admin.Server }
 // cloned, as gRPC would marshal them, so the server's edits to a request
 // (Trillian fills in leaf hashes) do not reach the caller.
 func call[Req proto.Message, Resp any](ctx context.Context, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
-	resp, err := f(ctx, proto.Clone(req).(Req))
+	return callIn(ctx, nil, f, req)
+}
+
+// callIn is call with the request's tree from c in the context.
+func callIn[Req proto.Message, Resp any](ctx context.Context, c *treeCache, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
+	resp, err := f(c.withTree(ctx, req), proto.Clone(req).(Req))
 	if err != nil {
 		var zero Resp
 		return zero, toStatus(terrors.WrapError(err))
@@ -47,39 +97,39 @@ func toStatus(err error) error {
 }
 
 func (c logClient) QueueLeaf(ctx context.Context, in *trillian.QueueLeafRequest, _ ...grpc.CallOption) (*trillian.QueueLeafResponse, error) {
-	return call(ctx, c.s.QueueLeaf, in)
+	return callIn(ctx, c.trees, c.s.QueueLeaf, in)
 }
 
 func (c logClient) GetInclusionProof(ctx context.Context, in *trillian.GetInclusionProofRequest, _ ...grpc.CallOption) (*trillian.GetInclusionProofResponse, error) {
-	return call(ctx, c.s.GetInclusionProof, in)
+	return callIn(ctx, c.trees, c.s.GetInclusionProof, in)
 }
 
 func (c logClient) GetInclusionProofByHash(ctx context.Context, in *trillian.GetInclusionProofByHashRequest, _ ...grpc.CallOption) (*trillian.GetInclusionProofByHashResponse, error) {
-	return call(ctx, c.s.GetInclusionProofByHash, in)
+	return callIn(ctx, c.trees, c.s.GetInclusionProofByHash, in)
 }
 
 func (c logClient) GetConsistencyProof(ctx context.Context, in *trillian.GetConsistencyProofRequest, _ ...grpc.CallOption) (*trillian.GetConsistencyProofResponse, error) {
-	return call(ctx, c.s.GetConsistencyProof, in)
+	return callIn(ctx, c.trees, c.s.GetConsistencyProof, in)
 }
 
 func (c logClient) GetLatestSignedLogRoot(ctx context.Context, in *trillian.GetLatestSignedLogRootRequest, _ ...grpc.CallOption) (*trillian.GetLatestSignedLogRootResponse, error) {
-	return call(ctx, c.s.GetLatestSignedLogRoot, in)
+	return callIn(ctx, c.trees, c.s.GetLatestSignedLogRoot, in)
 }
 
 func (c logClient) GetEntryAndProof(ctx context.Context, in *trillian.GetEntryAndProofRequest, _ ...grpc.CallOption) (*trillian.GetEntryAndProofResponse, error) {
-	return call(ctx, c.s.GetEntryAndProof, in)
+	return callIn(ctx, c.trees, c.s.GetEntryAndProof, in)
 }
 
 func (c logClient) InitLog(ctx context.Context, in *trillian.InitLogRequest, _ ...grpc.CallOption) (*trillian.InitLogResponse, error) {
-	return call(ctx, c.s.InitLog, in)
+	return callIn(ctx, c.trees, c.s.InitLog, in)
 }
 
 func (c logClient) AddSequencedLeaves(ctx context.Context, in *trillian.AddSequencedLeavesRequest, _ ...grpc.CallOption) (*trillian.AddSequencedLeavesResponse, error) {
-	return call(ctx, c.s.AddSequencedLeaves, in)
+	return callIn(ctx, c.trees, c.s.AddSequencedLeaves, in)
 }
 
 func (c logClient) GetLeavesByRange(ctx context.Context, in *trillian.GetLeavesByRangeRequest, _ ...grpc.CallOption) (*trillian.GetLeavesByRangeResponse, error) {
-	return call(ctx, c.s.GetLeavesByRange, in)
+	return callIn(ctx, c.trees, c.s.GetLeavesByRange, in)
 }
 
 func (c adminClient) ListTrees(ctx context.Context, in *trillian.ListTreesRequest, _ ...grpc.CallOption) (*trillian.ListTreesResponse, error) {

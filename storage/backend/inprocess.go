@@ -62,7 +62,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	var wg sync.WaitGroup
 
 	return &Backend{
-		Log:     logClient{logServer},
+		Log:     logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}},
 		Admin:   adminClient{adminServer},
 		healthy: func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
 		// The sequencer starts once the tree exists and is initialized.
