@@ -7,3 +7,10 @@ cd "$(dirname "$0")/.."
 # Witness (docs/performance.md, "Witness (evident-witness)"): add-checkpoint
 # requests/s of one witness, and the Pool.Cosign round's p50/p99 latency.
 go test -run XXX -bench 'AddCheckpoint|PoolCosign' -benchtime 3s -count 3 ./witness
+
+# Log server (docs/performance.md, "Log server (evident-server)"): the real
+# binary on a fresh data directory (Trillian in-process on SQLite), loopback
+# HTTP clients in the same test process: submit-to-receipt latency p50/p99
+# with 16 concurrent submitters, entries/s with 256 waiting submitters and
+# with ?wait=false, and the server's CPU per entry.
+EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/evident-server | grep 'evident-server load:'
