@@ -340,3 +340,43 @@ func TestMaliciousLog(t *testing.T) {
 		t.Errorf("VerifyEvidence of consistent checkpoints = %v, want ErrNotEvidence", err)
 	}
 }
+
+// TestConcurrentLogs: many logs growing at once share group commits; every
+// request succeeds and every log ends at its own latest checkpoint.
+func TestConcurrentLogs(t *testing.T) { eachBackend(t, testConcurrentLogs) }
+
+func testConcurrentLogs(t *testing.T, b backend) {
+	var logs []*testLog
+	for i := range 8 {
+		logs = append(logs, newTestLog(t, fmt.Sprintf("example.com/log%d", i)))
+	}
+	// Build all requests first: testLog is not safe for concurrent use.
+	reqs := make([][]*Request, len(logs))
+	for i, l := range logs {
+		old := int64(0)
+		for range 10 {
+			l.grow(1 + i)
+			reqs[i] = append(reqs[i], l.request(old))
+			old = l.size
+		}
+	}
+	w := b.newWitness(t, "example.com/witness", logs)
+	var wg sync.WaitGroup
+	for i := range logs {
+		wg.Go(func() {
+			for j, r := range reqs[i] {
+				if _, err := w.AddCheckpoint(context.Background(), r); err != nil {
+					t.Errorf("log %d request %d: %v", i, j, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range logs {
+		st, ok, err := w.db.WitnessState(t.Context(), l.origin)
+		if err != nil || !ok || st.Size != uint64(l.size) || st.Root != l.root(l.size) {
+			t.Errorf("%s: state size %d (%v, %v), want %d", l.origin, st.Size, ok, err, l.size)
+		}
+	}
+}
