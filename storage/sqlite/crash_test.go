@@ -229,7 +229,7 @@ func checkCrashState(t *testing.T, path, journal string, tree *trillian.Tree, la
 	for _, id := range acked {
 		var n int
 		if err := s.rdb.QueryRowContext(ctx, `SELECT
-			(SELECT count(*) FROM sequenced_leaves WHERE tree_id = ?1 AND leaf_identity_hash = ?2) +
+			(SELECT count(*) FROM leaf_data WHERE tree_id = ?1 AND leaf_identity_hash = ?2 AND sequence_number IS NOT NULL) +
 			(SELECT count(*) FROM unsequenced WHERE tree_id = ?1 AND leaf_identity_hash = ?2)`, tree.TreeId, id).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +320,7 @@ func checkRoot(ctx context.Context, s *Storage, tree *trillian.Tree) string {
 		start += uint64(len(leaves))
 	}
 	var extra int
-	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM sequenced_leaves WHERE tree_id = ? AND sequence_number >= ?",
+	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM leaf_data WHERE tree_id = ? AND sequence_number >= ?",
 		tree.TreeId, lr.TreeSize).Scan(&extra); err != nil {
 		return err.Error()
 	}

@@ -33,38 +33,36 @@ const (
 	selectSubtreeSQL = `SELECT nodes FROM subtrees WHERE tree_id = ? AND subtree_id = ?`
 	upsertSubtreeSQL = `INSERT INTO subtrees (tree_id, subtree_id, nodes) VALUES (?, ?, ?)
 		ON CONFLICT (tree_id, subtree_id) DO UPDATE SET nodes = excluded.nodes`
-	selectQueuedSQL = `SELECT leaf_identity_hash, merkle_leaf_hash, queue_timestamp_nanos FROM unsequenced
+	selectQueuedSQL = `SELECT leaf_identity_hash, merkle_leaf_hash, queue_timestamp_nanos, leaf_id FROM unsequenced
 		WHERE tree_id = ? AND queue_timestamp_nanos <= ?
 		ORDER BY queue_timestamp_nanos, leaf_identity_hash LIMIT ?`
 	deleteQueuedSQL = `DELETE FROM unsequenced
 		WHERE tree_id = ? AND queue_timestamp_nanos = ? AND leaf_identity_hash = ?`
-	insertSequencedSQL = `INSERT INTO sequenced_leaves
-		(tree_id, sequence_number, leaf_identity_hash, merkle_leaf_hash, integrate_timestamp_nanos)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	sequenceLeafSQL = `UPDATE leaf_data SET sequence_number = ?, integrate_timestamp_nanos = ?
+		WHERE rowid = ? AND tree_id = ? AND sequence_number IS NULL`
+	// insertLeafDataSQL does nothing when the identity hash (or, for
+	// AddSequencedLeaves, the sequence number) is already taken.
 	insertLeafDataSQL = `INSERT INTO leaf_data
-		(tree_id, leaf_identity_hash, merkle_leaf_hash, leaf_value, extra_data, queue_timestamp_nanos)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	deleteLeafDataSQL = `DELETE FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?`
-	insertQueuedSQL   = `INSERT INTO unsequenced (tree_id, queue_timestamp_nanos, leaf_identity_hash, merkle_leaf_hash)
-		VALUES (?, ?, ?, ?)`
-	selectLeavesByRangeSQL = `SELECT s.sequence_number, s.merkle_leaf_hash, s.leaf_identity_hash,
-		l.leaf_value, l.extra_data, l.queue_timestamp_nanos, s.integrate_timestamp_nanos
-		FROM sequenced_leaves s JOIN leaf_data l
-		ON l.tree_id = s.tree_id AND l.leaf_identity_hash = s.leaf_identity_hash
-		WHERE s.tree_id = ? AND s.sequence_number >= ? AND s.sequence_number < ?
-		ORDER BY s.sequence_number`
-	selectLeavesByMerkleHashSQL = `SELECT s.sequence_number, s.merkle_leaf_hash, s.leaf_identity_hash,
-		l.leaf_value, l.extra_data, l.queue_timestamp_nanos, s.integrate_timestamp_nanos
-		FROM sequenced_leaves s JOIN leaf_data l
-		ON l.tree_id = s.tree_id AND l.leaf_identity_hash = s.leaf_identity_hash
-		WHERE s.tree_id = ? AND s.merkle_leaf_hash = ?`
+		(tree_id, leaf_identity_hash, merkle_leaf_hash, leaf_value, extra_data, queue_timestamp_nanos,
+		 sequence_number, integrate_timestamp_nanos)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	selectHasIdentitySQL = `SELECT EXISTS (SELECT 1 FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?)`
+	insertQueuedSQL      = `INSERT INTO unsequenced (tree_id, queue_timestamp_nanos, leaf_identity_hash, merkle_leaf_hash, leaf_id)
+		VALUES (?, ?, ?, ?, ?)`
+	leafColumns            = `sequence_number, merkle_leaf_hash, leaf_identity_hash, leaf_value, extra_data, queue_timestamp_nanos, integrate_timestamp_nanos`
+	selectLeavesByRangeSQL = `SELECT ` + leafColumns + ` FROM leaf_data
+		WHERE tree_id = ? AND sequence_number >= ? AND sequence_number < ?
+		ORDER BY sequence_number`
+	// Sequenced leaves by Merkle hash: those whose identity hash is their
+	// Merkle hash are found through the identity index, the others through
+	// the (partial) Merkle hash index.
+	selectLeavesByMerkleSameSQL = `SELECT ` + leafColumns + ` FROM leaf_data INDEXED BY leaf_data_identity
+		WHERE tree_id = ?1 AND leaf_identity_hash = ?2 AND merkle_leaf_hash = ?2 AND sequence_number IS NOT NULL`
+	selectLeavesByMerkleOtherSQL = `SELECT ` + leafColumns + ` FROM leaf_data INDEXED BY leaf_data_merkle
+		WHERE tree_id = ?1 AND merkle_leaf_hash = ?2 AND merkle_leaf_hash != leaf_identity_hash AND sequence_number IS NOT NULL`
 	// selectLeafByIdentitySQL reads a stored leaf for a duplicate; the
 	// sequence number and integrate time are NULL while it is queued.
-	selectLeafByIdentitySQL = `SELECT s.sequence_number, l.merkle_leaf_hash, l.leaf_identity_hash,
-		l.leaf_value, l.extra_data, l.queue_timestamp_nanos, s.integrate_timestamp_nanos
-		FROM leaf_data l LEFT JOIN sequenced_leaves s
-		ON s.tree_id = l.tree_id AND s.leaf_identity_hash = l.leaf_identity_hash
-		WHERE l.tree_id = ? AND l.leaf_identity_hash = ?`
+	selectLeafByIdentitySQL = `SELECT ` + leafColumns + ` FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?`
 	selectActiveLogsSQL = `SELECT tree_id FROM trees
 		WHERE tree_type IN ('LOG', 'PREORDERED_LOG') AND tree_state IN ('ACTIVE', 'DRAINING') AND deleted = 0`
 	selectHasRootSQL = `SELECT EXISTS (SELECT 1 FROM tree_heads WHERE tree_id = ?)`
@@ -184,6 +182,7 @@ func (l *logStorage) AddSequencedLeaves(ctx context.Context, tr *trillian.Tree, 
 type dequeued struct {
 	queueTimestampNanos int64
 	identityHash        []byte
+	leafID              int64 // rowid in leaf_data
 }
 
 // logTX is a read-only snapshot or a read-write transaction on one tree.
@@ -431,8 +430,8 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 	leaves := make([]*trillian.LogLeaf, 0, min(limit, 4096))
 	for rows.Next() {
 		var id, mh []byte
-		var qts int64
-		if err := rows.Scan(&id, &mh, &qts); err != nil {
+		var qts, leafID int64
+		if err := rows.Scan(&id, &mh, &qts, &leafID); err != nil {
 			return nil, t.fail(fmt.Errorf("sqlite storage: dequeueing from tree %d: %w", t.treeID, err))
 		}
 		if len(id) != hashSize {
@@ -442,7 +441,7 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 		if _, ok := t.dequeued[k]; ok {
 			continue // already returned by an earlier DequeueLeaves in this transaction
 		}
-		t.dequeued[k] = dequeued{queueTimestampNanos: qts, identityHash: id}
+		t.dequeued[k] = dequeued{queueTimestampNanos: qts, identityHash: id, leafID: leafID}
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIdentityHash: id,
 			MerkleLeafHash:   mh,
@@ -475,8 +474,10 @@ func (t *logTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.Lo
 		if !ok {
 			return fmt.Errorf("sqlite storage: leaf %x was not dequeued in this transaction", leaf.LeafIdentityHash)
 		}
-		res, err := t.q.exec(sctx, insertSequencedSQL, t.treeID, leaf.LeafIndex, leaf.LeafIdentityHash,
-			leaf.MerkleLeafHash, leaf.IntegrateTimestamp.AsTime().UnixNano())
+		if leaf.LeafIndex < 0 {
+			return fmt.Errorf("sqlite storage: negative leaf index %d", leaf.LeafIndex)
+		}
+		res, err := t.q.exec(sctx, sequenceLeafSQL, leaf.LeafIndex, leaf.IntegrateTimestamp.AsTime().UnixNano(), dq.leafID, t.treeID)
 		if err := oneRow(res, err); err != nil {
 			return t.fail(fmt.Errorf("sqlite storage: sequencing leaf %d of tree %d: %w", leaf.LeafIndex, t.treeID, err))
 		}
@@ -527,24 +528,23 @@ func (t *logTX) addSequencedLeaves(ctx context.Context, leaves []*trillian.LogLe
 		}
 		res[i] = &trillian.QueuedLogLeaf{Status: ok}
 		r, err := t.q.exec(sctx, insertLeafDataSQL, t.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, ts.UnixNano())
+			nonNil(leaf.LeafValue), leaf.ExtraData, ts.UnixNano(), leaf.LeafIndex, 0)
 		n, err := affected(r, err)
 		if err != nil {
 			return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
 		}
-		if n == 0 {
-			res[i].Status = status.New(codes.FailedPrecondition, "conflicting LeafIdentityHash").Proto()
+		if n == 1 {
 			continue
 		}
-		r, err = t.q.exec(sctx, insertSequencedSQL, t.treeID, leaf.LeafIndex, leaf.LeafIdentityHash, leaf.MerkleLeafHash, 0)
-		if n, err = affected(r, err); err != nil {
+		// Taken: by this identity hash, or else by this index.
+		var sameID bool
+		if err := t.q.queryRow(sctx, selectHasIdentitySQL, []any{t.treeID, leaf.LeafIdentityHash}, &sameID); err != nil {
 			return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
 		}
-		if n == 0 {
+		if sameID {
+			res[i].Status = status.New(codes.FailedPrecondition, "conflicting LeafIdentityHash").Proto()
+		} else {
 			res[i].Status = status.New(codes.FailedPrecondition, "conflicting LeafIndex").Proto()
-			if _, err := t.q.exec(sctx, deleteLeafDataSQL, t.treeID, leaf.LeafIdentityHash); err != nil {
-				return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
-			}
 		}
 	}
 	return res, nil
@@ -619,15 +619,17 @@ func (t *logTX) GetLeavesByHash(ctx context.Context, hashes [][]byte, orderBySeq
 	}
 	var ret []*trillian.LogLeaf
 	for _, h := range hashes {
-		rows, err := t.q.query(t.stmtCtx(ctx), selectLeavesByMerkleHashSQL, t.treeID, h)
-		if err != nil {
-			return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
+		for _, q := range []string{selectLeavesByMerkleSameSQL, selectLeavesByMerkleOtherSQL} {
+			rows, err := t.q.query(t.stmtCtx(ctx), q, t.treeID, h)
+			if err != nil {
+				return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
+			}
+			leaves, err := scanLeaves(rows)
+			if err != nil {
+				return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
+			}
+			ret = append(ret, leaves...)
 		}
-		leaves, err := scanLeaves(rows)
-		if err != nil {
-			return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
-		}
-		ret = append(ret, leaves...)
 	}
 	if orderBySequence {
 		sortByIndex(ret)

@@ -216,13 +216,17 @@ func (s *Storage) queueOne(ctx context.Context, r *queueReq) ([]*trillian.Queued
 	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
 	for i, leaf := range r.leaves {
 		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts)
+			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, nil, nil)
 		n, err := affected(ins, err)
 		if err != nil {
 			return nil, err
 		}
 		if n == 1 {
-			if _, err := s.w.exec(ctx, insertQueuedSQL, r.treeID, r.ts, leaf.LeafIdentityHash, leaf.MerkleLeafHash); err != nil {
+			leafID, err := ins.LastInsertId()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.w.exec(ctx, insertQueuedSQL, r.treeID, r.ts, leaf.LeafIdentityHash, leaf.MerkleLeafHash, leafID); err != nil {
 				return nil, err
 			}
 			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}

@@ -39,35 +39,39 @@ CREATE TABLE subtrees (
   PRIMARY KEY (tree_id, subtree_id)
 ) STRICT;
 
--- Every leaf ever accepted, queued or sequenced, keyed by its identity hash:
--- this key is what makes queueing the same identity twice a duplicate.
+-- Every leaf ever accepted, queued or sequenced. The identity hash is
+-- unique per tree: queueing the same identity twice is a duplicate. A leaf
+-- gets its sequence number and integrate time when it is sequenced.
+--
+-- Write cost matters here: a random key (a hash) in an index costs about one
+-- page write per leaf, so there is only one such index in the common case.
+-- The Merkle hash index holds only leaves whose identity hash differs from
+-- their Merkle hash (Trillian's log server makes them equal unless the
+-- personality sets an identity); lookups by Merkle hash use the identity
+-- index for the others. The sequence index grows at its end.
 CREATE TABLE leaf_data (
-  tree_id                INTEGER NOT NULL,
-  leaf_identity_hash     BLOB    NOT NULL,
-  merkle_leaf_hash       BLOB    NOT NULL,
-  leaf_value             BLOB    NOT NULL,
-  extra_data             BLOB,
-  queue_timestamp_nanos  INTEGER NOT NULL
-) STRICT;
-CREATE UNIQUE INDEX leaf_data_identity ON leaf_data (tree_id, leaf_identity_hash);
-
--- Leaves with a position in the tree.
-CREATE TABLE sequenced_leaves (
   tree_id                    INTEGER NOT NULL,
-  sequence_number            INTEGER NOT NULL,
   leaf_identity_hash         BLOB    NOT NULL,
   merkle_leaf_hash           BLOB    NOT NULL,
-  integrate_timestamp_nanos  INTEGER NOT NULL,
-  PRIMARY KEY (tree_id, sequence_number)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX sequenced_leaves_merkle ON sequenced_leaves (tree_id, merkle_leaf_hash);
-CREATE INDEX sequenced_leaves_identity ON sequenced_leaves (tree_id, leaf_identity_hash);
+  leaf_value                 BLOB    NOT NULL,
+  extra_data                 BLOB,
+  queue_timestamp_nanos      INTEGER NOT NULL,
+  sequence_number            INTEGER,
+  integrate_timestamp_nanos  INTEGER
+) STRICT;
+CREATE UNIQUE INDEX leaf_data_identity ON leaf_data (tree_id, leaf_identity_hash);
+CREATE UNIQUE INDEX leaf_data_sequence ON leaf_data (tree_id, sequence_number)
+  WHERE sequence_number IS NOT NULL;
+CREATE INDEX leaf_data_merkle ON leaf_data (tree_id, merkle_leaf_hash)
+  WHERE merkle_leaf_hash != leaf_identity_hash;
 
--- The queue of leaves waiting for the sequencer, in dequeue order.
+-- The queue of leaves waiting for the sequencer, in dequeue order; leaf_id
+-- is the rowid of the leaf in leaf_data.
 CREATE TABLE unsequenced (
   tree_id                INTEGER NOT NULL,
   queue_timestamp_nanos  INTEGER NOT NULL,
   leaf_identity_hash     BLOB    NOT NULL,
   merkle_leaf_hash       BLOB    NOT NULL,
+  leaf_id                INTEGER NOT NULL,
   PRIMARY KEY (tree_id, queue_timestamp_nanos, leaf_identity_hash)
 ) STRICT, WITHOUT ROWID;
