@@ -63,7 +63,7 @@ const (
 	// selectLeafByIdentitySQL reads a stored leaf for a duplicate; the
 	// sequence number and integrate time are NULL while it is queued.
 	selectLeafByIdentitySQL = `SELECT ` + leafColumns + ` FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?`
-	selectActiveLogsSQL = `SELECT tree_id FROM trees
+	selectActiveLogsSQL     = `SELECT tree_id FROM trees
 		WHERE tree_type IN ('LOG', 'PREORDERED_LOG') AND tree_state IN ('ACTIVE', 'DRAINING') AND deleted = 0`
 	selectHasRootSQL = `SELECT EXISTS (SELECT 1 FROM tree_heads WHERE tree_id = ?)`
 )
