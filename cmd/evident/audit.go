@@ -56,6 +56,11 @@ func (r *rangeState) toRange() (*compact.Range, error) {
 	if r == nil {
 		return rangeFactory.NewEmptyRange(0), nil
 	}
+	for _, h := range r.Hashes {
+		if len(h) != 32 {
+			return nil, fmt.Errorf("compact range hash of %d bytes, want 32", len(h))
+		}
+	}
 	return rangeFactory.NewRange(0, r.Size, r.Hashes)
 }
 

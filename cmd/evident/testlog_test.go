@@ -197,9 +197,12 @@ func uintParam(r *http.Request, name string) (uint64, bool) {
 func (l *testLog) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/add-entry", func(w http.ResponseWriter, r *http.Request) {
-		if l.gate != nil {
+		l.mu.Lock()
+		gate := l.gate
+		l.mu.Unlock()
+		if gate != nil {
 			select {
-			case <-l.gate:
+			case <-gate:
 			case <-r.Context().Done():
 				return
 			}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// countLines counts complete lines in path.
+func countLines(path string) int {
+	b, _ := os.ReadFile(path)
+	return bytes.Count(b, []byte("\n"))
+}
+
+// TestSubmitJSONLResume submits 10,000 lines, kills the process (SIGKILL)
+// part-way, resumes, and checks that every line ends with exactly one
+// receipt that verifies.
+func TestSubmitJSONLResume(t *testing.T) {
+	const n = 10000
+	l := newTestLog(t, 1)
+	dir := t.TempDir()
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, `{"event":"payment","id":%d,"amount":"%d.00"}`+"\n", i, i*7%1000)
+		if i == 500 {
+			in.WriteString("\n") // empty lines are not entries
+		}
+	}
+	input := writeFile(t, dir, "events.jsonl", in.Bytes(), 0o644)
+	receipts := input + ".receipts"
+	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	policy := writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
+	args := []string{"submit", "--log", l.srv.URL, "--token_file", token, "--log_key", l.vkey, "--policy", policy, "--jsonl", input, "--concurrency", "16"}
+
+	// First run: after 3,000 requests the log stops answering; the process
+	// is killed once it has written receipts.
+	gate := make(chan struct{}, 2*n)
+	for range 3000 {
+		gate <- struct{}{}
+	}
+	l.mu.Lock()
+	l.gate = gate // read by the handler under mu
+	l.mu.Unlock()
+	cmd := exec.Command(evidentBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for countLines(receipts) < 2500 {
+		select {
+		case err := <-exited:
+			t.Fatalf("the first run exited early: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond): // polling for progress, not timing anything
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	first := countLines(receipts)
+	if first >= n {
+		t.Fatalf("the first run wrote all %d receipts; it should have been interrupted", first)
+	}
+	// Simulate a record cut short by the kill.
+	f, _ := os.OpenFile(receipts, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"line":99999,"index":1,"leaf`)
+	f.Close()
+	for range n {
+		gate <- struct{}{}
+	}
+
+	r := evident(t, nil, append(args, "--json")...)
+	wantCode(t, r, exitOK)
+	m := r.json(t)
+	if m["lines"] != float64(n) || m["already_had_receipts"] != float64(first) || m["submitted"] != float64(n-first) || m["failed"] != 0.0 {
+		t.Errorf("summary %v; want %d lines, %d already done", m, n, first)
+	}
+	checkReceipts(t, l, in.Bytes(), receipts, n)
+
+	// A third run has nothing to do.
+	r = evident(t, nil, append(args, "--json")...)
+	wantCode(t, r, exitOK)
+	if m := r.json(t); m["submitted"] != 0.0 || m["already_had_receipts"] != float64(n) {
+		t.Errorf("third run summary %v", m)
+	}
+}
+
+// checkReceipts checks one receipt per non-empty input line, each verifying.
+func checkReceipts(t *testing.T, l *testLog, input []byte, receipts string, n int) {
+	t.Helper()
+	key, err := checkpoint.NewVerifier(l.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(input, []byte("\n"))
+	f, err := os.Open(receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[int]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec receiptRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("receipts file line %q: %v", sc.Bytes(), err)
+		}
+		if seen[rec.Line] {
+			t.Fatalf("two receipts for line %d", rec.Line)
+		}
+		seen[rec.Line] = true
+		rc, err := checkpoint.ParseReceipt([]byte(rec.Receipt))
+		if err != nil {
+			t.Fatalf("line %d: %v", rec.Line, err)
+		}
+		if rec.Line < 1 || rec.Line > len(lines) {
+			t.Fatalf("record for line %d", rec.Line)
+		}
+		if _, err := checkpoint.VerifyReceipt(rc, lines[rec.Line-1], key, nil); err != nil {
+			t.Fatalf("line %d: receipt does not verify: %v", rec.Line, err)
+		}
+		if rc.Index != rec.Index {
+			t.Fatalf("line %d: record index %d, receipt index %d", rec.Line, rec.Index, rc.Index)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d receipts, want %d", len(seen), n)
+	}
+	for i, line := range lines {
+		if len(line) > 0 && !seen[i+1] {
+			t.Errorf("line %d has no receipt", i+1)
+		}
+	}
+}
+
+func TestSubmitJSONLChangedInput(t *testing.T) {
+	l := newTestLog(t, 0)
+	dir := t.TempDir()
+	input := writeFile(t, dir, "in.jsonl", []byte("a\nb\nc\n"), 0o644)
+	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	wantCode(t, evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--jsonl", input), exitOK)
+	writeFile(t, dir, "in.jsonl", []byte("a\nB\nc\nd\n"), 0o644)
+	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--jsonl", input)
+	wantCode(t, r, exitUsage)
+	if !strings.Contains(r.stderr, "line 2 of") || !strings.Contains(r.stderr, "changed") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	if got := countLines(filepath.Join(dir, "in.jsonl.receipts")); got != 3 {
+		t.Errorf("receipts file has %d lines after a refused run, want 3", got)
+	}
+}
+
+func TestSubmitErrors(t *testing.T) {
+	l := newTestLog(t, 0)
+	dir := t.TempDir()
+	entry := writeFile(t, dir, "e", []byte("x"), 0o644)
+	bad := writeFile(t, dir, "bad-token", []byte("wrong"), 0o600)
+	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", bad, entry)
+	wantCode(t, r, exitNetwork)
+	if !strings.Contains(r.stderr, "HTTP 401") || !strings.Contains(r.stderr, "bad token") {
+		t.Errorf("stderr %q lacks the status and the server's message", r.stderr)
+	}
+	if _, err := os.Stat(entry + ".tlog-proof"); err == nil {
+		t.Error("a failed submit wrote a receipt")
+	}
+	// A receipt the log signed with another key is refused, not written.
+	good := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	_, other, _ := checkpoint.GenerateKey("test.example/log")
+	r = evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", good, "--log_key", other, entry)
+	wantCode(t, r, exitFailed)
+	if _, err := os.Stat(entry + ".tlog-proof"); err == nil {
+		t.Error("a receipt that does not verify was written")
+	}
+}
