@@ -43,7 +43,7 @@ type AddResponse struct {
 // then returns its index and receipt. Submitting identical bytes again is
 // safe: the log answers with the original index. It needs Config.Token.
 func (c *Client) AddEntry(ctx context.Context, entry []byte) (*AddResponse, error) {
-	_, body, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/add-entry", body: entry, auth: true, limit: checkpoint.MaxNoteSize + maxJSON})
+	_, body, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/add-entry", body: entry, auth: true, limit: checkpoint.MaxNoteSize + maxJSON, idempotentWait: true})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,9 @@
 // package checkpoint, and so trust the log for nothing.
 //
 // Requests answered 429 or 503 are retried with exponential backoff,
-// honouring the server's Retry-After header, up to Config.MaxRetries times.
+// honouring the server's Retry-After header, up to Config.MaxRetries times;
+// so is an add-entry answered 504 (no checkpoint in time: the entry stays
+// queued, and submitting the same bytes again answers its original index).
 // Every other failure is returned at once: an *HTTPError when the server
 // answered with an error status (it carries the status and the server's
 // message), ErrBadResponse when an answer does not parse, and the transport's
@@ -176,6 +178,10 @@ type request struct {
 	auth   bool
 	// limit caps the response body; a longer body is ErrBadResponse.
 	limit int64
+	// idempotentWait marks add-entry with wait: a 504 (no checkpoint in
+	// time; the entry stays queued) is retried too, since submitting the
+	// same bytes again answers with the original index.
+	idempotentWait bool
 }
 
 // do sends req, retrying on 429 and 503, and returns the status and body of
@@ -184,7 +190,7 @@ func (c *Client) do(ctx context.Context, req request) (int, []byte, error) {
 	for attempt := 0; ; attempt++ {
 		status, body, err := c.once(ctx, req)
 		var he *HTTPError
-		if err == nil || !errors.As(err, &he) || !retryable(he.StatusCode) || attempt >= c.maxRetries {
+		if err == nil || !errors.As(err, &he) || !(retryable(he.StatusCode) || req.idempotentWait && he.StatusCode == http.StatusGatewayTimeout) || attempt >= c.maxRetries {
 			return status, body, err
 		}
 		wait := c.backoff(attempt, he.RetryAfter)

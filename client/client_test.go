@@ -325,3 +325,26 @@ func checkHashes(t *testing.T, hs [][]byte) {
 		}
 	}
 }
+
+func TestAddEntryRetries504(t *testing.T) {
+	var calls atomic.Int32
+	entry := []byte("slow")
+	lh := checkpoint.LeafHash(entry)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusGatewayTimeout)
+			io.WriteString(w, `{"error":"no checkpoint yet"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"index":0,"leaf_hash":%q,"duplicate":true,"receipt":"R"}`, b64(lh[:]))
+	})
+	c := newClient(t, h, Config{MaxBackoff: time.Millisecond})
+	if _, err := c.AddEntry(t.Context(), entry); err != nil || calls.Load() != 2 {
+		t.Errorf("AddEntry after a 504: %v after %d calls, want success after 2", err, calls.Load())
+	}
+	// Other requests are not retried on 504.
+	calls.Store(0)
+	if _, err := c.Checkpoint(t.Context()); err == nil || calls.Load() != 1 {
+		t.Errorf("Checkpoint on 504: %v after %d calls, want an error after 1", err, calls.Load())
+	}
+}
