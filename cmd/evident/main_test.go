@@ -13,8 +13,13 @@ import (
 )
 
 // evidentBin is the evident binary built once for these tests: the tests
-// run the real binary, as users do.
-var evidentBin string
+// run the real binary, as users do. serverBin is the real evident-server,
+// for the end-to-end tests; serverBuildErr says why it could not be built.
+var (
+	evidentBin     string
+	serverBin      string
+	serverBuildErr error
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "evident-cli-test")
@@ -28,6 +33,10 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building evident:", err)
 		os.Exit(1)
+	}
+	serverBin = filepath.Join(dir, "evident-server")
+	if out, err := exec.Command("go", "build", "-o", serverBin, "../evident-server").CombinedOutput(); err != nil {
+		serverBuildErr = fmt.Errorf("building evident-server: %v\n%s", err, out)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

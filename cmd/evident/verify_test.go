@@ -83,8 +83,17 @@ func TestSubmitAndVerify(t *testing.T) {
 func TestVerifyTampering(t *testing.T) {
 	l := newTestLog(t, 2)
 	entryPath, receiptPath, policyPath := submittedReceipt(t, l)
-	entry, _ := os.ReadFile(entryPath)
 	good, _ := os.ReadFile(receiptPath)
+	checkTampering(t, l.vkey, entryPath, good, policyPath)
+}
+
+// checkTampering runs the tampering table against a good receipt for the
+// entry in entryPath, whose checkpoint carries the log signature and then
+// cosignatures by w0 and w1, both required by the policy in policyPath.
+func checkTampering(t *testing.T, vkey, entryPath string, good []byte, policyPath string) {
+	entry, _ := os.ReadFile(entryPath)
+	r := evident(t, nil, "verify", "--log_key", vkey, "--policy", policyPath, "--entry", entryPath, writeFile(t, t.TempDir(), "good", good, 0o644))
+	wantCode(t, r, exitOK)
 	rc, err := checkpoint.ParseReceipt(good)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +105,13 @@ func TestVerifyTampering(t *testing.T) {
 	if err != nil || len(sigs) != 3 {
 		t.Fatalf("SplitNote: %d signature lines, %v", len(sigs), err)
 	}
+	cp, err := checkpoint.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := cp.Origin
+	cp.Size++
+	editedBody := cp.Marshal()
 	note := func(body []byte, sigs ...[]byte) []byte {
 		return append(append(append([]byte(nil), body...), '\n'), bytes.Join(sigs, nil)...)
 	}
@@ -105,7 +121,7 @@ func TestVerifyTampering(t *testing.T) {
 		return r.Marshal()
 	}
 	otherKey := func() []byte {
-		skey, _, _ := checkpoint.GenerateKey("test.example/log")
+		skey, _, _ := checkpoint.GenerateKey(origin)
 		s, _ := checkpoint.NewSigner(skey)
 		line, err := checkpoint.SignatureLine(body, s)
 		if err != nil {
@@ -113,7 +129,7 @@ func TestVerifyTampering(t *testing.T) {
 		}
 		return line
 	}
-	_, otherVKey, _ := checkpoint.GenerateKey("test.example/log")
+	_, otherVKey, _ := checkpoint.GenerateKey(origin)
 
 	flipped := bytes.Clone(entry)
 	flipped[3] ^= 1
@@ -122,7 +138,6 @@ func TestVerifyTampering(t *testing.T) {
 	proofChanged.Proof[1] = bytes.Repeat([]byte{7}, 32)
 	indexChanged := *rc
 	indexChanged.Index++
-	editedBody := bytes.Replace(body, []byte("\n13\n"), []byte("\n14\n"), 1)
 
 	for _, tc := range []struct {
 		name    string
@@ -148,7 +163,7 @@ func TestVerifyTampering(t *testing.T) {
 			dir := t.TempDir()
 			ep := writeFile(t, dir, "entry", tc.entry, 0o644)
 			rp := writeFile(t, dir, "receipt", tc.receipt, 0o644)
-			key := l.vkey
+			key := vkey
 			if tc.logKey != "" {
 				key = tc.logKey
 			}

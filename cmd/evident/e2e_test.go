@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// realServer is a running evident-server process (the real log: Trillian
+// in-process on SQLite files in a temporary data directory).
+type realServer struct {
+	url, vkey, tokenFile string
+	cmd                  *exec.Cmd
+	exited               chan struct{}
+	stderr               bytes.Buffer
+}
+
+// startRealServer builds nothing (TestMain did) and starts the server on a
+// free loopback port, reading its vkey, token path and URL from its output.
+func startRealServer(t testing.TB, flags ...string) *realServer {
+	t.Helper()
+	if serverBuildErr != nil {
+		t.Fatal(serverBuildErr)
+	}
+	s := &realServer{exited: make(chan struct{})}
+	args := append([]string{"--data_dir", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0"}, flags...)
+	s.cmd = exec.Command(serverBin, args...)
+	s.cmd.Stderr = &s.stderr
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	deadline := time.After(60 * time.Second)
+	for s.url == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("evident-server exited before listening:\n%s", s.stderr.String())
+			}
+			k, v, _ := strings.Cut(line, ": ")
+			switch k {
+			case "vkey":
+				s.vkey = v
+			case "write token":
+				s.tokenFile = v
+			case "listening":
+				s.url = v
+			}
+		case <-deadline:
+			t.Fatalf("evident-server did not start:\n%s", s.stderr.String())
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return s
+}
+
+// cosignAll appends cosignatures by the given witnesses to the receipt's
+// checkpoint, as witnesses would.
+func cosignAll(t *testing.T, receipt []byte, witnesses ...string) []byte {
+	t.Helper()
+	rc, err := checkpoint.ParseReceipt(receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := checkpoint.SplitNote(rc.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, skey := range witnesses {
+		s, err := checkpoint.NewCosigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := checkpoint.SignatureLine(body, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.Checkpoint, err = checkpoint.AppendSignatures(rc.Checkpoint, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rc.Marshal()
+}
+
+// TestE2EVerify submits to the real server with the real CLI, verifies the
+// receipts, and runs the tampering table on a real receipt (cosigned by two
+// test witnesses, since the server runs without witnesses here).
+func TestE2EVerify(t *testing.T) {
+	srv := startRealServer(t)
+	dir := t.TempDir()
+	var lines bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&lines, `{"approval":%d}`+"\n", i)
+	}
+	jsonl := writeFile(t, dir, "earlier.jsonl", lines.Bytes(), 0o644)
+	r := evident(t, nil, "submit", "--log", srv.url, "--token_file", srv.tokenFile, "--log_key", srv.vkey, "--jsonl", jsonl)
+	wantCode(t, r, exitOK)
+	entry := writeFile(t, dir, "contract.pdf", []byte("%PDF-1.7 a signed contract"), 0o644)
+	r = evident(t, nil, "submit", "--log", srv.url, "--token_file", srv.tokenFile, "--log_key", srv.vkey, "--json", entry)
+	wantCode(t, r, exitOK)
+	if m := r.json(t); m["index"] != 40.0 || m["verified"] != true {
+		t.Errorf("submit = %v", m)
+	}
+	r = evident(t, nil, "verify", "--log_key", srv.vkey, "--entry", entry, entry+".tlog-proof")
+	wantCode(t, r, exitOK)
+	if !strings.HasPrefix(r.stdout, "OK: index 40, tree size ") {
+		t.Errorf("verify: %q", r.stdout)
+	}
+	// Grow the log, then fetch a fresh receipt with a longer proof.
+	lines.Reset()
+	for i := range 100 {
+		fmt.Fprintf(&lines, `{"payment":%d}`+"\n", i)
+	}
+	wantCode(t, evident(t, nil, "submit", "--log", srv.url, "--token_file", srv.tokenFile, "--jsonl", writeFile(t, dir, "later.jsonl", lines.Bytes(), 0o644)), exitOK)
+	r = evident(t, nil, "receipt", "--log", srv.url, "--entry", entry, "--log_key", srv.vkey)
+	wantCode(t, r, exitOK)
+	w0s, w0v, _ := keyPair(t, "witness0.example")
+	w1s, w1v, _ := keyPair(t, "witness1.example")
+	policy := writeFile(t, dir, "policy", []byte(fmt.Sprintf("log %s\nwitness w0 %s\nwitness w1 %s\ngroup both all w0 w1\nquorum both\n", srv.vkey, w0v, w1v)), 0o644)
+	checkTampering(t, srv.vkey, entry, cosignAll(t, []byte(r.stdout), w0s, w1s), policy)
+}
+
+// TestE2ESubmitJSONLResume: 10,000 lines to the real server, the CLI killed
+// part-way and resumed; every line ends with exactly one verifying receipt.
+func TestE2ESubmitJSONLResume(t *testing.T) {
+	const n = 10000
+	srv := startRealServer(t)
+	dir := t.TempDir()
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, `{"event":"config-change","id":%d,"by":"user%d"}`+"\n", i, i%37)
+	}
+	input := writeFile(t, dir, "events.jsonl", in.Bytes(), 0o644)
+	receipts := input + ".receipts"
+	args := []string{"submit", "--log", srv.url, "--token_file", srv.tokenFile, "--log_key", srv.vkey, "--jsonl", input, "--concurrency", "200"}
+	cmd := exec.Command(evidentBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	killed := false
+	for !killed {
+		select {
+		case err := <-exited:
+			t.Fatalf("the first run ended before it was interrupted (%v): %s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond): // polling for progress, not timing anything
+			if countLines(receipts) >= 1000 {
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				killed = true
+			}
+		}
+	}
+	first := countLines(receipts)
+	if first >= n {
+		t.Fatalf("all %d receipts were written before the kill", first)
+	}
+	r := evident(t, nil, append(args, "--json")...)
+	wantCode(t, r, exitOK)
+	if m := r.json(t); m["already_had_receipts"] != float64(first) || m["submitted"] != float64(n-first) || m["failed"] != 0.0 {
+		t.Errorf("resumed run summary %v, want %d already done", m, first)
+	}
+	checkReceipts(t, &testLog{vkey: srv.vkey}, in.Bytes(), receipts, n)
+}
+
+// TestE2EMonitorAudit follows and audits the real server as it grows.
+func TestE2EMonitorAudit(t *testing.T) {
+	srv := startRealServer(t)
+	dir := t.TempDir()
+	monState, auditState := filepath.Join(dir, "monitor"), filepath.Join(dir, "audit")
+	for round := range 3 {
+		var lines bytes.Buffer
+		for i := range 700 {
+			fmt.Fprintf(&lines, `{"round":%d,"decision":%d}`+"\n", round, i)
+		}
+		wantCode(t, evident(t, nil, "submit", "--log", srv.url, "--token_file", srv.tokenFile, "--concurrency", "100",
+			"--jsonl", writeFile(t, dir, fmt.Sprintf("r%d.jsonl", round), lines.Bytes(), 0o644)), exitOK)
+		r := evident(t, nil, "monitor", "--once", "--log", srv.url, "--log_key", srv.vkey, "--state_dir", monState)
+		wantCode(t, r, exitOK)
+		r = evident(t, nil, "audit", "--log", srv.url, "--log_key", srv.vkey, "--state_dir", auditState, "--json")
+		wantCode(t, r, exitOK)
+		m := r.json(t)
+		if m["tree_size"].(float64) < float64(700*(round+1)) || m["entries_this_run"].(float64) > m["tree_size"].(float64)-float64(700*round) {
+			t.Errorf("round %d: audit %v", round, m)
+		}
+	}
+	// A fresh audit without state recomputes everything.
+	r := evident(t, nil, "audit", "--log", srv.url, "--log_key", srv.vkey, "--json")
+	wantCode(t, r, exitOK)
+	if m := r.json(t); m["entries_this_run"] != m["tree_size"] {
+		t.Errorf("fresh audit %v", m)
+	}
+	// The wrong key fails verification.
+	_, other, _ := checkpoint.GenerateKey(strings.SplitN(srv.vkey, "+", 2)[0])
+	wantCode(t, evident(t, nil, "audit", "--log", srv.url, "--log_key", other), exitFailed)
+	wantCode(t, evident(t, nil, "monitor", "--once", "--log", srv.url, "--log_key", other, "--state_dir", t.TempDir()), exitFailed)
+	if _, err := os.Stat(filepath.Join(monState, "checkpoints")); err != nil {
+		t.Error(err)
+	}
+}
