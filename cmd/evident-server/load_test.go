@@ -31,6 +31,10 @@ func TestLoad(t *testing.T) {
 		t.Skip("SKIP: set EVIDENT_LOAD to a duration (e.g. 10s) to run the load generator")
 	}
 	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--max_backlog", "1000000")
+	idle0 := processCPU(t, s.cmd.Process.Pid)
+	time.Sleep(3 * time.Second)
+	idle := processCPU(t, s.cmd.Process.Pid) - idle0
+	fmt.Printf("evident-server load: idle server (sequencer and publisher polling): %.1f%% of one core\n", float64(idle)/float64(3*time.Second)*100)
 	for _, phase := range []struct {
 		name    string
 		clients int
@@ -38,6 +42,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{"16 submitters, wait for receipt", 16, ""},
 		{"256 submitters, wait for receipt", 256, ""},
+		{"512 submitters, wait for receipt", 512, ""},
 		{"64 submitters, ?wait=false", 64, "?wait=false"},
 	} {
 		r := runLoad(t, s, phase.clients, phase.query, d)
