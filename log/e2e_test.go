@@ -254,3 +254,12 @@ func TestRestart(t *testing.T) {
 		t.Errorf("after restart and 30 more entries: size %d, want 80", cp.Size)
 	}
 }
+
+// TestWakeByHash runs the write path with the per-hash wake-up that a log
+// uses when a checkpoint covers a very large growth.
+func TestWakeByHash(t *testing.T) {
+	defer func(m uint64) { maxScan = m }(maxScan)
+	maxScan = 0
+	tl := newTestLog(t, nil)
+	runEndToEnd(t, tl, 60, 2, 8)
+}

@@ -286,11 +286,14 @@ func (p *publisher) advance(ctx context.Context, next *published) {
 	if !waiting {
 		return
 	}
+	if next.size-old.size > maxScan {
+		p.wakeByHash(ctx, next)
+		return
+	}
 	leaves, err := p.readLeaves(ctx, old.size, next.size)
 	if err != nil {
-		// The waiters time out and their clients resubmit (as duplicates,
-		// answered by hash).
 		p.l.log.Error("reading new leaves to wake waiters", "from", old.size, "to", next.size, "error", err)
+		p.wakeByHash(ctx, next)
 		return
 	}
 	prover, err := p.l.newBatchProver(ctx, old, leaves, next.root)
@@ -298,25 +301,56 @@ func (p *publisher) advance(ctx context.Context, next *published) {
 		// Each waiter fetches its proof from Trillian instead.
 		p.l.log.Warn("building inclusion proofs for a new checkpoint", "size", next.size, "error", err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for i, h := range leaves {
-		ws := p.waiters[h]
-		if len(ws) == 0 {
+		p.mu.Lock()
+		waiting := len(p.waiters[h]) > 0
+		p.mu.Unlock()
+		if !waiting {
 			continue
 		}
 		f := found{index: old.size + uint64(i), cp: next}
 		if prover != nil {
 			f.proof, _ = prover.inclusion(f.index)
 		}
-		for _, w := range ws {
-			select {
-			case w.ch <- f:
-			default:
-			}
-		}
-		delete(p.waiters, h)
+		p.deliver(h, f)
 	}
+}
+
+// maxScan is the largest growth for which advance reads the new leaves to
+// wake waiters; beyond it (a log catching up on a long queue), each waiter
+// is looked up by hash instead.
+var maxScan uint64 = 100_000
+
+// wakeByHash wakes the waiters whose leaves the tree of next covers,
+// looking each up by hash.
+func (p *publisher) wakeByHash(ctx context.Context, next *published) {
+	p.mu.Lock()
+	hashes := make([][32]byte, 0, len(p.waiters))
+	for h := range p.waiters {
+		hashes = append(hashes, h)
+	}
+	p.mu.Unlock()
+	for _, h := range hashes {
+		r, err := p.l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
+			LogId: p.l.cfg.TreeID, LeafHash: h[:], TreeSize: int64(next.size)})
+		if err != nil || len(r.Proof) == 0 {
+			continue // not covered yet, or the waiter times out
+		}
+		p.deliver(h, found{index: uint64(r.Proof[0].LeafIndex), cp: next, proof: nonNil(r.Proof[0].Hashes)})
+	}
+}
+
+// deliver wakes the waiters for hash.
+func (p *publisher) deliver(h [32]byte, f found) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.waiters[h] {
+		select {
+		case w.ch <- f:
+		default:
+		}
+	}
+	delete(p.waiters, h)
 }
 
 // readLeaves returns the leaf hashes of [start, end), computed here from the
