@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/client"
+)
+
+// BenchmarkAuditE2E runs the real "evident audit" binary (no state: every
+// entry fetched and verified) against the real evident-server on loopback,
+// holding EVIDENT_AUDIT_ENTRIES entries (default 20,000) of about 100 bytes.
+// It reports entries/s and the CLI's CPU per entry.
+func BenchmarkAuditE2E(b *testing.B) {
+	n := 20000
+	if v := os.Getenv("EVIDENT_AUDIT_ENTRIES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := startRealServer(b)
+	tok, err := os.ReadFile(srv.tokenFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New(b.Context(), client.Config{URL: srv.url, Token: string(tok[:len(tok)-1])})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	// Load the log with ?wait=false submissions from 64 goroutines.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				if _, err := c.QueueEntry(b.Context(), fmt.Appendf(nil, `{"event":"audit-bench","id":%d,"pad":"0123456789012345678901234567890123456789012345678901234567890"}`, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	key, _ := checkpoint.NewVerifier(srv.vkey)
+	for {
+		raw, err := c.Checkpoint(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := checkpoint.Open(raw, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s.Size >= uint64(n) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for the publisher
+	}
+	var cpu time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		cmd := exec.Command(evidentBin, "audit", "--log", srv.url, "--log_key", srv.vkey, "--json")
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("audit: %v\n%s", err, out)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil || m["ok"] != true {
+			b.Fatalf("audit output %s", out)
+		}
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cli-cpu-µs/entry")
+}
