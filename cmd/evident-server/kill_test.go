@@ -206,3 +206,39 @@ func readAll(t *testing.T, s *server, size uint64) map[string]uint64 {
 	}
 	return at
 }
+
+// TestGracefulShutdown sends SIGTERM while clients wait for receipts: every
+// request the server answers is a 200 with a receipt (it finishes in-flight
+// writes before closing), and those entries are there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	j := &clientJournal{index: map[string]uint64{}, queued: map[string]bool{}}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 30 * time.Second}
+			for n := 0; ; n++ {
+				e := fmt.Appendf(nil, "graceful worker %d entry %d", w, n)
+				code, r, err := s.add(client, e, "")
+				if err != nil {
+					return // the server stopped listening
+				}
+				if code != 200 {
+					t.Errorf("add during shutdown: %d %s", code, r.Error)
+					return
+				}
+				j.mu.Lock()
+				j.index[string(e)] = r.Index
+				j.mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.terminate(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, s.stderr)
+	}
+	wg.Wait()
+	s = startServer(t, dir)
+	verifyJournal(t, s, j, nil)
+}
