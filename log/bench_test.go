@@ -7,13 +7,13 @@ import (
 )
 
 // BenchmarkAddEntry adds entries over HTTP on loopback from parallel
-// clients, waiting for receipts (b.SetParallelism(16): 16 per core).
+// clients, waiting for receipts (b.SetParallelism(8): 16 per core).
 func BenchmarkAddEntry(b *testing.B) {
 	for _, q := range []string{"", "?wait=false"} {
 		b.Run("query="+q, func(b *testing.B) {
 			tl := newTestLog(b, nil)
 			var n atomic.Int64
-			b.SetParallelism(16)
+			b.SetParallelism(8)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
