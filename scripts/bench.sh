@@ -14,3 +14,8 @@ go test -run XXX -bench 'AddCheckpoint|PoolCosign' -benchtime 3s -count 3 ./witn
 # with 16 concurrent submitters, entries/s with 256 waiting submitters and
 # with ?wait=false, and the server's CPU per entry.
 EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/evident-server | grep 'evident-server load:'
+
+# Storage (docs/performance.md, "Storage (storage/sqlite)"): durably queued
+# leaves/s with 1, 16 and 256 concurrent callers, integrated leaves/s with
+# sequencer batches of 1,000 and 10,000, and both together.
+go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtime 50000x -count 3 ./storage/sqlite/
