@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -68,7 +69,7 @@ func (w *codeWriter) WriteHeader(code int) {
 
 func (l *Log) writeError(w http.ResponseWriter, route string, err error) {
 	code, msg := httpStatus(err)
-	if code >= 500 {
+	if code >= 500 && !errors.Is(err, context.Canceled) { // not the client going away
 		l.log.Error("request failed", "route", route, "status", code, "error", err)
 	}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
