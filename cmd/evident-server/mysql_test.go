@@ -1,0 +1,56 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evidentlog/evident/internal/testdb"
+	"github.com/evidentlog/evident/storage/backend"
+)
+
+// TestMySQLMode runs the binary with --mysql_dsn: Trillian in-process on
+// MariaDB through Trillian's storage/mysql, and the state in MariaDB.
+func TestMySQLMode(t *testing.T) {
+	dsn := testdb.MySQL(t)
+	dir := filepath.Join(t.TempDir(), "data")
+
+	// Without Trillian's schema the server refuses to start, and says why.
+	cmd := exec.Command(binary, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", dsn)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "storage.sql") {
+		t.Errorf("start on a database without Trillian's schema: %v\n%s", err, out)
+	}
+
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backend.LoadMySQLSchema(t.Context(), dsn, script); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, dir, "--mysql_dsn", dsn)
+	client := &http.Client{Timeout: 30 * time.Second}
+	code, r, err := s.add(client, []byte("on mariadb"), "")
+	if err != nil || code != 200 || r.Index != 0 {
+		t.Fatalf("add: %d %+v %v\n%s", code, r, err, s.stderr)
+	}
+	if err := s.terminate(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	s = startServer(t, dir, "--mysql_dsn", dsn)
+	if c := s.checkpoint(); c.Size != 1 {
+		t.Errorf("after restart: size %d, want 1", c.Size)
+	}
+	code, r, err = s.add(client, []byte("again on mariadb"), "")
+	if err != nil || code != 200 || r.Index != 1 {
+		t.Errorf("add after restart: %d %+v %v", code, r, err)
+	}
+}
