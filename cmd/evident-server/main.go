@@ -136,6 +136,11 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	for _, f := range []string{keyFile, tokenFile} {
+		if fi, err := os.Stat(filepath.Join(o.dataDir, f)); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logger.Warn("secret file is readable by others; chmod 600 it", "file", filepath.Join(o.dataDir, f), "mode", fi.Mode().Perm().String())
+		}
+	}
 
 	var state *storage.DB
 	if o.mysqlDSN != "" {
