@@ -41,6 +41,10 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 	if l.pub.backlog() >= uint64(l.cfg.MaxBacklog) {
 		return nil, ErrBacklog
 	}
+	if err := l.pub.stalledErr(); err != nil {
+		// No receipt can come until an operator repairs the log.
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
 	var w *waiter
 	var regCP *published
