@@ -19,3 +19,10 @@ EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/eviden
 # leaves/s with 1, 16 and 256 concurrent callers, integrated leaves/s with
 # sequencer batches of 1,000 and 10,000, and both together.
 go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtime 50000x -count 3 ./storage/sqlite/
+
+# CLI (docs/performance.md, "CLI (evident audit)"): audit verification on one
+# core with the entries local (leaf hash + compact range per entry), then the
+# real evident binary auditing the real evident-server on loopback, holding
+# 100,000 entries (entries/s, and the CLI's CPU per entry).
+go test -run '^$' -bench AuditVerify -cpu 1 -benchtime 2s -count 3 ./cmd/evident
+EVIDENT_AUDIT_ENTRIES=100000 go test -run '^$' -bench AuditE2E -benchtime 3x -count 2 ./cmd/evident

@@ -17,7 +17,8 @@ import (
 // BenchmarkAuditE2E runs the real "evident audit" binary (no state: every
 // entry fetched and verified) against the real evident-server on loopback,
 // holding EVIDENT_AUDIT_ENTRIES entries (default 20,000) of about 100 bytes.
-// It reports entries/s and the CLI's CPU per entry.
+// It reports entries/s and the CLI's CPU per entry. EVIDENT_AUDIT_PARALLEL
+// sets --parallel (default: the CLI's default).
 func BenchmarkAuditE2E(b *testing.B) {
 	n := 20000
 	if v := os.Getenv("EVIDENT_AUDIT_ENTRIES"); v != "" {
@@ -72,7 +73,11 @@ func BenchmarkAuditE2E(b *testing.B) {
 	var cpu time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		cmd := exec.Command(evidentBin, "audit", "--log", srv.url, "--log_key", srv.vkey, "--json")
+		args := []string{"audit", "--log", srv.url, "--log_key", srv.vkey, "--json"}
+		if p := os.Getenv("EVIDENT_AUDIT_PARALLEL"); p != "" {
+			args = append(args, "--parallel", p)
+		}
+		cmd := exec.Command(evidentBin, args...)
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("audit: %v\n%s", err, out)
