@@ -83,7 +83,7 @@ func checkWholeLog(t *testing.T, tl *testLog, j *journal, receipts *sync.Map) {
 			t.Errorf("receipt of %.30q: %v", e, err)
 			return true
 		}
-		if _, err := checkpoint.VerifyReceipt(rec, e, tl.verifier, nil); err != nil {
+		if _, err := checkpoint.VerifyReceipt(rec, e, tl.verifier, tl.policy); err != nil {
 			t.Errorf("receipt of %.30q does not verify: %v", e, err)
 		}
 		if rec.Index != j.index[string(e)] {

@@ -33,6 +33,7 @@ type testLog struct {
 	vkey     string
 	token    string
 	verifier note.Verifier
+	policy   *checkpoint.Policy // receipts must satisfy it (nil: no witnesses)
 	mod      func(*Config)
 
 	state *storage.DB
