@@ -25,12 +25,15 @@ import (
 //
 // reporting beside each rate the server's CPU time per entry (from
 // /proc/<pid>/stat). Client and server share the machine's cores.
+// EVIDENT_LOAD_FLAGS passes extra flags to the server.
 func TestLoad(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("EVIDENT_LOAD"))
 	if err != nil {
 		t.Skip("SKIP: set EVIDENT_LOAD to a duration (e.g. 10s) to run the load generator")
 	}
-	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--max_backlog", "1000000")
+	// EVIDENT_LOAD_FLAGS adds server flags, e.g. "--checkpoint_interval 50ms".
+	flags := append([]string{"--max_backlog", "1000000"}, strings.Fields(os.Getenv("EVIDENT_LOAD_FLAGS"))...)
+	s := startServer(t, filepath.Join(t.TempDir(), "data"), flags...)
 	idle0 := processCPU(t, s.cmd.Process.Pid)
 	time.Sleep(3 * time.Second)
 	idle := processCPU(t, s.cmd.Process.Pid) - idle0
