@@ -189,6 +189,30 @@ func otherDatabase(t *testing.T) []byte {
 	return b
 }
 
+// TestOpenTwice checks that a second Storage cannot open a file in use, and
+// can once the first is closed.
+func TestOpenTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trillian.db")
+	s, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Open(t.Context(), path, Config{}); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Errorf("second Open = %v, want ErrInUse", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s.Close()
+}
+
 // TestClosed checks that calls after Close fail with ErrClosed.
 func TestClosed(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "trillian.db"), Config{})

@@ -62,9 +62,9 @@
 //
 // # Limits
 //
-//   - One process at a time: the file is not meant to be shared with another
-//     process writing to it (a second writer would wait on SQLite's busy
-//     timeout and may fail).
+//   - One Storage per file at a time: Open takes an exclusive flock on the
+//     file and fails with ErrInUse while another Storage, in this process or
+//     another, has it open (on Unix; elsewhere that is up to the caller).
 //   - Hashes are SHA-256 (RFC 6962); LeafIdentityHash and MerkleLeafHash must
 //     be 32 bytes.
 //   - Log root metadata is not supported (as in the MySQL provider);
@@ -172,6 +172,9 @@ var (
 	// ErrNotStorage is returned by Open when the file is an SQLite database
 	// that was not created by this package.
 	ErrNotStorage = errors.New("sqlite storage: file is not an Evident Trillian storage database")
+	// ErrInUse is returned by Open when another Storage, in this process or
+	// another, has the file open. Close that one first.
+	ErrInUse = errors.New("sqlite storage: database file is in use by another Storage")
 	// ErrCorrupt is returned (wrapped with SQLite's own error) by Open when
 	// the file is not a database, is truncated or is damaged.
 	ErrCorrupt = errors.New("sqlite storage: database file is corrupt or not a database")
@@ -183,6 +186,7 @@ type Storage struct {
 	cfg  Config
 	log  *slog.Logger
 	path string
+	lock *os.File // holds the flock that keeps other Storages out
 
 	wdb   *sql.DB
 	w     *stmtConn // the single write connection; use only with the write lock
@@ -218,6 +222,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		wsem:    make(chan struct{}, 1),
 		queue:   make(chan *queueReq, 4096),
 		closing: make(chan struct{}),
+	}
+	var err error
+	if s.lock, err = lockFile(path); err != nil {
+		return nil, err
 	}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
@@ -416,6 +424,9 @@ func (s *Storage) closeDBs() error {
 	}
 	if s.cdb != nil {
 		errs = append(errs, s.cdb.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock, last
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite storage: closing %s: %w", s.path, err)

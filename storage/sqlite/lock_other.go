@@ -1,0 +1,9 @@
+//go:build !unix
+
+package sqlite
+
+import "os"
+
+// lockFile does nothing where flock is not available: there, keeping to one
+// Storage per file is up to the caller.
+func lockFile(path string) (*os.File, error) { return nil, nil }
