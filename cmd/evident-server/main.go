@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ import (
 	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/backend"
+	"github.com/evidentlog/evident/witness"
 )
 
 // Files in the data directory.
@@ -61,7 +63,9 @@ type options struct {
 	maxBacklog         int
 	waitTimeout        time.Duration
 	shutdownTimeout    time.Duration
-	// Witness flags (--witness_policy_file, --witness_fail_open) go here.
+	witnessPolicyFile  string
+	witnessFailOpen    bool
+	witnessTimeout     time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -78,13 +82,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.checkpointInterval, "checkpoint_interval", evlog.DefaultCheckpointInterval, "how often to publish a checkpoint when the tree grew")
 	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d)", evlog.MaxEntrySize))
 	fs.StringVar(&o.mysqlDSN, "mysql_dsn", "", "keep the tree and state in this MySQL/MariaDB `dsn` (go-sql-driver form) instead of SQLite; load Trillian's storage/mysql/schema/storage.sql into it first")
-	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one; needs --tree_id")
-	fs.Int64Var(&o.treeID, "tree_id", 0, "the log's Trillian tree `ID` (with --trillian_addr; in-process the tree is created on first start)")
+	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
+	fs.Int64Var(&o.treeID, "tree_id", 0, "the log's Trillian tree `ID`; default: the tree this log created on first start (recorded in its state database)")
 	fs.DurationVar(&o.sequencerInterval, "sequencer_interval", backend.DefaultSequencerInterval, "in-process Trillian: time between sequencer runs")
 	fs.IntVar(&o.batchSize, "batch_size", backend.DefaultBatchSize, "in-process Trillian: most entries integrated per sequencer run")
 	fs.IntVar(&o.maxBacklog, "max_backlog", evlog.DefaultMaxBacklog, "refuse new entries with 503 while this many wait for a checkpoint")
 	fs.DurationVar(&o.waitTimeout, "wait_timeout", evlog.DefaultWaitTimeout, "how long add-entry waits for a checkpoint before answering 504")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown_timeout", 30*time.Second, "on SIGINT/SIGTERM, how long to wait for in-flight requests")
+	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
+	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
+	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -94,8 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.maxEntrySize < 1 || o.maxEntrySize > evlog.MaxEntrySize {
 		return nil, fmt.Errorf("--max_entry_size must be between 1 and %d", evlog.MaxEntrySize)
 	}
-	if o.trillianAddr != "" && o.treeID == 0 {
-		return nil, errors.New("--trillian_addr needs --tree_id")
+	if o.witnessFailOpen && o.witnessPolicyFile == "" {
+		return nil, errors.New("--witness_fail_open needs --witness_policy_file")
 	}
 	return o, nil
 }
@@ -132,6 +139,13 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("%s: %w", keyFile, err)
 	}
+	var pool *witness.Pool
+	if o.witnessPolicyFile != "" {
+		if pool, err = openWitnessPool(o, vkey, logger); err != nil {
+			return err
+		}
+	}
+
 	token, err := loadOrCreateToken(o.dataDir)
 	if err != nil {
 		return err
@@ -178,7 +192,7 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	}
 	defer be.Close()
 
-	l, err := evlog.New(ctx, evlog.Config{
+	cfg := evlog.Config{
 		Origin:             signer.Name(),
 		Signer:             signer,
 		VKey:               vkey,
@@ -192,8 +206,11 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		WaitTimeout:        o.waitTimeout,
 		Gatherer:           prometheus.DefaultGatherer,
 		Logger:             logger,
-		// Cosign and CosignStatus: the witness pool goes here.
-	})
+	}
+	if pool != nil {
+		cfg.Cosign, cfg.CosignStatus = pool.Cosign, pool.StatusText
+	}
+	l, err := evlog.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -230,6 +247,32 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	}
 	// The deferred closes run in order: log (publisher), Trillian, state.
 	return nil
+}
+
+// openWitnessPool reads the witness policy and makes the pool that asks its
+// witnesses to cosign. A policy that names logs must name this one.
+func openWitnessPool(o *options, vkey string, logger *slog.Logger) (*witness.Pool, error) {
+	text, err := os.ReadFile(o.witnessPolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--witness_policy_file: %w", err)
+	}
+	policy, err := checkpoint.ParsePolicy(text)
+	if err != nil {
+		return nil, fmt.Errorf("--witness_policy_file %s: %w", o.witnessPolicyFile, err)
+	}
+	if logs := policy.Logs(); len(logs) > 0 && !slices.ContainsFunc(logs, func(l checkpoint.PolicyLog) bool { return l.VKey == vkey }) {
+		return nil, fmt.Errorf("--witness_policy_file %s names logs, but not this one (%s)", o.witnessPolicyFile, vkey)
+	}
+	pool, err := witness.NewPool(witness.PoolConfig{
+		Policy:   policy,
+		Timeout:  o.witnessTimeout,
+		FailOpen: o.witnessFailOpen,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--witness_policy_file %s: %w", o.witnessPolicyFile, err)
+	}
+	return pool, nil
 }
 
 // loadOrCreateKey returns the log's signing and verifier keys, creating

@@ -266,10 +266,23 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Errorf("--help: %v", err)
 	}
-	for _, f := range []string{"-listen", "-data_dir", "-origin", "-checkpoint_interval", "-max_entry_size", "-mysql_dsn", "-trillian_addr", "-tree_id"} {
+	for _, f := range []string{"-listen", "-data_dir", "-origin", "-checkpoint_interval", "-max_entry_size", "-mysql_dsn", "-trillian_addr", "-tree_id", "-witness_policy_file", "-witness_fail_open"} {
 		if !bytes.Contains(out, []byte(f)) {
 			t.Errorf("--help does not mention %s", f)
 		}
+	}
+	// A bad witness policy stops the server before it opens anything.
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy")
+	if err := os.WriteFile(policy, []byte("witness w1 not-a-key http://127.0.0.1:1\nquorum w1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--data_dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--witness_policy_file", policy)
+	if out, err := cmd.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("policy line 1")) {
+		t.Errorf("evident-server with a bad witness policy: %v\n%s\nwant a failure naming the policy line", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "state.db")); err == nil {
+		t.Error("evident-server with a bad witness policy created its state database")
 	}
 	if bytes.Contains(out, []byte("mysql_uri")) || bytes.Contains(out, []byte("ephemeral")) {
 		t.Errorf("--help shows Trillian's library flags:\n%s", out)
@@ -277,7 +290,7 @@ func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max_entry_size", "65536"},
 		{"--max_entry_size", "0"},
-		{"--trillian_addr", "127.0.0.1:1"},
+		{"--witness_fail_open"},
 		{"--no_such_flag"},
 		{"stray"},
 	} {

@@ -69,15 +69,15 @@ type Config struct {
 	// in-process Trillian on Trillian's own MySQL storage.
 	MySQLDSN string
 	// Addr is host:port of a remote Trillian log server (gRPC, plaintext).
-	// TreeID must be set too.
+	// With TreeID zero, the tree recorded in State is used, or one is
+	// created there through Trillian's admin API and recorded.
 	Addr string
 
-	// TreeID is the Trillian tree of the log. Required with Addr. In-process
-	// it is optional: zero means the tree recorded in State (created on
-	// first start).
+	// TreeID is the Trillian tree of the log. Zero means the tree recorded
+	// in State (created on first start).
 	TreeID int64
-	// State is the state database in which an in-process log remembers its
-	// tree ID. Required in-process.
+	// State is the state database in which the log remembers its tree ID.
+	// Required in-process, and remotely when TreeID is zero.
 	State *storage.DB
 
 	// BatchSize is the most leaves the in-process sequencer integrates per

@@ -12,24 +12,23 @@ import (
 
 // newRemote connects to a Trillian log server over gRPC.
 func newRemote(ctx context.Context, cfg Config) (*Backend, error) {
-	if cfg.TreeID == 0 {
-		return nil, errors.New("backend: a remote Trillian needs the log's tree ID")
+	if cfg.TreeID == 0 && cfg.State == nil {
+		return nil, errors.New("backend: a remote Trillian needs the log's tree ID, or the state database to remember the tree it creates")
 	}
 	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("backend: Trillian at %s: %w", cfg.Addr, err)
 	}
 	b := &Backend{
-		Log:    trillian.NewTrillianLogClient(conn),
-		Admin:  trillian.NewTrillianAdminClient(conn),
-		TreeID: cfg.TreeID,
-		stop:   conn.Close,
+		Log:   trillian.NewTrillianLogClient(conn),
+		Admin: trillian.NewTrillianAdminClient(conn),
+		stop:  conn.Close,
 	}
 	b.healthy = func(ctx context.Context) error {
 		_, err := b.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: b.TreeID})
 		return err
 	}
-	if err := b.checkTree(ctx); err != nil {
+	if err := b.ensureTree(ctx, cfg); err != nil {
 		conn.Close()
 		return nil, err
 	}
