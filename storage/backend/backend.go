@@ -47,6 +47,8 @@ const (
 	// with DefaultBatchSize it caps integration at 40,000 leaves/s, and adds
 	// at most this much to the time until an entry is provable.
 	DefaultSequencerInterval = 50 * time.Millisecond
+	// DefaultConnectTimeout is how long New waits for a remote Trillian.
+	DefaultConnectTimeout = 30 * time.Second
 )
 
 // TreeIDSetting is the name of the setting (in the state database) that
@@ -72,6 +74,10 @@ type Config struct {
 	// With TreeID zero, the tree recorded in State is used, or one is
 	// created there through Trillian's admin API and recorded.
 	Addr string
+
+	// ConnectTimeout is how long New waits for a remote Trillian to accept a
+	// connection (DefaultConnectTimeout when zero).
+	ConnectTimeout time.Duration
 
 	// TreeID is the Trillian tree of the log. Zero means the tree recorded
 	// in State (created on first start).
@@ -125,6 +131,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.SequencerInterval <= 0 {
 		cfg.SequencerInterval = DefaultSequencerInterval
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.MetricFactory == nil {
 		cfg.MetricFactory = monitoring.InertMetricFactory{}

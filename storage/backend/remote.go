@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/trillian"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -28,9 +30,30 @@ func newRemote(ctx context.Context, cfg Config) (*Backend, error) {
 		_, err := b.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: b.TreeID})
 		return err
 	}
+	if err := waitReady(ctx, conn, cfg.ConnectTimeout); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("backend: Trillian at %s: %w", cfg.Addr, err)
+	}
 	if err := b.ensureTree(ctx, cfg); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// waitReady waits until conn is connected, for at most timeout: in a
+// cluster the log server may start after us.
+func waitReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		if s == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("not reachable within %v (last state %v)", timeout, s)
+		}
+	}
 }

@@ -1,0 +1,241 @@
+// Package integration holds tests of Evident's multi-process topology: the
+// processes that scripts/cluster.sh starts (and docker-compose.yml
+// describes), run for real on loopback.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testdb"
+)
+
+// TestCluster starts MariaDB, Trillian's own trillian_log_server and
+// trillian_log_signer, and two evident-server personalities of one log in
+// front of them, as separate processes (scripts/cluster.sh); submits entries
+// to both at once; and checks every receipt offline and the consistency of
+// the checkpoints each personality serves.
+func TestCluster(t *testing.T) {
+	testdb.MySQL(t) // skips, visibly, without MariaDB; fails under scripts/test.sh
+	dir := t.TempDir()
+	var b [4]byte
+	rand.Read(b[:])
+	env := append(os.Environ(),
+		"CLUSTER_DIR="+dir,
+		"CLUSTER_DB=evident_cluster_"+hex.EncodeToString(b[:]),
+		"CLUSTER_SERVERS=2",
+		fmt.Sprintf("EVIDENT_PORT=%d", freePorts(t, 2)),
+		fmt.Sprintf("TRILLIAN_PORT=%d", freePorts(t, 4)),
+	)
+	script := filepath.Join("..", "scripts", "cluster.sh")
+	start := exec.Command(script, "start")
+	start.Env = env
+	var stderr bytes.Buffer
+	start.Stderr = &stderr
+	out, err := start.Output()
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s (last 3 KiB):\n%s", filepath.Base(l), b[max(0, len(b)-3072):])
+			}
+		}
+		stop := exec.Command(script, "stop")
+		stop.Env = env
+		if out, err := stop.CombinedOutput(); err != nil {
+			t.Errorf("cluster.sh stop: %v\n%s", err, out)
+		}
+		dropDB(t, env)
+	})
+	if err != nil {
+		t.Fatalf("cluster.sh start: %v\n%s\n%s", err, out, stderr.String())
+	}
+	var urls []string
+	var vkey string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "listening: "); ok {
+			urls = append(urls, v)
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "vkey: "); ok {
+			vkey = v
+		}
+	}
+	if len(urls) != 2 || vkey == "" {
+		t.Fatalf("cluster.sh start printed no vkey or not two servers:\n%s", out)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "evident-data-1", "write-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := checkpoint.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 200
+	indexes := make([]uint64, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			entry := fmt.Appendf(nil, "cluster entry %d", i)
+			r, err := addEntry(urls[i%2], strings.TrimSpace(string(token)), entry)
+			if err != nil {
+				t.Errorf("entry %d via %s: %v", i, urls[i%2], err)
+				return
+			}
+			rc, err := checkpoint.ParseReceipt([]byte(r.Receipt))
+			if err != nil {
+				t.Errorf("entry %d: receipt: %v", i, err)
+				return
+			}
+			if _, err := checkpoint.VerifyReceipt(rc, entry, verifier, nil); err != nil {
+				t.Errorf("entry %d: receipt does not verify offline: %v", i, err)
+			}
+			indexes[i] = r.Index
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]int{}
+	for i, idx := range indexes {
+		if j, dup := seen[idx]; dup {
+			t.Errorf("entries %d and %d both got index %d", j, i, idx)
+		}
+		seen[idx] = i
+	}
+
+	// Both personalities publish one log: their checkpoints are consistent.
+	cps := make([]*checkpoint.Signed, 2)
+	for i, u := range urls {
+		body := get(t, u+"/checkpoint")
+		if cps[i], err = checkpoint.Open(body, verifier); err != nil {
+			t.Fatalf("%s/checkpoint: %v", u, err)
+		}
+	}
+	small, large := cps[0], cps[1]
+	if small.Size > large.Size {
+		small, large = large, small
+	}
+	if small.Size < n {
+		t.Errorf("checkpoints of sizes %d and %d after %d acknowledged entries", small.Size, large.Size, n)
+	}
+	var proof struct{ Hashes [][]byte }
+	if err := json.Unmarshal(get(t, fmt.Sprintf("%s/v1/proof/consistency?first=%d&second=%d", urls[0], small.Size, large.Size)), &proof); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.VerifyConsistency(small.Size, large.Size, small.Hash, large.Hash, proof.Hashes); err != nil {
+		t.Errorf("the two personalities' checkpoints are inconsistent: %v", err)
+	}
+}
+
+type addResult struct {
+	Index   uint64 `json:"index"`
+	Receipt string `json:"receipt"`
+	Error   string `json:"error"`
+}
+
+func addEntry(url, token string, entry []byte) (*addResult, error) {
+	req, err := http.NewRequest("POST", url+"/v1/add-entry", bytes.NewReader(entry))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r addResult
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("status %d: %v", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, r.Error)
+	}
+	return &r, nil
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
+	}
+	return b
+}
+
+// freePorts returns the first of n consecutive free loopback ports.
+func freePorts(t *testing.T, n int) int {
+	for range 100 {
+		p, _ := rand.Int(rand.Reader, big.NewInt(20000))
+		base := 30000 + int(p.Int64())
+		ok := true
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+// dropDB drops the cluster's database from the test server.
+func dropDB(t *testing.T, env []string) {
+	var name string
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "CLUSTER_DB="); ok {
+			name = v
+		}
+	}
+	cfg, err := mysql.ParseDSN(os.Getenv(testdb.EnvDSN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+		t.Errorf("dropping %s: %v", name, err)
+	}
+}
