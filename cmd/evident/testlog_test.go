@@ -197,6 +197,13 @@ func uintParam(r *http.Request, name string) (uint64, bool) {
 func (l *testLog) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/add-entry", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+l.token {
+			jsonError(w, 401, "bad token")
+			return
+		}
+		e, _ := io.ReadAll(io.LimitReader(r.Body, 65536))
+		// Wait at the gate after reading the body, so that the server
+		// notices a client that goes away (and cancels r.Context()).
 		l.mu.Lock()
 		gate := l.gate
 		l.mu.Unlock()
@@ -207,11 +214,6 @@ func (l *testLog) handler() http.Handler {
 				return
 			}
 		}
-		if r.Header.Get("Authorization") != "Bearer "+l.token {
-			jsonError(w, 401, "bad token")
-			return
-		}
-		e, _ := io.ReadAll(io.LimitReader(r.Body, 65536))
 		if len(e) == 0 || len(e) > 65535 {
 			jsonError(w, 413, "entry size")
 			return
