@@ -28,11 +28,28 @@ type realServer struct {
 // free loopback port, reading its vkey, token path and URL from its output.
 func startRealServer(t testing.TB, flags ...string) *realServer {
 	t.Helper()
+	return startRealServerIn(t, filepath.Join(t.TempDir(), "data"), flags...)
+}
+
+// stop sends SIGTERM and waits for the server to exit.
+func (s *realServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// startRealServerIn starts the server on dataDir.
+func startRealServerIn(t testing.TB, dataDir string, flags ...string) *realServer {
+	t.Helper()
 	if serverBuildErr != nil {
 		t.Fatal(serverBuildErr)
 	}
 	s := &realServer{exited: make(chan struct{})}
-	args := append([]string{"--data_dir", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0"}, flags...)
+	args := append([]string{"--data_dir", dataDir, "--listen", "127.0.0.1:0"}, flags...)
 	s.cmd = exec.Command(serverBin, args...)
 	s.cmd.Stderr = &s.stderr
 	out, err := s.cmd.StdoutPipe()
@@ -52,15 +69,7 @@ func startRealServer(t testing.TB, flags ...string) *realServer {
 		s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
+	t.Cleanup(s.stop)
 	deadline := time.After(60 * time.Second)
 	for s.url == "" {
 		select {

@@ -16,9 +16,11 @@ import (
 // run the real binary, as users do. serverBin is the real evident-server,
 // for the end-to-end tests; serverBuildErr says why it could not be built.
 var (
-	evidentBin     string
-	serverBin      string
-	serverBuildErr error
+	evidentBin      string
+	serverBin       string
+	serverBuildErr  error
+	witnessBin      string
+	witnessBuildErr error
 )
 
 func TestMain(m *testing.M) {
@@ -37,6 +39,10 @@ func TestMain(m *testing.M) {
 	serverBin = filepath.Join(dir, "evident-server")
 	if out, err := exec.Command("go", "build", "-o", serverBin, "../evident-server").CombinedOutput(); err != nil {
 		serverBuildErr = fmt.Errorf("building evident-server: %v\n%s", err, out)
+	}
+	witnessBin = filepath.Join(dir, "evident-witness")
+	if out, err := exec.Command("go", "build", "-o", witnessBin, "../evident-witness").CombinedOutput(); err != nil {
+		witnessBuildErr = fmt.Errorf("building evident-witness: %v\n%s", err, out)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -153,7 +153,7 @@ func checkTampering(t *testing.T, vkey, entryPath string, good []byte, policyPat
 		{"checkpoint body edited", entry, withCheckpoint(note(editedBody, sigs...)), "", "signature", "log signature"},
 		{"log signature removed", entry, withCheckpoint(note(body, sigs[1:]...)), "", "signature", "log signature"},
 		{"log signature by another key", entry, withCheckpoint(note(body, append([][]byte{otherKey()}, sigs[1:]...)...)), "", "signature", "log signature"},
-		{"cosignature removed below quorum", entry, withCheckpoint(note(body, sigs[0], sigs[2])), "", "quorum", "missing cosignatures from w0"},
+		{"cosignature removed below quorum", entry, withCheckpoint(note(body, sigs[0], sigs[2])), "", "quorum", "missing cosignatures from w"},
 		{"all cosignatures removed", entry, withCheckpoint(note(body, sigs[0])), "", "quorum", "w0, w1"},
 		{"wrong log key", entry, good, otherVKey, "signature", "log signature"},
 		{"not a receipt", entry, []byte("hello\n"), "", "malformed", "malformed receipt"},
