@@ -43,6 +43,8 @@ type monitor struct {
 	// stored; the state directory is trusted).
 	seen  map[uint64]seenCheckpoint
 	sizes []uint64 // sorted keys of seen
+	// quiet suppresses the report of an unchanged checkpoint (polling).
+	quiet bool
 }
 
 type seenCheckpoint struct {
@@ -72,7 +74,7 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	if *interval <= 0 {
 		return usagef("--interval must be positive")
 	}
-	m := &monitor{e: e, dir: *stateDir}
+	m := &monitor{e: e, dir: *stateDir, quiet: !*once}
 	if m.key, err = loadLogKey(*logKey); err != nil {
 		return err
 	}
@@ -177,7 +179,9 @@ func (m *monitor) check(ctx context.Context, s *checkpoint.Signed) error {
 		if old.root != s.Hash {
 			return m.violation(fmt.Sprintf("the log forked: two signed checkpoints of size %d with different roots", s.Size), old.note, s.Note, nil)
 		}
-		m.report(s, "unchanged")
+		if !m.quiet {
+			m.report(s, "unchanged")
+		}
 		return nil
 	}
 	i, _ := slices.BinarySearch(m.sizes, s.Size)

@@ -63,6 +63,9 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 	if (*jsonl == "") == (len(pos) == 0) {
 		return usagef("give either FILE arguments or --jsonl FILE")
 	}
+	if *jsonl == "-" {
+		return usagef("--jsonl needs a file, not stdin: the run is resumable from FILE.receipts")
+	}
 	if *concurrency < 1 || *concurrency > 1024 {
 		return usagef("--concurrency must be in 1..1024")
 	}
