@@ -141,9 +141,13 @@ func TestGroupCommit(t *testing.T) {
 			results[c], errs[c] = ls.QueueLeaves(context.Background(), tree, leaves, fakeTime)
 		}()
 	}
-	// The committer takes one request and waits for the lock; the others
-	// wait in the channel.
-	for len(s.queue) < callers-1 {
+	// Wait until every caller's request is with the committer, which waits
+	// for the lock.
+	deadline := time.Now().Add(time.Minute) // only to fail rather than hang
+	for s.pending.Load() < callers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests reached the committer", s.pending.Load(), callers)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	s.unlockWrite()

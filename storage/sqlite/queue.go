@@ -74,6 +74,7 @@ func (s *Storage) send(ctx context.Context, req *queueReq) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	s.pending.Add(1)
 	select {
 	case s.queue <- req:
 		return nil
@@ -85,8 +86,10 @@ func (s *Storage) send(ctx context.Context, req *queueReq) error {
 	case s.queue <- req:
 		return nil
 	case <-ctx.Done():
+		s.pending.Add(-1)
 		return fmt.Errorf("sqlite storage: queueing leaves: %w", ctx.Err())
 	case <-t.C:
+		s.pending.Add(-1)
 		return fmt.Errorf("%w (queue full for %v)", ErrWriteTimeout, s.cfg.WriteLockTimeout)
 	}
 }
@@ -105,7 +108,7 @@ func (s *Storage) committer() {
 		}
 		batch, n := s.gather([]*queueReq{first}, len(first.leaves))
 		if err := s.lockWrite(context.Background()); err != nil {
-			finish(batch, err)
+			s.finish(batch, err)
 			continue
 		}
 		// More requests arrive while we wait for the lock: take them too.
@@ -132,7 +135,7 @@ func (s *Storage) failWaiting() {
 	for {
 		select {
 		case r := <-s.queue:
-			finish([]*queueReq{r}, ErrClosed)
+			s.finish([]*queueReq{r}, ErrClosed)
 		default:
 			return
 		}
@@ -140,7 +143,8 @@ func (s *Storage) failWaiting() {
 }
 
 // finish answers every request of batch that has no answer yet with err.
-func finish(batch []*queueReq, err error) {
+func (s *Storage) finish(batch []*queueReq, err error) {
+	s.pending.Add(-int64(len(batch)))
 	for _, r := range batch {
 		if r.res == nil && r.err == nil {
 			r.err = err
@@ -163,7 +167,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		s.unlockWrite()
-		finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
+		s.finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
 		return
 	}
 	initialized := make(map[int64]bool)
@@ -176,7 +180,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		if !seen {
 			if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
 				s.rollbackWrite()
-				finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+				s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 				return
 			}
 			initialized[r.treeID] = ok
@@ -189,13 +193,13 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		if err != nil {
 			// A statement failed: nothing in this transaction can be trusted.
 			s.rollbackWrite()
-			finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+			s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 			return
 		}
 		r.res = res
 	}
 	if d := s.cfg.ackBeforeCommit; d > 0 {
-		finish(batch, nil) // deliberately broken, for the crash test only
+		s.finish(batch, nil) // deliberately broken, for the crash test only
 		time.Sleep(d)
 		if err := s.commitWrite(); err != nil {
 			s.log.Warn("sqlite storage: commit failed after early answer", "err", err)
@@ -208,7 +212,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		}
 	}
 	s.groupCommits.Add(1)
-	finish(batch, nil)
+	s.finish(batch, nil)
 }
 
 // queueOne writes one request's leaves inside the batch transaction.

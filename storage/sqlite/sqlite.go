@@ -196,8 +196,10 @@ type Storage struct {
 	cdb   *sql.DB // the checkpointer's connection
 
 	queue chan *queueReq
-	// groupCommits counts the transactions the committer ran, for tests.
+	// groupCommits counts the transactions the committer ran, and pending
+	// the requests sent to it and not yet answered; for tests.
 	groupCommits atomic.Int64
+	pending      atomic.Int64
 	closing      chan struct{}
 	closed       atomic.Bool
 	sendMu       sync.RWMutex // held for reading while sending to queue
