@@ -404,3 +404,57 @@ func TestHardDeleteRemovesLeaves(t *testing.T) {
 		t.Errorf("QueueLeaves on a deleted tree = %v, want ErrTreeNeedsInit", err)
 	}
 }
+
+// TestGroupCommitFailure makes one statement of a group commit fail and
+// checks that every caller in the batch gets the error (none a success
+// whose leaf was rolled back) and that nothing was stored.
+func TestGroupCommitFailure(t *testing.T) {
+	s := openTest(t, Config{})
+	tree := newInitializedTree(t, s)
+	ls := s.LogStorage()
+	bad := newLeaf(10, 0)
+	// A queue entry without its leaf: queueing bad at the same time will
+	// insert its leaf, then fail on the queue entry's primary key.
+	if err := s.lockWrite(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wconn.ExecContext(t.Context(), insertQueuedSQL, tree.TreeId, fakeTime.UnixNano(), bad.LeafIdentityHash, bad.MerkleLeafHash, 12345); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 10
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			leaf := newLeaf(10, uint64(c+1))
+			if c == callers/2 {
+				leaf = bad
+			}
+			_, errs[c] = ls.QueueLeaves(context.Background(), tree, []*trillian.LogLeaf{leaf}, fakeTime)
+		}()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for s.pending.Load() < callers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests reached the committer", s.pending.Load(), callers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.unlockWrite()
+	wg.Wait()
+	for c, err := range errs {
+		if err == nil {
+			t.Errorf("caller %d succeeded in a failed group commit", c)
+		}
+	}
+	var n int
+	if err := s.rdb.QueryRow("SELECT count(*) FROM leaf_data").Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d leaves stored (%v), want 0", n, err)
+	}
+	// Later commits work.
+	if got := queueOne(t, ls, tree, newLeaf(10, 100), fakeTime); got.Status != nil {
+		t.Errorf("QueueLeaves after the failure: %v", got.Status)
+	}
+}

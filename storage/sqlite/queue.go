@@ -180,7 +180,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		if !seen {
 			if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
 				s.rollbackWrite()
-				s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+				s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 				return
 			}
 			initialized[r.treeID] = ok
@@ -193,7 +193,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		if err != nil {
 			// A statement failed: nothing in this transaction can be trusted.
 			s.rollbackWrite()
-			s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 			return
 		}
 		r.res = res
@@ -207,12 +207,20 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		return
 	}
 	if err := s.commitWrite(); err != nil {
-		for _, r := range batch {
-			r.res, r.err = nil, err
-		}
+		s.failAll(batch, err)
+		return
 	}
 	s.groupCommits.Add(1)
 	s.finish(batch, nil)
+}
+
+// failAll answers every request of a batch whose transaction was rolled
+// back with err, including those that had results.
+func (s *Storage) failAll(batch []*queueReq, err error) {
+	for _, r := range batch {
+		r.res, r.err = nil, err
+	}
+	s.finish(batch, err)
 }
 
 // queueOne writes one request's leaves inside the batch transaction.
