@@ -91,3 +91,45 @@ func BenchmarkAuditE2E(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "entries/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cli-cpu-µs/entry")
 }
+
+// BenchmarkSubmitJSONLE2E runs the real "evident submit --jsonl" (wait for
+// each receipt, verify it, write it durably) against the real evident-server
+// on loopback: 10,000 new lines per iteration, --concurrency from
+// EVIDENT_SUBMIT_CONCURRENCY (default 256). It reports lines/s and the
+// CLI's CPU per line.
+func BenchmarkSubmitJSONLE2E(b *testing.B) {
+	conc := "256"
+	if v := os.Getenv("EVIDENT_SUBMIT_CONCURRENCY"); v != "" {
+		conc = v
+	}
+	const n = 10000
+	srv := startRealServer(b)
+	dir := b.TempDir()
+	var cpu time.Duration
+	iter := 0
+	for b.Loop() {
+		b.StopTimer()
+		var in []byte
+		for i := range n {
+			in = fmt.Appendf(in, `{"event":"bench","iter":%d,"id":%d,"pad":"0123456789012345678901234567890123456789"}`+"\n", iter, i)
+		}
+		input := dir + fmt.Sprintf("/in%d.jsonl", iter)
+		if err := os.WriteFile(input, in, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		iter++
+		b.StartTimer()
+		args := []string{"submit", "--log", srv.url, "--token_file", srv.tokenFile, "--jsonl", input, "--concurrency", conc, "--json"}
+		if os.Getenv("EVIDENT_SUBMIT_NOVERIFY") == "" {
+			args = append(args, "--log_key", srv.vkey)
+		}
+		cmd := exec.Command(evidentBin, args...)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("submit: %v\n%s", err, out)
+		}
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cli-cpu-µs/line")
+}

@@ -45,7 +45,17 @@ type submitter struct {
 	c      *client.Client
 	key    note.Verifier      // nil: receipts are not verified
 	policy *checkpoint.Policy // nil: no witness requirement
+
+	// verified caches checkpoints (signed notes, verbatim) that passed
+	// VerifyReceipt's checkpoint checks (log signature, policy): the log
+	// publishes one checkpoint for many entries, and those checks depend
+	// only on the note's bytes, the key and the policy.
+	mu       sync.Mutex
+	verified map[string]*checkpoint.Signed
 }
+
+// maxVerifiedCache bounds submitter.verified.
+const maxVerifiedCache = 256
 
 func runSubmit(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "submit", "--log URL --token_file F (FILE... | - | --jsonl FILE)", submitHelp)
@@ -145,10 +155,32 @@ func (s *submitter) add(ctx context.Context, entry []byte) (*client.AddResponse,
 	if rc.Index != r.Index {
 		return nil, &failure{reason: "inclusion", err: fmt.Errorf("the log answered index %d but its receipt is for index %d", r.Index, rc.Index)}
 	}
-	if _, err := checkpoint.VerifyReceipt(rc, entry, s.key, s.policy); err != nil {
+	if err := s.verifyReceipt(rc, entry); err != nil {
 		return nil, verifyFailure("the log returned a receipt that does not verify: "+receiptReason(err), err)
 	}
 	return r, nil
+}
+
+// verifyReceipt is checkpoint.VerifyReceipt, with the checkpoint checks
+// done once per distinct checkpoint.
+func (s *submitter) verifyReceipt(rc *checkpoint.Receipt, entry []byte) error {
+	s.mu.Lock()
+	signed := s.verified[string(rc.Checkpoint)]
+	s.mu.Unlock()
+	if signed != nil {
+		return checkpoint.VerifyInclusion(rc.Index, signed.Size, checkpoint.LeafHash(entry), rc.Proof, signed.Hash)
+	}
+	signed, err := checkpoint.VerifyReceipt(rc, entry, s.key, s.policy)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.verified == nil || len(s.verified) >= maxVerifiedCache {
+		s.verified = make(map[string]*checkpoint.Signed)
+	}
+	s.verified[string(rc.Checkpoint)] = signed
+	s.mu.Unlock()
+	return nil
 }
 
 // file submits one file ("-": stdin, receipt to stdout).

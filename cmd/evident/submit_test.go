@@ -184,3 +184,35 @@ func TestSubmitErrors(t *testing.T) {
 		t.Error("a receipt that does not verify was written")
 	}
 }
+
+// TestSubmitVerifiesEveryReceipt: receipts that share one checkpoint are
+// each checked for inclusion (the checkpoint's verification is cached, the
+// proof's is not).
+func TestSubmitVerifiesEveryReceipt(t *testing.T) {
+	l := newTestLog(t, 1)
+	dir := t.TempDir()
+	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	policy := writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
+	a := writeFile(t, dir, "a", []byte("first entry"), 0o644)
+	bf := writeFile(t, dir, "b", []byte("second entry"), 0o644)
+	c := writeFile(t, dir, "c", []byte("third entry"), 0o644)
+	l.add([]byte("first entry"), []byte("second entry"), []byte("third entry"))
+	l.mu.Lock()
+	l.badProof = func(i uint64) bool { return i == 2 }
+	l.mu.Unlock()
+	// All three are duplicates now, so their receipts share the latest
+	// checkpoint; the third has a bad proof.
+	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--log_key", l.vkey, "--policy", policy, a, bf, c)
+	wantCode(t, r, exitFailed)
+	if !strings.Contains(r.stderr, "inclusion proof fails") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	for _, p := range []string{a, bf} {
+		if _, err := os.Stat(p + ".tlog-proof"); err != nil {
+			t.Errorf("no receipt for %s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(c + ".tlog-proof"); err == nil {
+		t.Error("a receipt with a bad proof was written")
+	}
+}

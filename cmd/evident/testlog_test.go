@@ -42,6 +42,9 @@ type testLog struct {
 	tamperEntry func(index uint64, e []byte) []byte
 	// failEntriesFrom, when > 0, makes /v1/entries answer 500 from there.
 	failEntriesFrom uint64
+	// badProof, when it returns true for an index, makes add-entry answer
+	// with a receipt whose first proof hash is altered.
+	badProof func(index uint64) bool
 	// gate, when set, is received from before each add-entry is handled.
 	gate chan struct{}
 
@@ -224,6 +227,11 @@ func (l *testLog) handler() http.Handler {
 		l.publish()
 		size := l.tree.Size()
 		rc := l.receiptLocked(i, size)
+		if l.badProof != nil && l.badProof(i) {
+			r, _ := checkpoint.ParseReceipt(rc)
+			r.Proof[0] = append([]byte{r.Proof[0][0] ^ 1}, r.Proof[0][1:]...)
+			rc = r.Marshal()
+		}
 		l.mu.Unlock()
 		h := checkpoint.LeafHash(e)
 		json.NewEncoder(w).Encode(map[string]any{"index": i, "leaf_hash": base64.StdEncoding.EncodeToString(h[:]), "duplicate": dup, "receipt": string(rc)})
