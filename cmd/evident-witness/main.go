@@ -29,11 +29,32 @@ import (
 )
 
 func main() {
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `Usage: evident-witness [flags]
+
+Runs a transparency log witness (C2SP tlog-witness): it cosigns each new
+checkpoint of the logs in --logs_file that is consistent with the last one
+it cosigned, and keeps conflicting checkpoints as evidence (GET /evidence).
+The first start needs --name; it creates witness.key (0600) and
+witness.vkey in --data_dir and prints "vkey: <vkey>" for log operators'
+witness policies. SIGHUP reloads --logs_file; SIGINT/SIGTERM shut down.
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "evident-witness:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
+
+// usageError is a mistake in the command line (exit code 2).
+type usageError struct{ error }
 
 func run() error {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to serve the witness API on")
@@ -43,7 +64,7 @@ func run() error {
 	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "add-checkpoint requests per second allowed per log (negative: no limit)")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", flag.Args())
+		return usageError{fmt.Errorf("unexpected arguments %q", flag.Args())}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx := context.Background()
