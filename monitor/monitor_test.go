@@ -1,0 +1,198 @@
+package monitor
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+func newMonitor(t *testing.T, l *testLog, dir string, policy *checkpoint.Policy) *Monitor {
+	t.Helper()
+	m, err := New(t.Context(), Config{Client: l.client(), LogKey: l.key, Policy: policy, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func check(t *testing.T, m *Monitor) *Result {
+	t.Helper()
+	res, err := m.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestMonitorHonestLog(t *testing.T) {
+	l := newTestLog(t, false)
+	dir := t.TempDir()
+	m := newMonitor(t, l, dir, nil)
+	for round := range 4 {
+		l.add(round*10, 3+round)
+		res := check(t, m)
+		if !res.New || res.Stale || res.Kept != round+1 || res.Checkpoint.Size != l.tree.Size() {
+			t.Errorf("round %d: %+v", round, res)
+		}
+	}
+	if res := check(t, m); res.New || res.Kept != 4 {
+		t.Errorf("unchanged log: %+v", res)
+	}
+	// A new Monitor on the same directory keeps what the first one kept.
+	m2 := newMonitor(t, l, dir, nil)
+	if m2.Kept() != 4 {
+		t.Errorf("reloaded monitor keeps %d checkpoints, want 4", m2.Kept())
+	}
+	if res := check(t, m2); res.New {
+		t.Errorf("reloaded monitor: %+v", res)
+	}
+}
+
+// TestMonitorStale: a log that serves an older checkpoint after a newer one
+// is consistent, but the result says so.
+func TestMonitorStale(t *testing.T) {
+	l := newTestLog(t, false)
+	l.add(0, 5)
+	l.add(5, 5)
+	m := newMonitor(t, l, t.TempDir(), nil)
+	check(t, m)
+	l.serveOld(5)
+	res := check(t, m)
+	if !res.New || !res.Stale || res.Newer != 10 || res.Checkpoint.Size != 5 {
+		t.Errorf("stale checkpoint: %+v", res)
+	}
+}
+
+// TestMonitorViolations: each way a log can contradict itself gives its
+// typed error with evidence, and nothing is kept.
+func TestMonitorViolations(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		misbehave   func(l *testLog)
+		problem     string
+		wantProof   bool
+		fork, incon bool
+		wantKept    int // the archive is checked after the new checkpoint is kept
+	}{
+		{"history rewritten, log grown", func(l *testLog) {
+			l.rewrite(2, []byte("a different entry 2"), false)
+			l.add(100, 3)
+		}, "are not consistent", true, false, true, 1},
+		{"same size, other root", func(l *testLog) {
+			l.rewrite(4, []byte("rewritten"), true)
+		}, "two signed checkpoints of size 9 with different roots", false, true, false, 1},
+		{"archive changed", func(l *testLog) {
+			l.add(9, 5)
+			l.setArchive(9, [32]byte{1, 2, 3})
+		}, "different checkpoint for size 9", false, true, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLog(t, false)
+			l.add(0, 9)
+			dir := t.TempDir()
+			m := newMonitor(t, l, dir, nil)
+			check(t, m)
+			tc.misbehave(l)
+			_, err := m.Check(t.Context())
+			if !errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), tc.problem) {
+				t.Fatalf("Check = %v, want a violation with %q", err, tc.problem)
+			}
+			var fe *ForkError
+			var ie *InconsistencyError
+			if got := errors.As(err, &fe); got != tc.fork {
+				t.Errorf("ForkError: %v, want %v", got, tc.fork)
+			}
+			if got := errors.As(err, &ie); got != tc.incon {
+				t.Errorf("InconsistencyError: %v, want %v", got, tc.incon)
+			}
+			if tc.incon && !errors.Is(err, checkpoint.ErrConsistency) {
+				t.Errorf("%v does not wrap checkpoint.ErrConsistency", err)
+			}
+			ev := EvidenceOf(err)
+			if ev == nil || ev.Problem != err.Error() || len(ev.Checkpoints) != 2 || (len(ev.Proof) > 0) != tc.wantProof || ev.Log == "" {
+				t.Fatalf("evidence %+v", ev)
+			}
+			// Both checkpoints in the evidence verify with the log key.
+			for _, n := range ev.Checkpoints {
+				if _, err := checkpoint.Open([]byte(n), l.key); err != nil {
+					t.Errorf("evidence checkpoint does not verify: %v", err)
+				}
+			}
+			path, err := ev.WriteFile(filepath.Join(dir, "evidence"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			var back Evidence
+			if err := json.Unmarshal(b, &back); err != nil || back.Problem != ev.Problem || len(back.Checkpoints) != 2 {
+				t.Errorf("evidence file %s: %v %+v", path, err, back)
+			}
+			if m.Kept() != tc.wantKept {
+				t.Errorf("kept %d checkpoints after the violation, want %d", m.Kept(), tc.wantKept)
+			}
+		})
+	}
+}
+
+// TestMonitorVerifyError: a checkpoint without the quorum, or signed with
+// another key, is a *VerifyError wrapping the checkpoint error.
+func TestMonitorVerifyError(t *testing.T) {
+	l := newTestLog(t, false) // no witness cosigns
+	l.add(0, 3)
+	_, wv, err := checkpoint.GenerateCosignerKey("witness9.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newTestLog(t, true)
+	policy, err := checkpoint.ParsePolicy([]byte("witness w9 " + wv + "\nquorum w9\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		key    *testLog
+		policy *checkpoint.Policy
+		want   error
+	}{
+		{"quorum not met", l, policy, checkpoint.ErrQuorum},
+		{"another log key", other, nil, checkpoint.ErrSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(t.Context(), Config{Client: l.client(), LogKey: tc.key.key, Policy: tc.policy, StateDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = m.Check(t.Context())
+			var ve *VerifyError
+			if !errors.As(err, &ve) || !errors.Is(err, tc.want) || errors.Is(err, ErrViolation) {
+				t.Errorf("Check = %v, want a *VerifyError wrapping %v", err, tc.want)
+			}
+			if m.Kept() != 0 {
+				t.Errorf("kept an unverified checkpoint")
+			}
+		})
+	}
+}
+
+// TestMonitorStateDir: a file in the state directory that is not a
+// checkpoint of its size signed by the log key stops New.
+func TestMonitorStateDir(t *testing.T) {
+	l := newTestLog(t, false)
+	l.add(0, 4)
+	dir := t.TempDir()
+	check(t, newMonitor(t, l, dir, nil))
+	// Temporary and foreign names are ignored.
+	os.WriteFile(filepath.Join(dir, "checkpoints", ".4.tmp123"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "checkpoints", "04"), []byte("x"), 0o644)
+	newMonitor(t, l, dir, nil)
+	b, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "4"))
+	os.WriteFile(filepath.Join(dir, "checkpoints", "5"), b, 0o644)
+	if _, err := New(t.Context(), Config{Client: l.client(), LogKey: l.key, StateDir: dir}); err == nil || !strings.Contains(err.Error(), "not a checkpoint of size 5") {
+		t.Errorf("New with a misnamed checkpoint: %v", err)
+	}
+}
