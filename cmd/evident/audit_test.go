@@ -7,10 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/evidentlog/evident/checkpoint"
-	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/merkle/testonly"
 )
 
 func auditArgs(l *testLog, extra ...string) []string {
@@ -132,47 +128,4 @@ func TestAuditResumesAfterFailure(t *testing.T) {
 	if !strings.Contains(r.stderr, "SECURITY ERROR: the log forked") {
 		t.Errorf("stderr %q", r.stderr)
 	}
-}
-
-// TestAppendEntriesMatchesTree cross-checks the compact-range path against
-// an independent tree implementation for every size up to 300.
-func TestAppendEntriesMatchesTree(t *testing.T) {
-	tree := testonly.New(rfc6962.DefaultHasher)
-	r := rangeFactory.NewEmptyRange(0)
-	for n := range 300 {
-		root, err := rootOf(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(root[:], tree.Hash()) {
-			t.Fatalf("size %d: root %x, want %x", n, root, tree.Hash())
-		}
-		e := []byte(fmt.Sprint("leaf ", n))
-		tree.AppendData(e)
-		if err := appendEntries(r, [][]byte{e}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if root, _ := rootOf(rangeFactory.NewEmptyRange(0)); root != checkpoint.EmptyRoot {
-		t.Errorf("empty root %x", root)
-	}
-}
-
-// BenchmarkAuditVerify measures the audit's verification path with the
-// entries already local: leaf hash and compact-range append per entry.
-func BenchmarkAuditVerify(b *testing.B) {
-	const batch = 1000
-	entries := make([][]byte, batch)
-	for i := range entries {
-		entries[i] = bytes.Repeat([]byte{byte(i)}, 256)
-	}
-	r := rangeFactory.NewEmptyRange(0)
-	b.SetBytes(256)
-	b.ResetTimer()
-	for done := 0; done < b.N; done += batch {
-		if err := appendEntries(r, entries[:min(batch, b.N-done)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

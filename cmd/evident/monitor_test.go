@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/evidentlog/evident/monitor"
 )
 
 func monitorOnce(t *testing.T, l *testLog, stateDir string, extra ...string) result {
@@ -31,7 +33,7 @@ func wantSecurityError(t *testing.T, r result, stateDir, problem string, nCheckp
 		t.Errorf("stderr %q does not name the evidence file %s", r.stderr, files[0])
 	}
 	b, _ := os.ReadFile(files[0])
-	var ev evidence
+	var ev monitor.Evidence
 	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
