@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -219,49 +218,6 @@ func (s *submitter) file(ctx context.Context, e *env, path string) error {
 	return nil
 }
 
-// receiptRecord is one line of a receipts file.
-type receiptRecord struct {
-	Line      int    `json:"line"`
-	Index     uint64 `json:"index"`
-	LeafHash  string `json:"leaf_hash"`
-	Duplicate bool   `json:"duplicate"`
-	Receipt   string `json:"receipt"`
-}
-
-// loadReceipts reads a receipts file and returns line -> leaf hash (hex).
-// A last record cut short by an interruption is removed from the file.
-func loadReceipts(path string) (map[int]string, error) {
-	done := make(map[int]string)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return done, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
-		// An interrupted write left a partial record: drop it.
-		if err := os.Truncate(path, int64(i+1)); err != nil {
-			return nil, err
-		}
-		b = b[:i+1]
-	}
-	for n, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
-		if len(l) == 0 {
-			continue
-		}
-		var r receiptRecord
-		if err := json.Unmarshal(l, &r); err != nil || r.Line < 1 || len(r.LeafHash) != 64 {
-			return nil, fmt.Errorf("%s line %d is not a receipt record", path, n+1)
-		}
-		if _, dup := done[r.Line]; dup {
-			return nil, fmt.Errorf("%s has two records for input line %d", path, r.Line)
-		}
-		done[r.Line] = r.LeafHash
-	}
-	return done, nil
-}
-
 // scanLines calls f with each non-empty line of path (1-based numbers,
 // without "\n" or "\r\n").
 func scanLines(path string, f func(n int, line []byte) error) error {
@@ -301,7 +257,7 @@ func (st *jsonlStats) fail(err error) {
 }
 
 func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, concurrency int) error {
-	done, err := loadReceipts(outPath)
+	done, err := client.ReadJournal(outPath)
 	if err != nil {
 		return usagef("receipts file: %v", err)
 	}
@@ -322,7 +278,7 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 	if err != nil {
 		return usagef("--jsonl: %v", err)
 	}
-	out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	out, err := client.OpenJournal(outPath)
 	if err != nil {
 		return fmt.Errorf("opening receipts file: %w", err)
 	}
@@ -334,7 +290,7 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 		line []byte
 	}
 	jobs := make(chan job, concurrency)
-	recs := make(chan receiptRecord, concurrency)
+	recs := make(chan client.JournalRecord, concurrency)
 	var workers sync.WaitGroup
 	for range concurrency {
 		workers.Go(func() {
@@ -356,7 +312,7 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 				if r.Duplicate {
 					st.dups.Add(1)
 				}
-				recs <- receiptRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
+				recs <- client.JournalRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
 			}
 		})
 	}
@@ -395,28 +351,25 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 	return e.jsonlSummary(st, outPath, result)
 }
 
-// writeRecords appends each record as one line with one write, and syncs
-// whenever the queue is drained and at least every 100 records.
-func writeRecords(f *os.File, recs <-chan receiptRecord, prog *progress) error {
+// writeRecords appends each record to the journal, and syncs it whenever
+// the queue is drained (the journal itself syncs at least every 100
+// records).
+func writeRecords(j *client.Journal, recs <-chan client.JournalRecord, prog *progress) error {
 	var err error
-	unsynced := 0
 	for r := range recs {
 		if err != nil {
 			continue // drain so the workers never block
 		}
-		b, _ := json.Marshal(r)
-		if _, err = f.Write(append(b, '\n')); err != nil {
+		if err = j.Append(r); err != nil {
 			continue
 		}
 		prog.Add(1)
-		unsynced++
-		if unsynced >= 100 || len(recs) == 0 {
-			err = f.Sync()
-			unsynced = 0
+		if len(recs) == 0 {
+			err = j.Sync()
 		}
 	}
-	if err == nil && unsynced > 0 {
-		err = f.Sync()
+	if err == nil {
+		err = j.Sync()
 	}
 	return err
 }

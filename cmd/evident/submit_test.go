@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/client"
 )
 
 // countLines counts complete lines in path.
@@ -113,7 +114,7 @@ func checkReceipts(t *testing.T, l *testLog, input []byte, receipts string, n in
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var rec receiptRecord
+		var rec client.JournalRecord
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("receipts file line %q: %v", sc.Bytes(), err)
 		}
