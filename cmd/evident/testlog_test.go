@@ -47,6 +47,8 @@ type testLog struct {
 	badProof func(index uint64) bool
 	// gate, when set, is received from before each add-entry is handled.
 	gate chan struct{}
+	// stop is closed when the test ends.
+	stop chan struct{}
 
 	srv *httptest.Server
 }
@@ -78,8 +80,12 @@ func newTestLog(t testing.TB, nWitnesses int) *testLog {
 	l.mu.Lock()
 	l.publish()
 	l.mu.Unlock()
+	l.stop = make(chan struct{})
 	l.srv = httptest.NewServer(l.handler())
 	t.Cleanup(l.srv.Close)
+	// Runs before srv.Close: requests still held at the gate end, so that
+	// Close, which waits for them, cannot hang the test.
+	t.Cleanup(func() { close(l.stop) })
 	return l
 }
 
@@ -214,6 +220,9 @@ func (l *testLog) handler() http.Handler {
 			select {
 			case <-gate:
 			case <-r.Context().Done():
+				return
+			case <-l.stop:
+				jsonError(w, 503, "test log closing")
 				return
 			}
 		}
