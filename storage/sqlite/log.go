@@ -33,11 +33,10 @@ const (
 	selectSubtreeSQL = `SELECT nodes FROM subtrees WHERE tree_id = ? AND subtree_id = ?`
 	upsertSubtreeSQL = `INSERT INTO subtrees (tree_id, subtree_id, nodes) VALUES (?, ?, ?)
 		ON CONFLICT (tree_id, subtree_id) DO UPDATE SET nodes = excluded.nodes`
-	selectQueuedSQL = `SELECT leaf_identity_hash, merkle_leaf_hash, queue_timestamp_nanos, leaf_id FROM unsequenced
-		WHERE tree_id = ? AND queue_timestamp_nanos <= ?
+	selectQueuedSQL = `SELECT leaf_identity_hash, merkle_leaf_hash, queue_timestamp_nanos, rowid
+		FROM leaf_data INDEXED BY leaf_data_queue
+		WHERE tree_id = ? AND sequence_number IS NULL AND queue_timestamp_nanos <= ?
 		ORDER BY queue_timestamp_nanos, leaf_identity_hash LIMIT ?`
-	deleteQueuedSQL = `DELETE FROM unsequenced
-		WHERE tree_id = ? AND queue_timestamp_nanos = ? AND leaf_identity_hash = ?`
 	sequenceLeafSQL = `UPDATE leaf_data SET sequence_number = ?, integrate_timestamp_nanos = ?
 		WHERE rowid = ? AND tree_id = ? AND sequence_number IS NULL`
 	// insertLeafDataSQL does nothing when the identity hash (or, for
@@ -46,9 +45,7 @@ const (
 		(tree_id, leaf_identity_hash, merkle_leaf_hash, leaf_value, extra_data, queue_timestamp_nanos,
 		 sequence_number, integrate_timestamp_nanos)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	selectHasIdentitySQL = `SELECT EXISTS (SELECT 1 FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?)`
-	insertQueuedSQL      = `INSERT INTO unsequenced (tree_id, queue_timestamp_nanos, leaf_identity_hash, merkle_leaf_hash, leaf_id)
-		VALUES (?, ?, ?, ?, ?)`
+	selectHasIdentitySQL   = `SELECT EXISTS (SELECT 1 FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?)`
 	leafColumns            = `sequence_number, merkle_leaf_hash, leaf_identity_hash, leaf_value, extra_data, queue_timestamp_nanos, integrate_timestamp_nanos`
 	selectLeavesByRangeSQL = `SELECT ` + leafColumns + ` FROM leaf_data
 		WHERE tree_id = ? AND sequence_number >= ? AND sequence_number < ?
@@ -178,11 +175,9 @@ func (l *logStorage) AddSequencedLeaves(ctx context.Context, tr *trillian.Tree, 
 	return res, nil
 }
 
-// dequeued remembers where a dequeued leaf sits in the queue.
+// dequeued remembers which row a dequeued leaf is.
 type dequeued struct {
-	queueTimestampNanos int64
-	identityHash        []byte
-	leafID              int64 // rowid in leaf_data
+	leafID int64 // rowid in leaf_data
 }
 
 // logTX is a read-only snapshot or a read-write transaction on one tree.
@@ -441,7 +436,7 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 		if _, ok := t.dequeued[k]; ok {
 			continue // already returned by an earlier DequeueLeaves in this transaction
 		}
-		t.dequeued[k] = dequeued{queueTimestampNanos: qts, identityHash: id, leafID: leafID}
+		t.dequeued[k] = dequeued{leafID: leafID}
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIdentityHash: id,
 			MerkleLeafHash:   mh,
@@ -454,8 +449,8 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 	return leaves, nil
 }
 
-// UpdateSequencedLeaves gives dequeued leaves their positions and removes
-// them from the queue.
+// UpdateSequencedLeaves gives dequeued leaves their positions, which takes
+// them out of the queue.
 func (t *logTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.LogLeaf) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -480,10 +475,6 @@ func (t *logTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.Lo
 		res, err := t.q.exec(sctx, sequenceLeafSQL, leaf.LeafIndex, leaf.IntegrateTimestamp.AsTime().UnixNano(), dq.leafID, t.treeID)
 		if err := oneRow(res, err); err != nil {
 			return t.fail(fmt.Errorf("sqlite storage: sequencing leaf %d of tree %d: %w", leaf.LeafIndex, t.treeID, err))
-		}
-		res, err = t.q.exec(sctx, deleteQueuedSQL, t.treeID, dq.queueTimestampNanos, dq.identityHash)
-		if err := oneRow(res, err); err != nil {
-			return t.fail(fmt.Errorf("sqlite storage: removing leaf %x from the queue of tree %d: %w", dq.identityHash, t.treeID, err))
 		}
 	}
 	return nil

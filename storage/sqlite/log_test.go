@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -312,7 +313,7 @@ func TestTransactions(t *testing.T) {
 		t.Fatalf("ReadWriteTransaction = %v, want boom", err)
 	}
 	var queued, sequenced int
-	s.rdb.QueryRow("SELECT count(*) FROM unsequenced").Scan(&queued)
+	s.rdb.QueryRow("SELECT count(*) FROM leaf_data WHERE sequence_number IS NULL").Scan(&queued)
 	s.rdb.QueryRow("SELECT count(*) FROM leaf_data WHERE sequence_number IS NOT NULL").Scan(&sequenced)
 	if queued != 10 || sequenced != 0 {
 		t.Errorf("after rollback: %d queued, %d sequenced; want 10, 0", queued, sequenced)
@@ -394,7 +395,7 @@ func TestHardDeleteRemovesLeaves(t *testing.T) {
 	if err := storage.HardDeleteTree(ctx, s.AdminStorage(), tree.TreeId); err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"trees", "tree_heads", "subtrees", "leaf_data", "unsequenced"} {
+	for _, table := range []string{"trees", "tree_heads", "subtrees", "leaf_data"} {
 		var n int
 		if err := s.rdb.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s has %d rows (%v) after hard delete, want 0", table, n, err)
@@ -413,12 +414,12 @@ func TestGroupCommitFailure(t *testing.T) {
 	tree := newInitializedTree(t, s)
 	ls := s.LogStorage()
 	bad := newLeaf(10, 0)
-	// A queue entry without its leaf: queueing bad at the same time will
-	// insert its leaf, then fail on the queue entry's primary key.
+	// A trigger on the write connection only (TEMP) makes inserting bad fail.
 	if err := s.lockWrite(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.wconn.ExecContext(t.Context(), insertQueuedSQL, tree.TreeId, fakeTime.UnixNano(), bad.LeafIdentityHash, bad.MerkleLeafHash, 12345); err != nil {
+	if _, err := s.wconn.ExecContext(t.Context(), fmt.Sprintf(`CREATE TEMP TRIGGER fail_bad BEFORE INSERT ON leaf_data
+		WHEN NEW.leaf_identity_hash = X'%x' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, bad.LeafIdentityHash)); err != nil {
 		t.Fatal(err)
 	}
 	const callers = 10

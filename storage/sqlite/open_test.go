@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,7 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	defer s.Close()
 	var n int
-	if err := s.rdb.QueryRow("SELECT count(*) FROM unsequenced").Scan(&n); err != nil || n != 500 {
+	if err := s.rdb.QueryRow("SELECT count(*) FROM leaf_data WHERE sequence_number IS NULL").Scan(&n); err != nil || n != 500 {
 		t.Errorf("queued leaves after reopen = %d, %v; want 500", n, err)
 	}
 }
@@ -157,7 +158,7 @@ func newerSchemaFile(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.wconn.ExecContext(t.Context(), "PRAGMA user_version = 2"); err != nil {
+	if _, err := s.wconn.ExecContext(t.Context(), fmt.Sprintf("PRAGMA user_version = %d", schemaVersion+1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

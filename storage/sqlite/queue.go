@@ -234,13 +234,6 @@ func (s *Storage) queueOne(ctx context.Context, r *queueReq) ([]*trillian.Queued
 			return nil, err
 		}
 		if n == 1 {
-			leafID, err := ins.LastInsertId()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.w.exec(ctx, insertQueuedSQL, r.treeID, r.ts, leaf.LeafIdentityHash, leaf.MerkleLeafHash, leafID); err != nil {
-				return nil, err
-			}
 			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
 			continue
 		}

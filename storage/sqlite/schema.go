@@ -16,7 +16,8 @@ var schemaSQL string
 
 const (
 	// schemaVersion is the PRAGMA user_version this code writes and reads.
-	schemaVersion = 1
+	// Version 1 existed only during development, and is refused.
+	schemaVersion = 2
 	// applicationID marks our files (PRAGMA application_id): "EvTr".
 	applicationID = 0x45765472
 )
@@ -39,6 +40,8 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 		return s.setWAL(ctx)
 	case appID == applicationID && version > schemaVersion:
 		return fmt.Errorf("%w: %s has schema version %d, this program knows up to %d", ErrSchemaTooNew, s.path, version, schemaVersion)
+	case appID == applicationID:
+		return fmt.Errorf("%w: %s has schema version %d, from a development build; this program reads only version %d", ErrNotStorage, s.path, version, schemaVersion)
 	case appID != 0 || version != 0 || objects != 0:
 		return fmt.Errorf("%w: %s (application_id %#x, user_version %d)", ErrNotStorage, s.path, appID, version)
 	}

@@ -65,13 +65,8 @@ CREATE UNIQUE INDEX leaf_data_sequence ON leaf_data (tree_id, sequence_number)
 CREATE INDEX leaf_data_merkle ON leaf_data (tree_id, merkle_leaf_hash)
   WHERE merkle_leaf_hash != leaf_identity_hash;
 
--- The queue of leaves waiting for the sequencer, in dequeue order; leaf_id
--- is the rowid of the leaf in leaf_data.
-CREATE TABLE unsequenced (
-  tree_id                INTEGER NOT NULL,
-  queue_timestamp_nanos  INTEGER NOT NULL,
-  leaf_identity_hash     BLOB    NOT NULL,
-  merkle_leaf_hash       BLOB    NOT NULL,
-  leaf_id                INTEGER NOT NULL,
-  PRIMARY KEY (tree_id, queue_timestamp_nanos, leaf_identity_hash)
-) STRICT, WITHOUT ROWID;
+-- The queue: leaves waiting for the sequencer, in dequeue order. Queueing a
+-- leaf adds it here (at the end, as queue times grow); sequencing it
+-- removes it.
+CREATE INDEX leaf_data_queue ON leaf_data (tree_id, queue_timestamp_nanos, leaf_identity_hash)
+  WHERE sequence_number IS NULL;
