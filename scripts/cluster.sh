@@ -55,7 +55,7 @@ start() {
 	echo $! >"$dir/log_signer.pid"
 
 	for _ in $(seq 1 150); do
-		curl -sf "http://127.0.0.1:$((tport + 1))/healthz" >/dev/null 2>&1 && break
+		(exec 3<>"/dev/tcp/127.0.0.1/$tport") 2>/dev/null && break
 		sleep 0.2
 	done
 	for i in $(seq 1 "$servers"); do
