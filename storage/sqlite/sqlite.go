@@ -136,9 +136,9 @@ type Config struct {
 	// the whole file: slow on large files, but it finds damage anywhere.
 	CheckIntegrity bool
 
-	// ackBeforeCommit, for tests only, makes group commit answer callers
-	// before it commits: the deliberately broken variant that the crash test
-	// must catch.
+	// ackBeforeCommit, for tests only, makes group commit answer callers,
+	// then wait this long, then commit: the deliberately broken variant that
+	// the crash test must catch.
 	ackBeforeCommit time.Duration
 }
 
