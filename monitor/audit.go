@@ -13,6 +13,7 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -341,7 +342,7 @@ func (st *AuditState) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, auditStateFile), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, auditStateFile), append(b, '\n'), 0o644)
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/evidentlog/evident/internal/atomicfile"
 )
 
 // Evidence proves (or strongly suggests) that a log misbehaved: the signed
@@ -50,7 +52,7 @@ func (ev *Evidence) WriteFile(dir string) (string, error) {
 	}
 	now := time.Now().UTC()
 	path := filepath.Join(dir, fmt.Sprintf("evidence-%s.json", now.Format("20060102T150405.000000000Z")))
-	if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return "", err
 	}
 	return path, nil

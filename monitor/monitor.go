@@ -32,6 +32,7 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -264,7 +265,7 @@ func (m *Monitor) fork(size uint64, problem string, a, b []byte) error {
 // store keeps s in the state directory.
 func (m *Monitor) store(s *checkpoint.Signed) error {
 	path := filepath.Join(m.cfg.StateDir, "checkpoints", strconv.FormatUint(s.Size, 10))
-	if err := writeFileAtomic(path, s.Note, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, s.Note, 0o644); err != nil {
 		return fmt.Errorf("keeping checkpoint: %w", err)
 	}
 	m.seen[s.Size] = kept{size: s.Size, root: s.Hash, note: s.Note}

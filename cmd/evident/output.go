@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -274,39 +274,10 @@ func readLimit(r io.Reader, limit int64, name string) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileAtomic writes b to path through a temporary file, fsync and
-// rename, so that path holds either the old or the new content.
+// writeFileAtomic writes b to path so that path holds either the old or
+// the new content (see package atomicfile).
 func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(path, b, perm)
 }
 
 // newClient makes a log client for --log.
