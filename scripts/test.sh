@@ -21,3 +21,10 @@ if [ $# -eq 0 ]; then
 	set -- ./...
 fi
 go test -count=1 -timeout 25m "$@"
+
+# The concurrency tests once more under the race detector (the whole suite
+# under -race takes too long for CI on 2 cores).
+if [ "$*" = "./..." ]; then
+	go test -count=1 -race -timeout 15m -run 'Concurrent|Race|EndToEnd$|TwoServers' \
+		./storage/ ./storage/sqlite/ ./witness/ ./log/
+fi
