@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testlog"
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
@@ -58,9 +59,9 @@ func BenchmarkAuditVerify(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
-func newAuditor(t *testing.T, l *testLog, cfg AuditorConfig) *Auditor {
+func newAuditor(t *testing.T, l *testlog.Log, cfg AuditorConfig) *Auditor {
 	t.Helper()
-	cfg.Client, cfg.LogKey = l.client(), l.key
+	cfg.Client, cfg.LogKey = logClient(t, l), l.Verifier
 	a, err := NewAuditor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +70,9 @@ func newAuditor(t *testing.T, l *testLog, cfg AuditorConfig) *Auditor {
 }
 
 func TestAuditor(t *testing.T) {
-	l := newTestLog(t, true)
-	l.add(0, 2345)
-	policy, err := checkpoint.ParsePolicy([]byte("witness w0 " + l.wvkey + "\nquorum w0\n"))
+	l := testlog.New(t, 1)
+	addEntries(l, 0, 2345)
+	policy, err := checkpoint.ParsePolicy([]byte("witness w0 " + l.WitnessVKeys[0] + "\nquorum w0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,20 +101,20 @@ func TestAuditor(t *testing.T) {
 	if _, err := a.Audit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	l.add(5000, 100)
+	addEntries(l, 5000, 100)
 	if res, err = a.Audit(t.Context()); err != nil || res.From != 2345 || res.Checkpoint.Size != 2445 {
 		t.Errorf("resumed audit = %+v, %v; want from 2345 to 2445", res, err)
 	}
 	if res, err = a.Audit(t.Context()); err != nil || !res.Unchanged {
 		t.Errorf("audit of an unchanged log = %+v, %v", res, err)
 	}
-	st, err := LoadAuditState(dir, l.origin)
+	st, err := LoadAuditState(dir, l.Origin)
 	if err != nil || st.Verified == nil || st.Verified.Size != 2445 || st.Progress != nil || st.VerifiedCheckpoint == "" {
 		t.Errorf("state after success = %+v, %v", st, err)
 	}
 
 	// The log shrinks: serves an older checkpoint than the one audited.
-	l.serveOld(2345)
+	l.ServeOld(2345)
 	var se *ShrinkError
 	if _, err := a.Audit(t.Context()); !errors.As(err, &se) || se.Size != 2345 || se.Audited != 2445 {
 		t.Errorf("audit of a shrunk log = %v", err)
@@ -123,15 +124,13 @@ func TestAuditor(t *testing.T) {
 // TestAuditorCatchesLyingEntries: entries that do not match the signed
 // root are a *RootMismatchError, and no progress is kept from them.
 func TestAuditorCatchesLyingEntries(t *testing.T) {
-	l := newTestLog(t, false)
-	l.add(0, 2000)
-	l.set(func() {
-		l.tamperEntry = func(i uint64, e []byte) []byte {
-			if i == 1234 {
-				return []byte("not what was logged")
-			}
-			return e
+	l := testlog.New(t, 0)
+	addEntries(l, 0, 2000)
+	l.SetTamperEntry(func(i uint64, e []byte) []byte {
+		if i == 1234 {
+			return []byte("not what was logged")
 		}
+		return e
 	})
 	dir := t.TempDir()
 	_, err := newAuditor(t, l, AuditorConfig{StateDir: dir}).Audit(t.Context())
@@ -142,7 +141,7 @@ func TestAuditorCatchesLyingEntries(t *testing.T) {
 	if ev := EvidenceOf(err); ev == nil || len(ev.Checkpoints) != 1 || !strings.Contains(ev.Problem, "the 2000 entries the log serves hash to root") {
 		t.Errorf("evidence %+v", ev)
 	}
-	if st, err := LoadAuditState(dir, l.origin); err != nil || st.Progress != nil || st.Verified != nil {
+	if st, err := LoadAuditState(dir, l.Origin); err != nil || st.Progress != nil || st.Verified != nil {
 		t.Errorf("state after a mismatch = %+v, %v", st, err)
 	}
 }
@@ -151,23 +150,24 @@ func TestAuditorCatchesLyingEntries(t *testing.T) {
 // state directory; the next audit continues from there, and a fork at the
 // audited size is caught from the state.
 func TestAuditorResumes(t *testing.T) {
-	l := newTestLog(t, false)
-	l.add(0, 3000)
-	l.set(func() { l.failEntriesFrom = 2000 })
+	l := testlog.New(t, 0)
+	addEntries(l, 0, 3000)
+	l.SetFailEntriesFrom(2000)
 	dir := t.TempDir()
 	a := newAuditor(t, l, AuditorConfig{StateDir: dir, Batch: 250, Parallel: 1})
 	_, err := a.Audit(t.Context())
 	if err == nil || errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), "HTTP 500") {
 		t.Fatalf("Audit = %v, want the HTTP 500", err)
 	}
-	if st, err := LoadAuditState(dir, l.origin); err != nil || st.Progress == nil || st.Progress.Size != 2000 {
+	if st, err := LoadAuditState(dir, l.Origin); err != nil || st.Progress == nil || st.Progress.Size != 2000 {
 		t.Fatalf("progress saved = %+v, %v; want 2000 entries", st.Progress, err)
 	}
-	l.set(func() { l.failEntriesFrom = 0 })
+	l.SetFailEntriesFrom(0)
 	if res, err := a.Audit(t.Context()); err != nil || res.From != 2000 {
 		t.Fatalf("resumed audit = %+v, %v; want from 2000", res, err)
 	}
-	l.rewrite(10, []byte("rewritten"), true)
+	l.Rewrite(10, []byte("rewritten"))
+	l.Republish()
 	_, err = a.Audit(t.Context())
 	var fe *ForkError
 	if !errors.As(err, &fe) || fe.Size != 3000 || len(EvidenceOf(err).Checkpoints) != 2 {
@@ -211,13 +211,13 @@ func TestAuditState(t *testing.T) {
 }
 
 func TestNewAuditorChecksConfig(t *testing.T) {
-	l := newTestLog(t, false)
+	l := testlog.New(t, 0)
 	for _, cfg := range []AuditorConfig{
 		{},
-		{Client: l.client()},
-		{Client: l.client(), LogKey: l.key, Batch: 1001},
-		{Client: l.client(), LogKey: l.key, Parallel: 65},
-		{Client: l.client(), LogKey: l.key, Batch: -1},
+		{Client: logClient(t, l)},
+		{Client: logClient(t, l), LogKey: l.Verifier, Batch: 1001},
+		{Client: logClient(t, l), LogKey: l.Verifier, Parallel: 65},
+		{Client: logClient(t, l), LogKey: l.Verifier, Batch: -1},
 	} {
 		if _, err := NewAuditor(cfg); err == nil {
 			t.Errorf("NewAuditor(%+v) accepted", cfg)

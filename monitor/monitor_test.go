@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testlog"
 )
 
-func newMonitor(t *testing.T, l *testLog, dir string, policy *checkpoint.Policy) *Monitor {
+func newMonitor(t *testing.T, l *testlog.Log, dir string, policy *checkpoint.Policy) *Monitor {
 	t.Helper()
-	m, err := New(t.Context(), Config{Client: l.client(), LogKey: l.key, Policy: policy, StateDir: dir})
+	m, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, Policy: policy, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +31,13 @@ func check(t *testing.T, m *Monitor) *Result {
 }
 
 func TestMonitorHonestLog(t *testing.T) {
-	l := newTestLog(t, false)
+	l := testlog.New(t, 0)
 	dir := t.TempDir()
 	m := newMonitor(t, l, dir, nil)
 	for round := range 4 {
-		l.add(round*10, 3+round)
+		addEntries(l, round*10, 3+round)
 		res := check(t, m)
-		if !res.New || res.Stale || res.Kept != round+1 || res.Checkpoint.Size != l.tree.Size() {
+		if !res.New || res.Stale || res.Kept != round+1 || res.Checkpoint.Size != l.Size() {
 			t.Errorf("round %d: %+v", round, res)
 		}
 	}
@@ -56,12 +57,12 @@ func TestMonitorHonestLog(t *testing.T) {
 // TestMonitorStale: a log that serves an older checkpoint after a newer one
 // is consistent, but the result says so.
 func TestMonitorStale(t *testing.T) {
-	l := newTestLog(t, false)
-	l.add(0, 5)
-	l.add(5, 5)
+	l := testlog.New(t, 0)
+	addEntries(l, 0, 5)
+	addEntries(l, 5, 5)
 	m := newMonitor(t, l, t.TempDir(), nil)
 	check(t, m)
-	l.serveOld(5)
+	l.ServeOld(5)
 	res := check(t, m)
 	if !res.New || !res.Stale || res.Newer != 10 || res.Checkpoint.Size != 5 {
 		t.Errorf("stale checkpoint: %+v", res)
@@ -73,27 +74,28 @@ func TestMonitorStale(t *testing.T) {
 func TestMonitorViolations(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		misbehave   func(l *testLog)
+		misbehave   func(l *testlog.Log)
 		problem     string
 		wantProof   bool
 		fork, incon bool
 		wantKept    int // the archive is checked after the new checkpoint is kept
 	}{
-		{"history rewritten, log grown", func(l *testLog) {
-			l.rewrite(2, []byte("a different entry 2"), false)
-			l.add(100, 3)
+		{"history rewritten, log grown", func(l *testlog.Log) {
+			l.Rewrite(2, []byte("a different entry 2"))
+			addEntries(l, 100, 3)
 		}, "are not consistent", true, false, true, 1},
-		{"same size, other root", func(l *testLog) {
-			l.rewrite(4, []byte("rewritten"), true)
+		{"same size, other root", func(l *testlog.Log) {
+			l.Rewrite(4, []byte("rewritten"))
+			l.Republish()
 		}, "two signed checkpoints of size 9 with different roots", false, true, false, 1},
-		{"archive changed", func(l *testLog) {
-			l.add(9, 5)
-			l.setArchive(9, [32]byte{1, 2, 3})
+		{"archive changed", func(l *testlog.Log) {
+			addEntries(l, 9, 5)
+			l.SetArchive(9, [32]byte{1, 2, 3})
 		}, "different checkpoint for size 9", false, true, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLog(t, false)
-			l.add(0, 9)
+			l := testlog.New(t, 0)
+			addEntries(l, 0, 9)
 			dir := t.TempDir()
 			m := newMonitor(t, l, dir, nil)
 			check(t, m)
@@ -119,7 +121,7 @@ func TestMonitorViolations(t *testing.T) {
 			}
 			// Both checkpoints in the evidence verify with the log key.
 			for _, n := range ev.Checkpoints {
-				if _, err := checkpoint.Open([]byte(n), l.key); err != nil {
+				if _, err := checkpoint.Open([]byte(n), l.Verifier); err != nil {
 					t.Errorf("evidence checkpoint does not verify: %v", err)
 				}
 			}
@@ -142,20 +144,20 @@ func TestMonitorViolations(t *testing.T) {
 // TestMonitorVerifyError: a checkpoint without the quorum, or signed with
 // another key, is a *VerifyError wrapping the checkpoint error.
 func TestMonitorVerifyError(t *testing.T) {
-	l := newTestLog(t, false) // no witness cosigns
-	l.add(0, 3)
+	l := testlog.New(t, 0) // no witness cosigns
+	addEntries(l, 0, 3)
 	_, wv, err := checkpoint.GenerateCosignerKey("witness9.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := newTestLog(t, true)
+	other := testlog.New(t, 1)
 	policy, err := checkpoint.ParsePolicy([]byte("witness w9 " + wv + "\nquorum w9\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name   string
-		key    *testLog
+		key    *testlog.Log
 		policy *checkpoint.Policy
 		want   error
 	}{
@@ -163,7 +165,7 @@ func TestMonitorVerifyError(t *testing.T) {
 		{"another log key", other, nil, checkpoint.ErrSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(t.Context(), Config{Client: l.client(), LogKey: tc.key.key, Policy: tc.policy, StateDir: t.TempDir()})
+			m, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: tc.key.Verifier, Policy: tc.policy, StateDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,8 +184,8 @@ func TestMonitorVerifyError(t *testing.T) {
 // TestMonitorStateDir: a file in the state directory that is not a
 // checkpoint of its size signed by the log key stops New.
 func TestMonitorStateDir(t *testing.T) {
-	l := newTestLog(t, false)
-	l.add(0, 4)
+	l := testlog.New(t, 0)
+	addEntries(l, 0, 4)
 	dir := t.TempDir()
 	check(t, newMonitor(t, l, dir, nil))
 	// Temporary and foreign names are ignored.
@@ -192,7 +194,7 @@ func TestMonitorStateDir(t *testing.T) {
 	newMonitor(t, l, dir, nil)
 	b, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "4"))
 	os.WriteFile(filepath.Join(dir, "checkpoints", "5"), b, 0o644)
-	if _, err := New(t.Context(), Config{Client: l.client(), LogKey: l.key, StateDir: dir}); err == nil || !strings.Contains(err.Error(), "not a checkpoint of size 5") {
+	if _, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, StateDir: dir}); err == nil || !strings.Contains(err.Error(), "not a checkpoint of size 5") {
 		t.Errorf("New with a misnamed checkpoint: %v", err)
 	}
 }

@@ -7,24 +7,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/evidentlog/evident/internal/testlog"
 )
 
-func auditArgs(l *testLog, extra ...string) []string {
-	return append([]string{"audit", "--log", l.srv.URL, "--log_key", l.vkey}, extra...)
+func auditArgs(l *testlog.Log, extra ...string) []string {
+	return append([]string{"audit", "--log", l.URL, "--log_key", l.VKey}, extra...)
 }
 
-func bulkAdd(l *testLog, from, n int) {
+func bulkAdd(l *testlog.Log, from, n int) {
 	es := make([][]byte, n)
 	for i := range es {
 		es[i] = []byte(fmt.Sprintf(`{"event":%d}`, from+i))
 	}
-	l.add(es...)
+	l.Add(es...)
 }
 
 func TestAudit(t *testing.T) {
-	l := newTestLog(t, 1)
+	l := testlog.New(t, 1)
 	bulkAdd(l, 0, 2345)
-	policy := writeFile(t, t.TempDir(), "policy", []byte(l.policy()), 0o644)
+	policy := writeFile(t, t.TempDir(), "policy", []byte(l.Policy()), 0o644)
 	r := evident(t, nil, auditArgs(l, "--policy", policy, "--batch", "100")...)
 	wantCode(t, r, exitOK)
 	if !strings.Contains(r.stdout, "OK: all 2345 entries") {
@@ -77,11 +79,9 @@ func TestAuditCatchesLyingEntries(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLog(t, 0)
+			l := testlog.New(t, 0)
 			bulkAdd(l, 0, 2000)
-			l.mu.Lock()
-			l.tamperEntry = tc.tamper
-			l.mu.Unlock()
+			l.SetTamperEntry(tc.tamper)
 			state := t.TempDir()
 			r := evident(t, nil, auditArgs(l, "--state_dir", state)...)
 			wantCode(t, r, exitFailed)
@@ -98,11 +98,9 @@ func TestAuditCatchesLyingEntries(t *testing.T) {
 // TestAuditResumesAfterFailure: a log that fails half-way leaves progress
 // in the state directory; the next run continues from there.
 func TestAuditResumesAfterFailure(t *testing.T) {
-	l := newTestLog(t, 0)
+	l := testlog.New(t, 0)
 	bulkAdd(l, 0, 3000)
-	l.mu.Lock()
-	l.failEntriesFrom = 2000
-	l.mu.Unlock()
+	l.SetFailEntriesFrom(2000)
 	state := t.TempDir()
 	r := evident(t, nil, auditArgs(l, "--state_dir", state, "--batch", "250", "--parallel", "1")...)
 	wantCode(t, r, exitNetwork)
@@ -112,17 +110,15 @@ func TestAuditResumesAfterFailure(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, "audit.json")); err != nil {
 		t.Fatalf("no progress saved: %v", err)
 	}
-	l.mu.Lock()
-	l.failEntriesFrom = 0
-	l.mu.Unlock()
+	l.SetFailEntriesFrom(0)
 	r = evident(t, nil, auditArgs(l, "--state_dir", state, "--json")...)
 	wantCode(t, r, exitOK)
 	if m := r.json(t); m["entries_this_run"] != 1000.0 {
 		t.Errorf("resumed audit = %v, want 1000 entries this run", m)
 	}
 	// A fork at the audited size is caught from the state.
-	l.rewrite(10, []byte("rewritten"))
-	l.republish()
+	l.Rewrite(10, []byte("rewritten"))
+	l.Republish()
 	r = evident(t, nil, auditArgs(l, "--state_dir", state)...)
 	wantCode(t, r, exitFailed)
 	if !strings.Contains(r.stderr, "SECURITY ERROR: the log forked") {

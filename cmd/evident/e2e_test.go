@@ -206,7 +206,7 @@ func TestE2ESubmitJSONLResume(t *testing.T) {
 	if m := r.json(t); m["already_had_receipts"] != float64(first) || m["submitted"] != float64(n-first) || m["failed"] != 0.0 {
 		t.Errorf("resumed run summary %v, want %d already done", m, first)
 	}
-	checkReceipts(t, &testLog{vkey: srv.vkey}, in.Bytes(), receipts, n)
+	checkReceipts(t, srv.vkey, in.Bytes(), receipts, n)
 }
 
 // TestE2EMonitorAudit follows and audits the real server as it grows.

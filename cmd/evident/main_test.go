@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // evidentBin is the evident binary built once for these tests: the tests
@@ -161,4 +164,18 @@ func TestKeygen(t *testing.T) {
 	if v, _ := r.json(t)["vkey"].(string); !strings.HasPrefix(v, "w1.example+") {
 		t.Errorf("witness vkey %q", v)
 	}
+}
+
+// keyPair returns a fresh witness key pair.
+func keyPair(t testing.TB, name string) (skey, vkey string, s note.Signer) {
+	t.Helper()
+	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = checkpoint.NewCosigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey, s
 }

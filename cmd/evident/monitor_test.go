@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidentlog/evident/internal/testlog"
 	"github.com/evidentlog/evident/monitor"
 )
 
-func monitorOnce(t *testing.T, l *testLog, stateDir string, extra ...string) result {
+func monitorOnce(t *testing.T, l *testlog.Log, stateDir string, extra ...string) result {
 	t.Helper()
-	policy := writeFile(t, t.TempDir(), "policy", []byte(l.policy()), 0o644)
-	args := append([]string{"monitor", "--once", "--log", l.srv.URL, "--log_key", l.vkey, "--policy", policy, "--state_dir", stateDir}, extra...)
+	policy := writeFile(t, t.TempDir(), "policy", []byte(l.Policy()), 0o644)
+	args := append([]string{"monitor", "--once", "--log", l.URL, "--log_key", l.VKey, "--policy", policy, "--state_dir", stateDir}, extra...)
 	return evident(t, nil, args...)
 }
 
@@ -42,14 +43,14 @@ func wantSecurityError(t *testing.T, r result, stateDir, problem string, nCheckp
 	}
 }
 
-func addN(l *testLog, from, n int) {
+func addN(l *testlog.Log, from, n int) {
 	for i := from; i < from+n; i++ {
-		l.add([]byte(fmt.Sprintf("entry %d", i)))
+		l.Add([]byte(fmt.Sprintf("entry %d", i)))
 	}
 }
 
 func TestMonitorHonestLog(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	state := t.TempDir()
 	for round := range 4 {
 		addN(l, round*10, 3+round)
@@ -73,11 +74,11 @@ func TestMonitorHonestLog(t *testing.T) {
 // TestMonitorFork: the log rewrites an old entry and grows; its new
 // checkpoint is not consistent with the one the monitor saw.
 func TestMonitorFork(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	state := t.TempDir()
 	addN(l, 0, 9)
 	wantCode(t, monitorOnce(t, l, state), exitOK)
-	l.rewrite(2, []byte("a different entry 2"))
+	l.Rewrite(2, []byte("a different entry 2"))
 	addN(l, 100, 3)
 	wantSecurityError(t, monitorOnce(t, l, state), state, "not consistent", 2)
 }
@@ -85,42 +86,42 @@ func TestMonitorFork(t *testing.T) {
 // TestMonitorSameSizeDifferentRoot: the log serves a checkpoint of a size
 // it served before, with another root.
 func TestMonitorSameSizeDifferentRoot(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	state := t.TempDir()
 	addN(l, 0, 9)
 	wantCode(t, monitorOnce(t, l, state), exitOK)
-	l.rewrite(4, []byte("rewritten"))
-	l.republish()
+	l.Rewrite(4, []byte("rewritten"))
+	l.Republish()
 	wantSecurityError(t, monitorOnce(t, l, state), state, "two signed checkpoints of size 9 with different roots", 2)
 }
 
 // TestMonitorArchiveChanged: the log grows honestly, but its archive now
 // serves another root for the size the monitor saw before.
 func TestMonitorArchiveChanged(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	state := t.TempDir()
 	addN(l, 0, 9)
 	wantCode(t, monitorOnce(t, l, state), exitOK)
 	addN(l, 9, 5)
-	l.setArchive(9, [32]byte{1, 2, 3})
+	l.SetArchive(9, [32]byte{1, 2, 3})
 	wantSecurityError(t, monitorOnce(t, l, state), state, "different checkpoint for size 9", 2)
 }
 
 // TestMonitorRejectsUnverifiable: a checkpoint without the quorum, or with
 // another log key, fails verification (exit 1) without evidence.
 func TestMonitorRejectsUnverifiable(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	addN(l, 0, 3)
 	state := t.TempDir()
 	// A policy that requires a third witness the log does not have.
 	_, extraV, _ := keyPair(t, "witness9.example")
-	policy := writeFile(t, t.TempDir(), "policy", []byte(fmt.Sprintf("log %s\nwitness w0 %s\nwitness w1 %s\nwitness w9 %s\ngroup g all w0 w1 w9\nquorum g\n", l.vkey, l.wvkeys[0], l.wvkeys[1], extraV)), 0o644)
-	r := evident(t, nil, "monitor", "--once", "--log", l.srv.URL, "--log_key", l.vkey, "--policy", policy, "--state_dir", state)
+	policy := writeFile(t, t.TempDir(), "policy", []byte(fmt.Sprintf("log %s\nwitness w0 %s\nwitness w1 %s\nwitness w9 %s\ngroup g all w0 w1 w9\nquorum g\n", l.VKey, l.WitnessVKeys[0], l.WitnessVKeys[1], extraV)), 0o644)
+	r := evident(t, nil, "monitor", "--once", "--log", l.URL, "--log_key", l.VKey, "--policy", policy, "--state_dir", state)
 	wantCode(t, r, exitFailed)
 	if !strings.Contains(r.stderr, "missing cosignatures from w9") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	// The network failing is exit 3.
-	r = evident(t, nil, "monitor", "--once", "--log", "http://127.0.0.1:1", "--log_key", l.vkey, "--state_dir", state)
+	r = evident(t, nil, "monitor", "--once", "--log", "http://127.0.0.1:1", "--log_key", l.VKey, "--state_dir", state)
 	wantCode(t, r, exitNetwork)
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidentlog/evident/internal/testlog"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -31,22 +33,20 @@ func TestProgressLine(t *testing.T) {
 // TestSubmitJSONLInterrupt: Ctrl-C stops a --jsonl run with exit 130 and a
 // summary, keeping the receipts written so far.
 func TestSubmitJSONLInterrupt(t *testing.T) {
-	l := newTestLog(t, 0)
+	l := testlog.New(t, 0)
 	dir := t.TempDir()
 	var in bytes.Buffer
 	for i := range 500 {
 		fmt.Fprintf(&in, "line %d\n", i)
 	}
 	input := writeFile(t, dir, "in.jsonl", in.Bytes(), 0o644)
-	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
 	gate := make(chan struct{}, 1000)
 	for range 100 {
 		gate <- struct{}{}
 	}
-	l.mu.Lock()
-	l.gate = gate
-	l.mu.Unlock()
-	cmd := exec.Command(evidentBin, "submit", "--log", l.srv.URL, "--token_file", token, "--jsonl", input, "--concurrency", "4")
+	l.SetGate(gate)
+	cmd := exec.Command(evidentBin, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "4")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -71,11 +71,11 @@ func TestSubmitJSONLInterrupt(t *testing.T) {
 // TestMonitorLoop: without --once the monitor keeps polling, and stops
 // with a SECURITY ERROR when the log forks.
 func TestMonitorLoop(t *testing.T) {
-	l := newTestLog(t, 1)
+	l := testlog.New(t, 1)
 	addN(l, 0, 5)
 	state := t.TempDir()
-	policy := writeFile(t, t.TempDir(), "policy", []byte(l.policy()), 0o644)
-	cmd := exec.Command(evidentBin, "monitor", "--log", l.srv.URL, "--log_key", l.vkey, "--policy", policy, "--state_dir", state, "--interval", "20ms")
+	policy := writeFile(t, t.TempDir(), "policy", []byte(l.Policy()), 0o644)
+	cmd := exec.Command(evidentBin, "monitor", "--log", l.URL, "--log_key", l.VKey, "--policy", policy, "--state_dir", state, "--interval", "20ms")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -98,7 +98,7 @@ func TestMonitorLoop(t *testing.T) {
 	waitFor("kept the first checkpoint", checkpoints(1))
 	addN(l, 5, 3)
 	waitFor("kept the second checkpoint", checkpoints(2))
-	l.rewrite(1, []byte("history rewritten"))
+	l.Rewrite(1, []byte("history rewritten"))
 	addN(l, 8, 1)
 	err := cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != exitFailed || !strings.Contains(stderr.String(), "SECURITY ERROR") {
@@ -112,13 +112,13 @@ func countFiles(dir string) int {
 }
 
 func TestReceiptNotFound(t *testing.T) {
-	l := newTestLog(t, 0)
+	l := testlog.New(t, 0)
 	addN(l, 0, 3)
-	r := evident(t, nil, "receipt", "--log", l.srv.URL, "--leaf_hash", strings.Repeat("ab", 32))
+	r := evident(t, nil, "receipt", "--log", l.URL, "--leaf_hash", strings.Repeat("ab", 32))
 	wantCode(t, r, exitNetwork)
 	if !strings.Contains(r.stderr, "not in the log's published tree") || !strings.Contains(r.stderr, "HTTP 404") {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	r = evident(t, nil, "receipt", "--log", l.srv.URL, "--leaf_hash", "xyz")
+	r = evident(t, nil, "receipt", "--log", l.URL, "--leaf_hash", "xyz")
 	wantCode(t, r, exitUsage)
 }

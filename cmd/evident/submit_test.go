@@ -15,6 +15,7 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/testlog"
 )
 
 // countLines counts complete lines in path.
@@ -28,7 +29,7 @@ func countLines(path string) int {
 // receipt that verifies.
 func TestSubmitJSONLResume(t *testing.T) {
 	const n = 10000
-	l := newTestLog(t, 1)
+	l := testlog.New(t, 1)
 	dir := t.TempDir()
 	var in bytes.Buffer
 	for i := range n {
@@ -39,9 +40,9 @@ func TestSubmitJSONLResume(t *testing.T) {
 	}
 	input := writeFile(t, dir, "events.jsonl", in.Bytes(), 0o644)
 	receipts := input + ".receipts"
-	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
-	policy := writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
-	args := []string{"submit", "--log", l.srv.URL, "--token_file", token, "--log_key", l.vkey, "--policy", policy, "--jsonl", input, "--concurrency", "16"}
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+	policy := writeFile(t, dir, "policy", []byte(l.Policy()), 0o644)
+	args := []string{"submit", "--log", l.URL, "--token_file", token, "--log_key", l.VKey, "--policy", policy, "--jsonl", input, "--concurrency", "16"}
 
 	// First run: after 3,000 requests the log stops answering; the process
 	// is killed once it has written receipts.
@@ -49,9 +50,7 @@ func TestSubmitJSONLResume(t *testing.T) {
 	for range 3000 {
 		gate <- struct{}{}
 	}
-	l.mu.Lock()
-	l.gate = gate // read by the handler under mu
-	l.mu.Unlock()
+	l.SetGate(gate)
 	cmd := exec.Command(evidentBin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -87,7 +86,7 @@ func TestSubmitJSONLResume(t *testing.T) {
 	if m["lines"] != float64(n) || m["already_had_receipts"] != float64(first) || m["submitted"] != float64(n-first) || m["failed"] != 0.0 {
 		t.Errorf("summary %v; want %d lines, %d already done", m, n, first)
 	}
-	checkReceipts(t, l, in.Bytes(), receipts, n)
+	checkReceipts(t, l.VKey, in.Bytes(), receipts, n)
 
 	// A third run has nothing to do.
 	r = evident(t, nil, append(args, "--json")...)
@@ -98,9 +97,9 @@ func TestSubmitJSONLResume(t *testing.T) {
 }
 
 // checkReceipts checks one receipt per non-empty input line, each verifying.
-func checkReceipts(t *testing.T, l *testLog, input []byte, receipts string, n int) {
+func checkReceipts(t *testing.T, vkey string, input []byte, receipts string, n int) {
 	t.Helper()
-	key, err := checkpoint.NewVerifier(l.vkey)
+	key, err := checkpoint.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +146,13 @@ func checkReceipts(t *testing.T, l *testLog, input []byte, receipts string, n in
 }
 
 func TestSubmitJSONLChangedInput(t *testing.T) {
-	l := newTestLog(t, 0)
+	l := testlog.New(t, 0)
 	dir := t.TempDir()
 	input := writeFile(t, dir, "in.jsonl", []byte("a\nb\nc\n"), 0o644)
-	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
-	wantCode(t, evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--jsonl", input), exitOK)
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+	wantCode(t, evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input), exitOK)
 	writeFile(t, dir, "in.jsonl", []byte("a\nB\nc\nd\n"), 0o644)
-	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--jsonl", input)
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input)
 	wantCode(t, r, exitUsage)
 	if !strings.Contains(r.stderr, "line 2 of") || !strings.Contains(r.stderr, "changed") {
 		t.Errorf("stderr %q", r.stderr)
@@ -164,11 +163,11 @@ func TestSubmitJSONLChangedInput(t *testing.T) {
 }
 
 func TestSubmitErrors(t *testing.T) {
-	l := newTestLog(t, 0)
+	l := testlog.New(t, 0)
 	dir := t.TempDir()
 	entry := writeFile(t, dir, "e", []byte("x"), 0o644)
 	bad := writeFile(t, dir, "bad-token", []byte("wrong"), 0o600)
-	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", bad, entry)
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", bad, entry)
 	wantCode(t, r, exitNetwork)
 	if !strings.Contains(r.stderr, "HTTP 401") || !strings.Contains(r.stderr, "bad token") {
 		t.Errorf("stderr %q lacks the status and the server's message", r.stderr)
@@ -177,9 +176,9 @@ func TestSubmitErrors(t *testing.T) {
 		t.Error("a failed submit wrote a receipt")
 	}
 	// A receipt the log signed with another key is refused, not written.
-	good := writeFile(t, dir, "token", []byte(l.token), 0o600)
+	good := writeFile(t, dir, "token", []byte(l.Token), 0o600)
 	_, other, _ := checkpoint.GenerateKey("test.example/log")
-	r = evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", good, "--log_key", other, entry)
+	r = evident(t, nil, "submit", "--log", l.URL, "--token_file", good, "--log_key", other, entry)
 	wantCode(t, r, exitFailed)
 	if _, err := os.Stat(entry + ".tlog-proof"); err == nil {
 		t.Error("a receipt that does not verify was written")
@@ -190,20 +189,18 @@ func TestSubmitErrors(t *testing.T) {
 // each checked for inclusion (the checkpoint's verification is cached, the
 // proof's is not).
 func TestSubmitVerifiesEveryReceipt(t *testing.T) {
-	l := newTestLog(t, 1)
+	l := testlog.New(t, 1)
 	dir := t.TempDir()
-	token := writeFile(t, dir, "token", []byte(l.token), 0o600)
-	policy := writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+	policy := writeFile(t, dir, "policy", []byte(l.Policy()), 0o644)
 	a := writeFile(t, dir, "a", []byte("first entry"), 0o644)
 	bf := writeFile(t, dir, "b", []byte("second entry"), 0o644)
 	c := writeFile(t, dir, "c", []byte("third entry"), 0o644)
-	l.add([]byte("first entry"), []byte("second entry"), []byte("third entry"))
-	l.mu.Lock()
-	l.badProof = func(i uint64) bool { return i == 2 }
-	l.mu.Unlock()
+	l.Add([]byte("first entry"), []byte("second entry"), []byte("third entry"))
+	l.SetBadProof(func(i uint64) bool { return i == 2 })
 	// All three are duplicates now, so their receipts share the latest
 	// checkpoint; the third has a bad proof.
-	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", token, "--log_key", l.vkey, "--policy", policy, a, bf, c)
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--log_key", l.VKey, "--policy", policy, a, bf, c)
 	wantCode(t, r, exitFailed)
 	if !strings.Contains(r.stderr, "inclusion proof fails") {
 		t.Errorf("stderr %q", r.stderr)

@@ -10,22 +10,23 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testlog"
 )
 
 // submittedReceipt submits an entry with the real binary against l, then
 // grows the log and fetches a fresh receipt with "evident receipt", so that
 // the proof has several hashes. It returns the entry file, receipt file and
 // policy file.
-func submittedReceipt(t *testing.T, l *testLog) (entryPath, receiptPath, policyPath string) {
+func submittedReceipt(t *testing.T, l *testlog.Log) (entryPath, receiptPath, policyPath string) {
 	t.Helper()
 	dir := t.TempDir()
-	tokenPath := writeFile(t, dir, "token", []byte(l.token+"\n"), 0o600)
-	policyPath = writeFile(t, dir, "policy", []byte(l.policy()), 0o644)
+	tokenPath := writeFile(t, dir, "token", []byte(l.Token+"\n"), 0o600)
+	policyPath = writeFile(t, dir, "policy", []byte(l.Policy()), 0o644)
 	for i := range 5 {
-		l.add([]byte(fmt.Sprintf("earlier entry %d", i)))
+		l.Add([]byte(fmt.Sprintf("earlier entry %d", i)))
 	}
 	entryPath = writeFile(t, dir, "invoice.json", []byte(`{"invoice":42,"amount":"100.00 EUR"}`), 0o644)
-	r := evident(t, nil, "submit", "--log", l.srv.URL, "--token_file", tokenPath, "--log_key", l.vkey, "--policy", policyPath, entryPath)
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", tokenPath, "--log_key", l.VKey, "--policy", policyPath, entryPath)
 	wantCode(t, r, exitOK)
 	if !strings.Contains(r.stdout, "index 5") {
 		t.Errorf("submit output %q lacks the index", r.stdout)
@@ -34,19 +35,19 @@ func submittedReceipt(t *testing.T, l *testLog) (entryPath, receiptPath, policyP
 		t.Fatalf("submit wrote no receipt: %v", err)
 	}
 	for i := range 7 {
-		l.add([]byte(fmt.Sprintf("later entry %d", i)))
+		l.Add([]byte(fmt.Sprintf("later entry %d", i)))
 	}
 	receiptPath = filepath.Join(dir, "fresh.tlog-proof")
-	r = evident(t, nil, "receipt", "--log", l.srv.URL, "--entry", entryPath, "--log_key", l.vkey, "--policy", policyPath, "--out", receiptPath)
+	r = evident(t, nil, "receipt", "--log", l.URL, "--entry", entryPath, "--log_key", l.VKey, "--policy", policyPath, "--out", receiptPath)
 	wantCode(t, r, exitOK)
 	return entryPath, receiptPath, policyPath
 }
 
 func TestSubmitAndVerify(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	entry, receipt, policy := submittedReceipt(t, l)
 	for _, rc := range []string{entry + ".tlog-proof", receipt} {
-		r := evident(t, nil, "verify", "--log_key", l.vkey, "--policy", policy, "--entry", entry, rc)
+		r := evident(t, nil, "verify", "--log_key", l.VKey, "--policy", policy, "--entry", entry, rc)
 		wantCode(t, r, exitOK)
 		for _, want := range []string{"OK: index 5", "origin test.example/log", "cosigned by w0 (witness0.example) at", "w1 (witness1.example) at"} {
 			if !strings.Contains(r.stdout, want) {
@@ -54,14 +55,14 @@ func TestSubmitAndVerify(t *testing.T) {
 			}
 		}
 	}
-	r := evident(t, nil, "verify", "--json", "--log_key", l.vkey, "--policy", policy, "--entry", entry, receipt)
+	r := evident(t, nil, "verify", "--json", "--log_key", l.VKey, "--policy", policy, "--entry", entry, receipt)
 	wantCode(t, r, exitOK)
 	m := r.json(t)
 	if m["ok"] != true || m["index"] != 5.0 || m["tree_size"] != 13.0 || len(m["cosignatures"].([]any)) != 2 {
 		t.Errorf("verify --json = %v", m)
 	}
 	// The log key may be given as a file, and the entry on stdin.
-	keyFile := writeFile(t, t.TempDir(), "log.vkey", []byte(l.vkey+"\n"), 0o644)
+	keyFile := writeFile(t, t.TempDir(), "log.vkey", []byte(l.VKey+"\n"), 0o644)
 	entryBytes, _ := os.ReadFile(entry)
 	r = evident(t, entryBytes, "verify", "--log_key", keyFile, "--entry", "-", receipt)
 	wantCode(t, r, exitOK)
@@ -70,8 +71,8 @@ func TestSubmitAndVerify(t *testing.T) {
 	}
 	// Submitting from stdin prints the receipt, and the same bytes again are
 	// a duplicate with the original index.
-	tok := writeFile(t, t.TempDir(), "token", []byte(l.token), 0o600)
-	r = evident(t, entryBytes, "submit", "--log", l.srv.URL, "--token_file", tok, "--json", "-")
+	tok := writeFile(t, t.TempDir(), "token", []byte(l.Token), 0o600)
+	r = evident(t, entryBytes, "submit", "--log", l.URL, "--token_file", tok, "--json", "-")
 	wantCode(t, r, exitOK)
 	if m := r.json(t); m["index"] != 5.0 || m["duplicate"] != true || !strings.HasPrefix(m["receipt"].(string), "c2sp.org/tlog-proof@v1\n") {
 		t.Errorf("submit - of a duplicate: %v", m)
@@ -81,10 +82,10 @@ func TestSubmitAndVerify(t *testing.T) {
 // TestVerifyTampering checks that verify fails, with the right reason, for
 // each way a receipt, entry or key can be tampered with.
 func TestVerifyTampering(t *testing.T) {
-	l := newTestLog(t, 2)
+	l := testlog.New(t, 2)
 	entryPath, receiptPath, policyPath := submittedReceipt(t, l)
 	good, _ := os.ReadFile(receiptPath)
-	checkTampering(t, l.vkey, entryPath, good, policyPath)
+	checkTampering(t, l.VKey, entryPath, good, policyPath)
 }
 
 // checkTampering runs the tampering table against a good receipt for the
