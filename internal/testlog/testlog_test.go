@@ -16,9 +16,18 @@ import (
 	"github.com/evidentlog/evident/checkpoint"
 )
 
-func get(t *testing.T, url string) (int, []byte) {
+// call makes one request to the log and returns the status and body; a
+// non-empty token is sent as the bearer token.
+func call(t *testing.T, method, url, token string, body []byte) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,21 +39,18 @@ func get(t *testing.T, url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	return call(t, "GET", url, "", nil)
+}
+
+// addEntry posts e to add-entry and decodes the JSON answer.
 func addEntry(t *testing.T, l *Log, token string, e []byte) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest("POST", l.URL+"/v1/add-entry", bytes.NewReader(e))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, b := call(t, "POST", l.URL+"/v1/add-entry", token, e)
 	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	json.Unmarshal(b, &m)
+	return code, m
 }
 
 // TestHonest: the log's checkpoints verify with its key and its policy, and
