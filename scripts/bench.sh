@@ -24,8 +24,12 @@ go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtim
 # core with the entries local (leaf hash + compact range per entry), then the
 # real evident binary auditing the real evident-server on loopback, holding
 # 100,000 entries (entries/s, and the CLI's CPU per entry).
-go test -run '^$' -bench AuditVerify -cpu 1 -benchtime 2s -count 3 ./cmd/evident
+go test -run '^$' -bench AuditVerify -cpu 1 -benchtime 2s -count 3 ./monitor
 EVIDENT_AUDIT_ENTRIES=100000 go test -run '^$' -bench AuditE2E -benchtime 3x -count 2 ./cmd/evident
 # The real evident binary submitting 10,000 JSONL lines per run to the real
 # evident-server (--concurrency 256, receipts verified): lines/s and CPU/line.
 go test -run '^$' -bench SubmitJSONLE2E -benchtime 2x -count 2 ./cmd/evident
+
+# Formats (checkpoint): parsing, opening a cosigned checkpoint, verifying a
+# receipt, an inclusion proof.
+go test -run '^$' -bench . -benchmem ./checkpoint
