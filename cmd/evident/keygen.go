@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/atomicfile"
 )
 
 const keygenHelp = `
@@ -59,7 +60,7 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing signing key: %w", err)
 	}
-	if err := writeFileAtomic(*out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(*out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing verifier key: %w", err)
 	}
 	e.result(map[string]any{"ok": true, "name": *name, "vkey": vkey, "signing_key_file": *out, "vkey_file": *out + ".pub"}, vkey)

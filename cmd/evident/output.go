@@ -12,7 +12,6 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
-	"github.com/evidentlog/evident/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -272,12 +271,6 @@ func readLimit(r io.Reader, limit int64, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
 	}
 	return b, nil
-}
-
-// writeFileAtomic writes b to path so that path holds either the old or
-// the new content (see package atomicfile).
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	return atomicfile.WriteFile(path, b, perm)
 }
 
 // newClient makes a log client for --log.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/evidentlog/evident/client"
 )
 
@@ -83,7 +84,7 @@ func runReceipt(ctx context.Context, e *env, args []string) error {
 		verified = true
 	}
 	if *out != "" {
-		if err := writeFileAtomic(*out, rb, 0o644); err != nil {
+		if err := atomicfile.WriteFile(*out, rb, 0o644); err != nil {
 			return fmt.Errorf("writing receipt: %w", err)
 		}
 		e.result(map[string]any{"ok": true, "index": r.Index, "leaf_hash": hex.EncodeToString(leaf[:]), "verified": verified, "file": *out},

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/evidentlog/evident/client"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -206,7 +207,7 @@ func (s *submitter) file(ctx context.Context, e *env, path string) error {
 		return err
 	}
 	proofPath := path + ".tlog-proof"
-	if err := writeFileAtomic(proofPath, r.Receipt, 0o644); err != nil {
+	if err := atomicfile.WriteFile(proofPath, r.Receipt, 0o644); err != nil {
 		return fmt.Errorf("writing receipt: %w", err)
 	}
 	out["receipt_file"] = proofPath
