@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/evidentlog/evident/checkpoint"
-	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/atomicfile"
 )
 
 const receiptHelp = `

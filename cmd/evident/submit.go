@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/evidentlog/evident/checkpoint"
-	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/evidentlog/evident/client"
+	"github.com/evidentlog/evident/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
