@@ -5,6 +5,7 @@
 #
 #   scripts/mariadb.sh start   # prints: export EVIDENT_MYSQL_DSN=...
 #   scripts/mariadb.sh stop
+#   scripts/mariadb.sh running # exit 0 when it is up
 #
 # Environment: MARIADB_DIR (default /tmp/evident-mariadb), MARIADB_PORT
 # (default 13306).
@@ -39,7 +40,8 @@ start() {
 			--socket="$sock" --port="$port" --bind-address=127.0.0.1 \
 			--pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
 			--innodb-buffer-pool-size=256M --max-connections=500 \
-			--innodb-flush-log-at-trx-commit=1 --sync-binlog=1 &
+			--innodb-flush-log-at-trx-commit=1 --sync-binlog=1 \
+			</dev/null >>"$dir/error.log" 2>&1 &
 		for _ in $(seq 1 120); do
 			ping && break
 			sleep 0.5
@@ -57,6 +59,7 @@ stop() {
 
 case "${1:-}" in
 start) start ;;
+running) ping ;;
 stop) stop ;;
 *)
 	echo "usage: $0 start|stop" >&2

@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 
 command -v go >/dev/null || { echo "test.sh: Go is not installed (need Go 1.26)" >&2; exit 1; }
 
+# MariaDB keeps running for the next run when it was running before;
+# otherwise it is stopped at the end.
+if ! scripts/mariadb.sh running; then
+	trap 'scripts/mariadb.sh stop' EXIT
+fi
 eval "$(scripts/mariadb.sh start)"
 export EVIDENT_MYSQL_DSN
 echo "test.sh: MariaDB is up ($EVIDENT_MYSQL_DSN)"
