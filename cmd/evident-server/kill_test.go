@@ -41,7 +41,7 @@ func TestKill9UnderLoad(t *testing.T) {
 			last = seen
 		}
 		if t.Failed() {
-			t.Fatalf("cycle %d:\n%s", c, s.stderr)
+			t.Fatalf("cycle %d:\n%s", c, s.Stderr())
 		}
 	}
 	s := startServer(t, dir)
@@ -112,7 +112,7 @@ func load(t *testing.T, s *server, j *clientJournal, cycle int, d time.Duration)
 		})
 	}
 	time.Sleep(d)
-	s.kill()
+	s.Kill()
 	close(stop)
 	wg.Wait()
 	return seen
@@ -236,7 +236,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	if err := s.terminate(); err != nil {
-		t.Errorf("exit after SIGTERM: %v\n%s", err, s.stderr)
+		t.Errorf("exit after SIGTERM: %v\n%s", err, s.Stderr())
 	}
 	wg.Wait()
 	s = startServer(t, dir)

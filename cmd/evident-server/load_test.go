@@ -34,9 +34,9 @@ func TestLoad(t *testing.T) {
 	// EVIDENT_LOAD_FLAGS adds server flags, e.g. "--checkpoint_interval 50ms".
 	flags := append([]string{"--max_backlog", "1000000"}, strings.Fields(os.Getenv("EVIDENT_LOAD_FLAGS"))...)
 	s := startServer(t, filepath.Join(t.TempDir(), "data"), flags...)
-	idle0 := processCPU(t, s.cmd.Process.Pid)
+	idle0 := processCPU(t, s.Pid())
 	time.Sleep(3 * time.Second)
-	idle := processCPU(t, s.cmd.Process.Pid) - idle0
+	idle := processCPU(t, s.Pid()) - idle0
 	fmt.Printf("evident-server load: idle server (sequencer and publisher polling): %.1f%% of one core\n", float64(idle)/float64(3*time.Second)*100)
 	for _, phase := range []struct {
 		name    string
@@ -72,7 +72,7 @@ func runLoad(t *testing.T, s *server, clients int, query string, d time.Duration
 	var mu sync.Mutex
 	var lat []time.Duration
 	var errs int
-	cpu0 := processCPU(t, s.cmd.Process.Pid)
+	cpu0 := processCPU(t, s.Pid())
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
@@ -97,7 +97,7 @@ func runLoad(t *testing.T, s *server, clients int, query string, d time.Duration
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU(t, s.cmd.Process.Pid) - cpu0
+	cpu := processCPU(t, s.Pid()) - cpu0
 	slices.Sort(lat)
 	r := loadResult{n: len(lat), errors: errs, rate: float64(len(lat)) / elapsed.Seconds()}
 	if len(lat) > 0 {

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,45 +11,37 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testproc"
 )
 
 // binary is the evident-server built for these tests.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "evident-server-test")
+	dir, cleanup, err := testproc.Build(".")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "evident-server")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building evident-server: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
-// server is a running evident-server process.
+// server is a running evident-server process with the identity it printed.
 type server struct {
+	*testproc.Proc
 	t      testing.TB
-	cmd    *exec.Cmd
-	url    string
 	origin string
 	vkey   string
 	token  string
-	stderr *bytes.Buffer
-	exited chan error
 }
 
 // startServer runs the binary on dataDir with extra flags and waits for it
@@ -57,81 +49,25 @@ type server struct {
 func startServer(t testing.TB, dataDir string, flags ...string) *server {
 	t.Helper()
 	args := append([]string{"--data_dir", dataDir, "--listen", "127.0.0.1:0"}, flags...)
-	cmd := exec.Command(binary, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
+	p := testproc.Start(t, binary, args...)
+	s := &server{Proc: p, t: t, origin: p.Lines["origin"], vkey: p.Lines["vkey"]}
+	if f, ok := p.Lines["write token"]; ok {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("the printed token file: %v", err)
 		}
-		close(lines)
-		s.exited <- cmd.Wait()
-	}()
-	timeout := time.After(30 * time.Second)
-	for s.url == "" {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("evident-server exited before listening:\n%s", s.stderr)
-			}
-			k, v, _ := strings.Cut(line, ": ")
-			switch k {
-			case "origin":
-				s.origin = v
-			case "vkey":
-				s.vkey = v
-			case "write token":
-				b, err := os.ReadFile(v)
-				if err != nil {
-					t.Fatalf("the printed token file: %v", err)
-				}
-				s.token = strings.TrimSpace(string(b))
-			case "listening":
-				s.url = v
-			}
-		case <-timeout:
-			cmd.Process.Kill()
-			t.Fatalf("evident-server did not start:\n%s", s.stderr)
-		}
+		s.token = strings.TrimSpace(string(b))
 	}
-	go func() {
-		for range lines {
-		}
-	}()
-	t.Cleanup(func() { s.kill() })
 	return s
-}
-
-// kill sends SIGKILL and waits for the process to go.
-func (s *server) kill() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-	s.exited <- nil
 }
 
 // terminate sends SIGTERM and returns the exit error.
 func (s *server) terminate() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.exited:
-		s.exited <- err
-		return err
-	case <-time.After(30 * time.Second):
-		s.t.Fatalf("evident-server did not stop on SIGTERM:\n%s", s.stderr)
-		return nil
+	err := s.Stop(30 * time.Second)
+	if errors.Is(err, testproc.ErrNotStopped) {
+		s.t.Fatalf("evident-server did not stop on SIGTERM:\n%s", s.Stderr())
 	}
+	return err
 }
 
 type addResult struct {
@@ -144,7 +80,7 @@ type addResult struct {
 
 // add submits entry; err is a transport error (the server may be dead).
 func (s *server) add(client *http.Client, entry []byte, query string) (int, addResult, error) {
-	req, err := http.NewRequest("POST", s.url+"/v1/add-entry"+query, bytes.NewReader(entry))
+	req, err := http.NewRequest("POST", s.URL+"/v1/add-entry"+query, bytes.NewReader(entry))
 	if err != nil {
 		return 0, addResult{}, err
 	}
@@ -167,7 +103,7 @@ func (s *server) add(client *http.Client, entry []byte, query string) (int, addR
 
 func (s *server) get(path string) (int, []byte) {
 	s.t.Helper()
-	resp, err := http.Get(s.url + path)
+	resp, err := http.Get(s.URL + path)
 	if err != nil {
 		s.t.Fatalf("GET %s: %v", path, err)
 	}
@@ -232,7 +168,7 @@ func TestFirstStartRestartAndShutdown(t *testing.T) {
 		t.Fatalf("add: %d %+v %v", code, r, err)
 	}
 	if err := s.terminate(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr)
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Stderr())
 	}
 
 	// A second server with another origin on the same data is refused.

@@ -40,7 +40,7 @@ func TestMySQLMode(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	code, r, err := s.add(client, []byte("on mariadb"), "")
 	if err != nil || code != 200 || r.Index != 0 {
-		t.Fatalf("add: %d %+v %v\n%s", code, r, err, s.stderr)
+		t.Fatalf("add: %d %+v %v\n%s", code, r, err, s.Stderr())
 	}
 	if err := s.terminate(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
