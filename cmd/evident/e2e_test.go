@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -13,15 +12,14 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testproc"
 )
 
 // realServer is a running evident-server process (the real log: Trillian
 // in-process on SQLite files in a temporary data directory).
 type realServer struct {
 	url, vkey, tokenFile string
-	cmd                  *exec.Cmd
-	exited               chan struct{}
-	stderr               bytes.Buffer
+	proc                 *testproc.Proc
 }
 
 // startRealServer builds nothing (TestMain did) and starts the server on a
@@ -31,15 +29,10 @@ func startRealServer(t testing.TB, flags ...string) *realServer {
 	return startRealServerIn(t, filepath.Join(t.TempDir(), "data"), flags...)
 }
 
-// stop sends SIGTERM and waits for the server to exit.
+// stop sends SIGTERM and waits for the server to exit (killing it after
+// 30s).
 func (s *realServer) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
+	s.proc.Stop(30 * time.Second)
 }
 
 // startRealServerIn starts the server on dataDir.
@@ -48,52 +41,10 @@ func startRealServerIn(t testing.TB, dataDir string, flags ...string) *realServe
 	if serverBuildErr != nil {
 		t.Fatal(serverBuildErr)
 	}
-	s := &realServer{exited: make(chan struct{})}
 	args := append([]string{"--data_dir", dataDir, "--listen", "127.0.0.1:0"}, flags...)
-	s.cmd = exec.Command(serverBin, args...)
-	s.cmd.Stderr = &s.stderr
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		s.cmd.Wait()
-		close(s.exited)
-	}()
+	p := testproc.Start(t, serverBin, args...)
+	s := &realServer{url: p.URL, vkey: p.Lines["vkey"], tokenFile: p.Lines["write token"], proc: p}
 	t.Cleanup(s.stop)
-	deadline := time.After(60 * time.Second)
-	for s.url == "" {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("evident-server exited before listening:\n%s", s.stderr.String())
-			}
-			k, v, _ := strings.Cut(line, ": ")
-			switch k {
-			case "vkey":
-				s.vkey = v
-			case "write token":
-				s.tokenFile = v
-			case "listening":
-				s.url = v
-			}
-		case <-deadline:
-			t.Fatalf("evident-server did not start:\n%s", s.stderr.String())
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
 	return s
 }
 

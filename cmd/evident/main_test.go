@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testproc"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -27,28 +28,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "evident-cli-test")
+	dir, cleanup, err := testproc.Build(".")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	evidentBin = filepath.Join(dir, "evident")
-	build := exec.Command("go", "build", "-o", evidentBin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building evident:", err)
-		os.Exit(1)
-	}
-	serverBin = filepath.Join(dir, "evident-server")
-	if out, err := exec.Command("go", "build", "-o", serverBin, "../evident-server").CombinedOutput(); err != nil {
-		serverBuildErr = fmt.Errorf("building evident-server: %v\n%s", err, out)
-	}
-	witnessBin = filepath.Join(dir, "evident-witness")
-	if out, err := exec.Command("go", "build", "-o", witnessBin, "../evident-witness").CombinedOutput(); err != nil {
-		witnessBuildErr = fmt.Errorf("building evident-witness: %v\n%s", err, out)
-	}
+	serverBin, serverBuildErr = testproc.BuildInto(dir, "../evident-server")
+	witnessBin, witnessBuildErr = testproc.BuildInto(dir, "../evident-witness")
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

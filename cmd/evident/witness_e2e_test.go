@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidentlog/evident/internal/testproc"
 )
 
 // realWitness is a running evident-witness process.
@@ -17,7 +16,11 @@ type realWitness struct {
 	vkey, url string
 }
 
-// startRealWitness runs evident-witness following the log with logVKey.
+// witnessAddr finds the address in evident-witness's "serving" log line.
+var witnessAddr = regexp.MustCompile(`evident-witness serving.* addr=(127\.0\.0\.1:\d+)`)
+
+// startRealWitness runs evident-witness following the log with logVKey. It
+// is ready once it has printed its vkey and logged the address it serves.
 func startRealWitness(t *testing.T, name, logVKey string) *realWitness {
 	t.Helper()
 	if witnessBuildErr != nil {
@@ -25,65 +28,11 @@ func startRealWitness(t *testing.T, name, logVKey string) *realWitness {
 	}
 	dir := t.TempDir()
 	logs := writeFile(t, dir, "logs.txt", []byte("log "+logVKey+"\n"), 0o644)
-	cmd := exec.Command(witnessBin, "--name", name, "--listen", "127.0.0.1:0", "--data_dir", filepath.Join(dir, "data"), "--logs_file", logs)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	w := &realWitness{}
-	vkeys, addrs := make(chan string, 1), make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "vkey: "); ok {
-				vkeys <- v
-			}
-		}
-	}()
-	addrRE := regexp.MustCompile(`evident-witness serving.* addr=(127\.0\.0\.1:\d+)`)
-	var log strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m[1]
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	timeout := time.After(60 * time.Second)
-	for w.vkey == "" || w.url == "" {
-		select {
-		case v := <-vkeys:
-			w.vkey = v
-		case a := <-addrs:
-			w.url = "http://" + a
-		case <-exited:
-			t.Fatalf("evident-witness exited: %s", log.String())
-		case <-timeout:
-			t.Fatalf("evident-witness did not start")
-		}
-	}
-	return w
+	p := testproc.StartReady(t, func(lines map[string]string, stderr string) bool {
+		return lines["vkey"] != "" && witnessAddr.MatchString(stderr)
+	}, witnessBin, "--name", name, "--listen", "127.0.0.1:0", "--data_dir", filepath.Join(dir, "data"), "--logs_file", logs)
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
+	return &realWitness{vkey: p.Lines["vkey"], url: "http://" + witnessAddr.FindStringSubmatch(p.Stderr())[1]}
 }
 
 // TestE2EWitnessed runs the whole system: the real log with two real
