@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testproc"
 	"github.com/evidentlog/evident/witness"
 )
 
@@ -28,10 +29,12 @@ func TestBinary(t *testing.T) {
 		t.Skip("SKIP: builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "evident-witness")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binDir, cleanup, err := testproc.Build(".")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(cleanup)
+	bin := filepath.Join(binDir, "evident-witness")
 	data := filepath.Join(dir, "data")
 	logsFile := filepath.Join(dir, "logs.txt")
 	if err := os.WriteFile(logsFile, []byte("# none yet\n"), 0o644); err != nil {
@@ -67,7 +70,7 @@ func TestBinary(t *testing.T) {
 	if err := os.WriteFile(logsFile, []byte("log "+lvkey+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
 	for postCode(t, addr, body) != 200 {
 		if time.Now().After(deadline) {
@@ -102,28 +105,17 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// start runs the binary and waits until it prints its vkey and serves.
-func start(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+// start runs the binary and waits until it prints its vkey (its first
+// line) and serves.
+func start(t *testing.T, bin string, args ...string) (*testproc.Proc, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := testproc.StartReady(t, func(lines map[string]string, _ string) bool {
+		return len(lines) > 0
+	}, bin, args...)
+	vkey, ok := p.Lines["vkey"]
+	if !ok {
+		t.Fatalf("first line %v, want the vkey; stderr:\n%s", p.Lines, p.Stderr())
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	vkey, ok := strings.CutPrefix(strings.TrimSpace(line), "vkey: ")
-	if err != nil || !ok {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
-	}
-	go io.Copy(io.Discard, out)
 	addr := args[1]
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -133,25 +125,21 @@ func start(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("witness not serving: %v; stderr:\n%s", err, stderr.String())
+			t.Fatalf("witness not serving: %v; stderr:\n%s", err, p.Stderr())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return cmd, vkey
+	return p, vkey
 }
 
-func stop(t *testing.T, cmd *exec.Cmd) {
+func stop(t *testing.T, p *testproc.Proc) {
 	t.Helper()
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
+	err := p.Stop(15 * time.Second)
+	if errors.Is(err, testproc.ErrNotStopped) {
 		t.Fatal("no exit 15s after SIGTERM")
+	}
+	if err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
 
