@@ -2,7 +2,8 @@
 // binaries as real processes: Build compiles commands into a temporary
 // directory (from TestMain or a test), and Start runs one and waits until
 // it is ready, collecting the "key: value" lines it prints on stdout at
-// startup (origin, vkey, write token, ... up to "listening: <url>").
+// startup (origin, vkey, write token, ... up to "listening: <url>"). Main
+// is a TestMain that builds the binaries once for a package's tests.
 //
 // It is test code: only _test.go files may import it.
 package testproc
@@ -14,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"testing"
 )
 
 // Build builds the main packages pkgs (as "go build" names them, relative
@@ -34,6 +36,22 @@ func Build(pkgs ...string) (dir string, cleanup func(), err error) {
 		}
 	}
 	return dir, cleanup, nil
+}
+
+// Main is a TestMain: it builds pkgs with Build, calls setup with the
+// directory that holds them (to note the binaries' paths, or build more
+// with BuildInto), runs the tests, removes the directory and exits with the
+// tests' code. If a build fails, Main prints the error and exits 1.
+func Main(m *testing.M, setup func(dir string), pkgs ...string) {
+	dir, cleanup, err := Build(pkgs...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	setup(dir)
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 // BuildInto builds the main package pkg into dir and returns the binary's
