@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -127,27 +125,7 @@ func TestE2ESubmitJSONLResume(t *testing.T) {
 	input := writeFile(t, dir, "events.jsonl", in.Bytes(), 0o644)
 	receipts := input + ".receipts"
 	args := []string{"submit", "--log", srv.url, "--token_file", srv.tokenFile, "--log_key", srv.vkey, "--jsonl", input, "--concurrency", "200"}
-	cmd := exec.Command(evidentBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	killed := false
-	for !killed {
-		select {
-		case err := <-exited:
-			t.Fatalf("the first run ended before it was interrupted (%v): %s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond): // polling for progress, not timing anything
-			if countLines(receipts) >= 1000 {
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				killed = true
-			}
-		}
-	}
+	killWhen(t, func() bool { return countLines(receipts) >= 1000 }, args...)
 	first := countLines(receipts)
 	if first >= n {
 		t.Fatalf("all %d receipts were written before the kill", first)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,17 +27,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, cleanup, err := testproc.Build(".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	evidentBin = filepath.Join(dir, "evident")
-	serverBin, serverBuildErr = testproc.BuildInto(dir, "../evident-server")
-	witnessBin, witnessBuildErr = testproc.BuildInto(dir, "../evident-witness")
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	testproc.Main(m, func(dir string) {
+		evidentBin = filepath.Join(dir, "evident")
+		serverBin, serverBuildErr = testproc.BuildInto(dir, "../evident-server")
+		witnessBin, witnessBuildErr = testproc.BuildInto(dir, "../evident-witness")
+	}, ".")
 }
 
 // result is what one run of the binary produced.

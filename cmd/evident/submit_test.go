@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,29 @@ import (
 func countLines(path string) int {
 	b, _ := os.ReadFile(path)
 	return bytes.Count(b, []byte("\n"))
+}
+
+// killWhen runs evident with args until done holds, then kills it with
+// SIGKILL. The test fails if the run ends before that.
+func killWhen(t *testing.T, done func() bool, args ...string) {
+	t.Helper()
+	cmd := exec.Command(evidentBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for !done() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the first run ended before it was interrupted (%v): %s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond): // polling for progress, not timing anything
+		}
+	}
+	cmd.Process.Kill() // SIGKILL
+	<-exited
 }
 
 // TestSubmitJSONLResume submits 10,000 lines, kills the process (SIGKILL)
@@ -51,23 +73,7 @@ func TestSubmitJSONLResume(t *testing.T) {
 		gate <- struct{}{}
 	}
 	l.SetGate(gate)
-	cmd := exec.Command(evidentBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	for countLines(receipts) < 2500 {
-		select {
-		case err := <-exited:
-			t.Fatalf("the first run exited early: %v\n%s", err, stderr.String())
-		case <-time.After(20 * time.Millisecond): // polling for progress, not timing anything
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
+	killWhen(t, func() bool { return countLines(receipts) >= 2500 }, args...)
 	first := countLines(receipts)
 	if first >= n {
 		t.Fatalf("the first run wrote all %d receipts; it should have been interrupted", first)
