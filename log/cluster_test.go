@@ -15,18 +15,7 @@ import (
 // writes through both at once: every receipt verifies, and the stored
 // checkpoints form one consistent chain.
 func TestTwoServersOneLog(t *testing.T) {
-	wskey, wvkey, err := checkpoint.GenerateCosignerKey("witness.example/w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cosigner, err := checkpoint.NewCosigner(wskey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wv, err := checkpoint.NewCosignatureVerifier(wvkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cosigner, wv := newCosigner(t, "witness.example/w")
 	cosign := func(_ context.Context, signed []byte, _ func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
 		body, _, err := checkpoint.SplitNote(signed)
 		if err != nil {

@@ -245,3 +245,21 @@ func loadTrillianSchema(t testing.TB, dsn string) {
 		t.Fatal(err)
 	}
 }
+
+// newCosigner makes a witness's cosignature/v1 signer and its verifier.
+func newCosigner(t *testing.T, name string) (note.Signer, note.Verifier) {
+	t.Helper()
+	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.NewCosigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := checkpoint.NewCosignatureVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}

@@ -128,18 +128,7 @@ func TestStallOnRollback(t *testing.T) {
 // checks the log's consistency proofs and adds a cosignature/v1 line. While
 // the hook fails, nothing is published and /healthz is red.
 func TestCosign(t *testing.T) {
-	wskey, wvkey, err := checkpoint.GenerateCosignerKey("witness.example/w1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cosigner, err := checkpoint.NewCosigner(wskey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wv, err := checkpoint.NewCosignatureVerifier(wvkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cosigner, wv := newCosigner(t, "witness.example/w1")
 	var (
 		failing atomic.Bool
 		mu      sync.Mutex
