@@ -116,26 +116,7 @@ func TestSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	exercise(t, b, true)
-	tree := b.TreeID
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// A restart finds the same tree, with its leaves.
-	b, err = New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if b.TreeID != tree {
-		t.Errorf("after restart: tree %d, want %d", b.TreeID, tree)
-	}
-	if size := waitForSize(t, b, 2); size != 2 {
-		t.Errorf("after restart: size %d, want 2", size)
-	}
-	if err := b.Healthy(t.Context()); err != nil {
-		t.Errorf("Healthy: %v", err)
-	}
+	checkRestart(t, b, cfg)
 }
 
 func TestMemory(t *testing.T) {
@@ -155,18 +136,24 @@ func TestMySQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer state.Close()
-	b, err := New(t.Context(), Config{MySQLDSN: dsn, State: state})
+	cfg := Config{MySQLDSN: dsn, State: state}
+	b, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exercise(t, b, true)
+	checkRestart(t, b, cfg)
+}
+
+// checkRestart closes b (which holds two leaves) and opens cfg again: the
+// restarted backend must find the same tree, with its leaves, and be healthy.
+func checkRestart(t *testing.T, b *Backend, cfg Config) {
+	t.Helper()
 	tree := b.TreeID
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-
-	// A restart finds the same tree, with its leaves.
-	b, err = New(t.Context(), Config{MySQLDSN: dsn, State: state})
+	b, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +163,9 @@ func TestMySQL(t *testing.T) {
 	}
 	if size := waitForSize(t, b, 2); size != 2 {
 		t.Errorf("after restart: size %d, want 2", size)
+	}
+	if err := b.Healthy(t.Context()); err != nil {
+		t.Errorf("after restart: Healthy: %v", err)
 	}
 }
 
