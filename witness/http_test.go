@@ -18,30 +18,28 @@ import (
 
 func post(t *testing.T, url string, body []byte) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Post(url+"/add-checkpoint", "text/plain", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return read(t)(http.Post(url+"/add-checkpoint", "text/plain", bytes.NewReader(body)))
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	return read(t)(http.Get(url))
+}
+
+// read returns a function that reads a whole answer, failing t on error.
+func read(t *testing.T) func(*http.Response, error) (*http.Response, string) {
+	return func(resp *http.Response, err error) (*http.Response, string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
 }
 
 // mustAdd submits l's current checkpoint from old and fails unless it is
