@@ -112,11 +112,7 @@ func NewAuditor(cfg AuditorConfig) (*Auditor, error) {
 // seconds and when the audit stops early, and the verified range after a
 // success; a state file that cannot be used wraps ErrBadState.
 func (a *Auditor) Audit(ctx context.Context) (*AuditResult, error) {
-	raw, err := a.cfg.Client.Checkpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openChecked(raw, a.cfg.LogKey, a.cfg.Policy, "the log's checkpoint", false)
+	s, err := fetchChecked(ctx, a.cfg.Client, a.cfg.LogKey, a.cfg.Policy, "the log's checkpoint", false)
 	if err != nil {
 		return nil, err
 	}

@@ -144,11 +144,7 @@ func (m *Monitor) load() error {
 // ErrViolation); a checkpoint that does not verify as a *VerifyError;
 // anything else (network, local writes) as a plain error.
 func (m *Monitor) Check(ctx context.Context) (*Result, error) {
-	raw, err := m.cfg.Client.Checkpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openChecked(raw, m.cfg.LogKey, m.cfg.Policy, "the log's latest checkpoint", true)
+	s, err := fetchChecked(ctx, m.cfg.Client, m.cfg.LogKey, m.cfg.Policy, "the log's latest checkpoint", true)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +157,16 @@ func (m *Monitor) Check(ctx context.Context) (*Result, error) {
 	}
 	res.Kept = len(m.sizes)
 	return res, nil
+}
+
+// fetchChecked fetches the log's latest checkpoint and checks it as
+// openChecked does.
+func fetchChecked(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, what string, withSize bool) (*checkpoint.Signed, error) {
+	raw, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return openChecked(raw, key, policy, what, withSize)
 }
 
 // openChecked verifies a checkpoint's signature and the policy's witness
