@@ -46,13 +46,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return usagef("--batch must be in 1..%d and --parallel in 1..%d", client.MaxEntriesPerRequest, monitor.MaxParallel)
 	}
 	cfg.StateDir = *stateDir
-	if cfg.LogKey, err = loadLogKey(*logKey); err != nil {
-		return err
-	}
-	if cfg.Policy, err = loadPolicy(*policyFile); err != nil {
-		return err
-	}
-	if cfg.Client, err = newClient(ctx, *logURL, ""); err != nil {
+	if cfg.Client, cfg.LogKey, cfg.Policy, err = openLog(ctx, *logURL, *logKey, *policyFile); err != nil {
 		return err
 	}
 	defer cfg.Client.Close()

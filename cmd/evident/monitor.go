@@ -48,13 +48,7 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		return usagef("--interval must be positive")
 	}
 	cfg := monitor.Config{StateDir: *stateDir}
-	if cfg.LogKey, err = loadLogKey(*logKey); err != nil {
-		return err
-	}
-	if cfg.Policy, err = loadPolicy(*policyFile); err != nil {
-		return err
-	}
-	if cfg.Client, err = newClient(ctx, *logURL, ""); err != nil {
+	if cfg.Client, cfg.LogKey, cfg.Policy, err = openLog(ctx, *logURL, *logKey, *policyFile); err != nil {
 		return err
 	}
 	defer cfg.Client.Close()

@@ -273,6 +273,24 @@ func readLimit(r io.Reader, limit int64, name string) ([]byte, error) {
 	return b, nil
 }
 
+// openLog loads --log_key and --policy and makes a reading client for
+// --log: what monitor and audit need to follow a log.
+func openLog(ctx context.Context, logURL, logKey, policyFile string) (*client.Client, note.Verifier, *checkpoint.Policy, error) {
+	key, err := loadLogKey(logKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	policy, err := loadPolicy(policyFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newClient(ctx, logURL, "")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, key, policy, nil
+}
+
 // newClient makes a log client for --log.
 func newClient(ctx context.Context, logURL, token string) (*client.Client, error) {
 	if logURL == "" {
