@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/internal/testdb"
+	"github.com/evidentlog/evident/internal/testproc"
 )
 
 // TestCluster starts MariaDB, Trillian's own trillian_log_server and
@@ -44,8 +43,8 @@ func TestCluster(t *testing.T) {
 		"CLUSTER_DIR="+dir,
 		"CLUSTER_DB=evident_cluster_"+hex.EncodeToString(b[:]),
 		"CLUSTER_SERVERS=2",
-		fmt.Sprintf("EVIDENT_PORT=%d", freePorts(t, 2)),
-		fmt.Sprintf("TRILLIAN_PORT=%d", freePorts(t, 4)),
+		"EVIDENT_PORT=0", // each personality binds a port of its own and prints it
+		fmt.Sprintf("TRILLIAN_PORT=%d", testproc.FreePorts(t, 4)),
 	)
 	script := filepath.Join("..", "scripts", "cluster.sh")
 	start := exec.Command(script, "start")
@@ -201,28 +200,6 @@ func get(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
 	}
 	return b
-}
-
-// freePorts returns the first of n consecutive free loopback ports.
-func freePorts(t *testing.T, n int) int {
-	for range 100 {
-		p, _ := rand.Int(rand.Reader, big.NewInt(20000))
-		base := 30000 + int(p.Int64())
-		ok := true
-		for i := range n {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }
 
 // dropDB drops the cluster's database from the test server.

@@ -16,7 +16,9 @@
 #   CLUSTER_DIR       where binaries, data and logs go (/tmp/evident-cluster)
 #   CLUSTER_DB        the MariaDB database (evident_cluster)
 #   CLUSTER_SERVERS   how many evident-server personalities (1)
-#   EVIDENT_PORT      the first personality's HTTP port (8080)
+#   EVIDENT_PORT      the first personality's HTTP port (8080); the next
+#                     ones take the ports after it. 0: each binds a free
+#                     port of its own, printed on its "listening:" line.
 #   TRILLIAN_PORT     the log server's gRPC port (8090); +1 its HTTP,
 #                     +2 and +3 the signer's
 set -euo pipefail
@@ -65,8 +67,10 @@ start() {
 			mkdir -m 0700 -p "$data"
 			cp -p "$dir/evident-data-1/log.key" "$dir/evident-data-1/log.vkey" "$dir/evident-data-1/write-token" "$data/"
 		fi
+		listen=0
+		[ "$port" -eq 0 ] || listen=$((port + i - 1))
 		"$dir/bin/evident-server" --trillian_addr=127.0.0.1:$tport --mysql_dsn="$dsn" \
-			--data_dir="$data" --listen=127.0.0.1:$((port + i - 1)) >"$dir/evident-$i.out" 2>"$dir/evident-$i.log" &
+			--data_dir="$data" --listen=127.0.0.1:$listen >"$dir/evident-$i.out" 2>"$dir/evident-$i.log" &
 		echo $! >"$dir/evident-$i.pid"
 		for _ in $(seq 1 150); do
 			grep -q '^listening:' "$dir/evident-$i.out" 2>/dev/null && break

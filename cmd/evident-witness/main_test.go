@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +39,7 @@ func TestBinary(t *testing.T) {
 	if err := os.WriteFile(logsFile, []byte("# none yet\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testproc.FreePorts(t, 1))
 
 	p, vkey := start(t, bin, "--listen", addr, "--data_dir", data, "--logs_file", logsFile, "--name", "example.com/w1")
 	fi, err := os.Stat(filepath.Join(data, witness.KeyFile))
@@ -94,15 +93,6 @@ func TestBinary(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "named") {
 		t.Errorf("start with another name: %v %s", err, out)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // start runs the binary and waits until it prints its vkey (its first

@@ -185,3 +185,24 @@ func TestNotImported(t *testing.T) {
 		}
 	}
 }
+
+func TestFreePorts(t *testing.T) {
+	low := ephemeralLow()
+	for range 20 {
+		base := FreePorts(t, 4)
+		if base < 10000 || base+4 > low {
+			t.Fatalf("FreePorts(4) = %d, want [10000, %d)", base, low-4)
+		}
+		var ls []net.Listener
+		for i := range 4 {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				t.Fatalf("port %d of FreePorts(4) = %d is not free: %v", i, base, err)
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+}
