@@ -24,6 +24,19 @@ func schema(d Dialect) []string {
 			published_at BIGINT NOT NULL,
 			PRIMARY KEY (origin, size)
 		)`,
+		// signed_checkpoints: every checkpoint a log signed and showed to
+		// witnesses, published or not, recorded before any witness saw it.
+		// A witness may hold one that was never published (its quorum
+		// failed); the log then proves consistency from it. The primary key
+		// makes signing two roots of one size impossible to record.
+		`CREATE TABLE IF NOT EXISTS signed_checkpoints (
+			origin ` + text + ` NOT NULL,
+			size BIGINT NOT NULL,
+			root ` + hash + ` NOT NULL,
+			note ` + blob + ` NOT NULL,
+			signed_at BIGINT NOT NULL,
+			PRIMARY KEY (origin, size)
+		)`,
 		// write_tokens: SHA-256 hashes of the bearer tokens allowed to add
 		// entries; the tokens themselves are never stored.
 		`CREATE TABLE IF NOT EXISTS write_tokens (

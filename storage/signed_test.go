@@ -1,0 +1,62 @@
+package storage
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSignedCheckpoints(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := db.LatestSigned(ctx, "o", 1<<63); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("LatestSigned of an empty log: err = %v, want ErrNotFound", err)
+		}
+		at := time.UnixMilli(1_700_000_000_123)
+		root := func(b byte) [32]byte { return [32]byte{b, 1, 2} }
+		for _, size := range []uint64{4, 9, 6} {
+			if err := db.AddSigned(ctx, "o", size, root(byte(size)), []byte{byte(size)}, at); err != nil {
+				t.Fatalf("AddSigned(%d): %v", size, err)
+			}
+		}
+		if err := db.AddSigned(ctx, "other", 7, root(70), []byte("x"), at); err != nil {
+			t.Fatal(err)
+		}
+		// The same tree again is a no-op (even with another note); another
+		// root at that size is refused and changes nothing.
+		if err := db.AddSigned(ctx, "o", 6, root(6), []byte("other note"), at.Add(time.Hour)); err != nil {
+			t.Errorf("re-adding the same tree: %v", err)
+		}
+		if err := db.AddSigned(ctx, "o", 6, root(66), []byte{6}, at); !errors.Is(err, ErrConflict) {
+			t.Errorf("adding another root at size 6: err = %v, want ErrConflict", err)
+		}
+		got, err := db.Signed(ctx, "o", 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &SignedCheckpoint{Origin: "o", Size: 6, Root: root(6), Note: []byte{6}, SignedAt: at}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Signed(6) (-want +got):\n%s", diff)
+		}
+		if _, err := db.Signed(ctx, "o", 5); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Signed(5): err = %v, want ErrNotFound", err)
+		}
+		if _, err := db.Signed(ctx, "o", 1<<63); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Signed(2^63): err = %v, want ErrNotFound", err)
+		}
+		for _, tc := range []struct {
+			atMost uint64
+			want   uint64 // 0: none
+		}{{3, 0}, {4, 4}, {5, 4}, {8, 6}, {9, 9}, {1 << 63, 9}, {1<<64 - 1, 9}} {
+			got, err := db.LatestSigned(ctx, "o", tc.atMost)
+			switch {
+			case tc.want == 0 && !errors.Is(err, ErrNotFound):
+				t.Errorf("LatestSigned(%d) = %v, %v; want ErrNotFound", tc.atMost, got, err)
+			case tc.want != 0 && (err != nil || got.Size != tc.want || got.Root != root(byte(tc.want))):
+				t.Errorf("LatestSigned(%d) = %v, %v; want size %d", tc.atMost, got, err, tc.want)
+			}
+		}
+	})
+}
