@@ -27,3 +27,13 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// dirWritable reports why dir is not writable by this process (access(2)
+// with W_OK, which also sees read-only mounts and immutable directories,
+// even for root), or nil.
+func dirWritable(dir string) error {
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return &os.PathError{Op: "access", Path: dir, Err: err}
+	}
+	return nil
+}

@@ -59,12 +59,12 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	for _, q := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			s.rollback()
-			return fmt.Errorf("sqlite storage: creating schema in %s: %w", s.path, err)
+			return fmt.Errorf("%w (creating the schema)", s.openErr(err))
 		}
 	}
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		s.rollback()
-		return fmt.Errorf("sqlite storage: creating schema in %s: %w", s.path, err)
+		return fmt.Errorf("%w (creating the schema)", s.openErr(err))
 	}
 	return nil
 }

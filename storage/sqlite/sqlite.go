@@ -208,8 +208,10 @@ type Storage struct {
 }
 
 // Open opens the storage file at path, creating it (mode 0600) and its
-// schema if it does not exist. The directory must exist. It fails with a
-// clear error, never a panic, if the file is not writable, is not a
+// schema if it does not exist. The directory must exist and be writable:
+// SQLite creates the -wal and -shm files next to the database file. It fails
+// with a clear error, never a panic, if the file or its directory is not
+// writable (naming which), is not a
 // database, is damaged or truncated (ErrCorrupt), was created by something
 // else (ErrNotStorage), or has a newer schema (ErrSchemaTooNew).
 func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
@@ -347,6 +349,16 @@ func (s *Storage) openErr(err error) error {
 		switch se.Code() & 0xff {
 		case sqlite3lib.SQLITE_CORRUPT, sqlite3lib.SQLITE_NOTADB:
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, s.path, err)
+		case sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_READONLY, sqlite3lib.SQLITE_PERM:
+			// SQLite says "unable to open" or "readonly" without saying
+			// what: most often the directory, where it creates -wal and
+			// -shm next to the file.
+			dir := filepath.Dir(s.path)
+			if derr := dirWritable(dir); derr != nil {
+				return fmt.Errorf("sqlite storage: opening %s: the directory %s must be writable, SQLite creates %s-wal and %s-shm there (%v): %w",
+					s.path, dir, filepath.Base(s.path), filepath.Base(s.path), derr, err)
+			}
+			return fmt.Errorf("sqlite storage: opening %s: check that it and its -wal and -shm files are readable and writable: %w", s.path, err)
 		}
 	}
 	return fmt.Errorf("sqlite storage: opening %s: %w", s.path, err)
