@@ -19,9 +19,14 @@ import (
 // MaxEntriesPerRequest is the largest count GET /v1/entries accepts.
 const MaxEntriesPerRequest = 1000
 
-// maxEntrySize caps one entry read from the log (the log's own cap is
-// 65,535 bytes; tlog-tiles entry bundles are uint16-length-prefixed).
-const maxEntrySize = 1 << 20
+// MaxEntrySize is the largest entry a log holds: tlog-tiles entry bundles
+// are uint16-length-prefixed. Larger answers to Entry and Entries are
+// ErrBadResponse.
+const MaxEntrySize = 65535
+
+// maxEntryB64 is the length of MaxEntrySize bytes in base64, plus the JSON
+// quotes and comma around it in an entries answer.
+const maxEntryB64 = (MaxEntrySize+2)/3*4 + 3
 
 // maxJSON caps JSON answers other than entries.
 const maxJSON = 1 << 20
@@ -211,7 +216,10 @@ func decodeConsistency(body []byte) ([][]byte, error) {
 // Entry returns the entry at index.
 func (c *Client) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	path := "/v1/entries/" + strconv.FormatUint(index, 10)
-	_, b, err := c.do(ctx, request{method: http.MethodGet, path: path, limit: maxEntrySize})
+	_, b, err := c.do(ctx, request{method: http.MethodGet, path: path, limit: MaxEntrySize})
+	if err == nil && len(b) == 0 {
+		return nil, fmt.Errorf("entry %d: empty answer: %w", index, ErrBadResponse)
+	}
 	return b, err
 }
 
@@ -222,7 +230,9 @@ func (c *Client) Entries(ctx context.Context, start uint64, count int) ([][]byte
 		return nil, fmt.Errorf("entries count %d not in 1..%d", count, MaxEntriesPerRequest)
 	}
 	q := url.Values{"start": {strconv.FormatUint(start, 10)}, "count": {strconv.Itoa(count)}}
-	limit := int64(count)*(maxEntrySize*4/3+8) + 1024
+	// The answer is {"entries":[...]}: at most count base64 entries of
+	// MaxEntrySize bytes each.
+	limit := int64(count)*maxEntryB64 + 1024
 	_, body, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/entries", query: q, limit: limit})
 	if err != nil {
 		return nil, err
@@ -241,6 +251,11 @@ func decodeEntries(body []byte, count int) ([][]byte, error) {
 	if len(r.Entries) > count {
 		return nil, fmt.Errorf("entries: asked for %d, got %d: %w", count, len(r.Entries), ErrBadResponse)
 	}
+	for i, e := range r.Entries {
+		if len(e) == 0 || len(e) > MaxEntrySize {
+			return nil, fmt.Errorf("entries: entry %d of the answer is %d bytes, not 1 to %d: %w", i, len(e), MaxEntrySize, ErrBadResponse)
+		}
+	}
 	return r.Entries, nil
 }
 
@@ -258,9 +273,17 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeInfo(body)
+}
+
+// decodeInfo parses an info answer: both fields must be present.
+func decodeInfo(body []byte) (*Info, error) {
 	var i Info
 	if err := json.Unmarshal(body, &i); err != nil {
 		return nil, fmt.Errorf("info: %v: %w", err, ErrBadResponse)
+	}
+	if i.Origin == "" || i.VKey == "" {
+		return nil, fmt.Errorf("info answer lacks origin or vkey: %w", ErrBadResponse)
 	}
 	return &i, nil
 }

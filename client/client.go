@@ -10,7 +10,9 @@
 // package checkpoint, and so trust the log for nothing.
 //
 // Requests answered 429 or 503 are retried with exponential backoff,
-// honouring the server's Retry-After header, up to Config.MaxRetries times;
+// honouring the server's Retry-After header (up to Config.MaxBackoff, five
+// minutes by default, and never past the context's deadline), up to
+// Config.MaxRetries times;
 // so is an add-entry answered 504 (no checkpoint in time: the entry stays
 // queued, and submitting the same bytes again answers its original index).
 // Every other failure is returned at once: an *HTTPError when the server
@@ -38,8 +40,10 @@ import (
 const DefaultMaxRetries = 8
 
 // DefaultMaxBackoff caps the wait between two attempts, including a wait
-// asked for by Retry-After, when Config.MaxBackoff is zero.
-const DefaultMaxBackoff = 30 * time.Second
+// asked for by Retry-After, when Config.MaxBackoff is zero. It is long
+// enough that a server asking for a few minutes gets them: retrying sooner
+// only earns another 429. The context bounds the total wait.
+const DefaultMaxBackoff = 5 * time.Minute
 
 // DefaultTimeout bounds one HTTP attempt when Config.HTTPClient is nil. An
 // add-entry request waits for a checkpoint that covers the entry, so it is
@@ -95,7 +99,10 @@ type Config struct {
 	// MaxRetries is how many times a request answered 429 or 503 is
 	// retried: 0 means DefaultMaxRetries, negative means never.
 	MaxRetries int
-	// MaxBackoff caps the wait between attempts; 0 means DefaultMaxBackoff.
+	// MaxBackoff caps the wait between attempts, including one asked for
+	// by Retry-After; 0 means DefaultMaxBackoff. A wait that would end
+	// after the context's deadline is not started: the error is returned
+	// at once.
 	MaxBackoff time.Duration
 	// UserAgent is sent with every request; empty means "evident-client".
 	UserAgent string
@@ -113,6 +120,9 @@ type Client struct {
 	maxBackoff time.Duration
 	userAgent  string
 	logger     *slog.Logger
+	// sleep waits d or until ctx is done; tests replace it to observe the
+	// waits without waiting.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a client for the log at cfg.URL. It makes no request.
@@ -135,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		maxBackoff: cfg.MaxBackoff,
 		userAgent:  cfg.UserAgent,
 		logger:     cfg.Logger,
+		sleep:      sleep,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: DefaultTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -194,14 +205,25 @@ func (c *Client) do(ctx context.Context, req request) (int, []byte, error) {
 			return status, body, err
 		}
 		wait := c.backoff(attempt, he.RetryAfter)
-		c.logger.DebugContext(ctx, "retrying log request", "path", req.path, "status", he.StatusCode, "wait", wait, "attempt", attempt+1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, nil, fmt.Errorf("%w (while waiting to retry after %v)", context.Cause(ctx), err)
-		case <-t.C:
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return status, body, fmt.Errorf("%w (the log asked to retry in %v, after the deadline)", err, wait)
 		}
+		c.logger.DebugContext(ctx, "retrying log request", "path", req.path, "status", he.StatusCode, "wait", wait, "attempt", attempt+1)
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return 0, nil, fmt.Errorf("%w (while waiting to retry after %v)", serr, err)
+		}
+	}
+}
+
+// sleep waits d, or until ctx is done (then it returns the context's cause).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,11 +33,13 @@ func newClient(t *testing.T, h http.Handler, cfg Config) *Client {
 	return c
 }
 
+// TestRetryHonoursRetryAfter: a 429 with Retry-After 120 makes the client
+// wait 120 s (observed through the sleep hook, not the clock), then retry.
 func TestRetryHonoursRetryAfter(t *testing.T) {
 	var calls atomic.Int32
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", "120")
 			w.WriteHeader(http.StatusTooManyRequests)
 			io.WriteString(w, `{"error":"slow down"}`)
 			return
@@ -44,12 +47,41 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		io.WriteString(w, "checkpoint text\n")
 	})
 	c := newClient(t, h, Config{})
+	var waits []time.Duration
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
 	got, err := c.Checkpoint(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != "checkpoint text\n" || calls.Load() != 2 {
 		t.Errorf("got %q after %d calls, want the checkpoint after 2", got, calls.Load())
+	}
+	if diff := cmp.Diff([]time.Duration{120 * time.Second}, waits); diff != "" {
+		t.Errorf("waits (-want +got):\n%s", diff)
+	}
+}
+
+// TestRetryAfterPastDeadline: a Retry-After that ends after the context's
+// deadline is not waited for; the 429 is returned at once.
+func TestRetryAfterPastDeadline(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	c := newClient(t, h, Config{})
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		t.Errorf("slept %v past the deadline", d)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err := c.Checkpoint(ctx)
+	var he *HTTPError
+	if !errors.As(err, &he) || he.StatusCode != 429 || !strings.Contains(err.Error(), "after the deadline") {
+		t.Errorf("err = %v, want the 429 and the deadline", err)
 	}
 }
 
@@ -63,6 +95,10 @@ func TestBackoff(t *testing.T) {
 	}
 	if got := c.backoff(0, time.Hour); got != 10*time.Second {
 		t.Errorf("backoff with Retry-After 1h = %v, want the 10s cap", got)
+	}
+	def, _ := New(t.Context(), Config{URL: "http://127.0.0.1:1"})
+	if got := def.backoff(0, 120*time.Second); got != 120*time.Second {
+		t.Errorf("default backoff with Retry-After 120s = %v, want 120s", got)
 	}
 	for attempt := range 40 {
 		if got := c.backoff(attempt, 0); got <= 0 || got > 10*time.Second {
@@ -346,5 +382,74 @@ func TestAddEntryRetries504(t *testing.T) {
 	calls.Store(0)
 	if _, err := c.Checkpoint(t.Context()); err == nil || calls.Load() != 1 {
 		t.Errorf("Checkpoint on 504: %v after %d calls, want an error after 1", err, calls.Load())
+	}
+}
+
+// FuzzParseRetryAfter: any header value gives a wait in [0, 2^32 s) and
+// never panics.
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, v := range []string{"", "7", " 2 ", "-1", "4294967295", "4294967296", "1e3", now.Add(time.Hour).Format(http.TimeFormat), "Fri, 31 Dec 9999 23:59:59 GMT"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d := parseRetryAfter(v, now)
+		if d < 0 {
+			t.Errorf("parseRetryAfter(%q) = %v, negative", v, d)
+		}
+	})
+}
+
+// FuzzDecodeInfo: an accepted info answer has both fields.
+func FuzzDecodeInfo(f *testing.F) {
+	f.Add([]byte(`{"origin":"example.com/log","vkey":"example.com/log+01234567+AAAA"}`))
+	f.Add([]byte(`{"origin":""}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte("\xff"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		i, err := decodeInfo(body)
+		if err == nil && (i.Origin == "" || i.VKey == "") {
+			t.Errorf("decodeInfo accepted %+v", i)
+		}
+		if err != nil && !errors.Is(err, ErrBadResponse) {
+			t.Errorf("decodeInfo error %v does not wrap ErrBadResponse", err)
+		}
+	})
+}
+
+// TestEntriesSizeCaps: an entry larger than the log's cap of 65,535 bytes,
+// or an empty one, is a bad response, and the answer is bounded by count
+// times the largest entry in base64.
+func TestEntriesSizeCaps(t *testing.T) {
+	var body atomic.Value
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body.Load().(string))
+	})
+	c := newClient(t, h, Config{})
+	entries := func(es ...[]byte) string {
+		b, _ := json.Marshal(map[string]any{"entries": es})
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name  string
+		body  string
+		count int
+		ok    bool
+	}{
+		{"largest entry", entries(bytes.Repeat([]byte{'a'}, MaxEntrySize)), 1, true},
+		{"two largest entries", entries(bytes.Repeat([]byte{'a'}, MaxEntrySize), bytes.Repeat([]byte{'b'}, MaxEntrySize)), 2, true},
+		{"entry over the cap", entries(bytes.Repeat([]byte{'a'}, MaxEntrySize+1)), 1, false},
+		{"empty entry", entries([]byte{}), 1, false},
+		{"answer longer than count allows", entries(bytes.Repeat([]byte{'a'}, MaxEntrySize)) + strings.Repeat(" ", maxEntryB64+1024), 1, false},
+	} {
+		body.Store(tc.body)
+		_, err := c.Entries(t.Context(), 0, tc.count)
+		if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrBadResponse) {
+			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+	body.Store(strings.Repeat("x", MaxEntrySize+1))
+	if _, err := c.Entry(t.Context(), 0); !errors.Is(err, ErrBadResponse) {
+		t.Errorf("Entry of %d bytes: err = %v, want ErrBadResponse", MaxEntrySize+1, err)
 	}
 }

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -27,41 +29,78 @@ type JournalRecord struct {
 // before it syncs the file.
 const journalSyncEvery = 100
 
+// maxJournalRecord caps one line of a receipts journal: a record holds a
+// receipt of at most checkpoint.MaxNoteSize bytes, JSON-escaped.
+const maxJournalRecord = 1 << 20
+
 // ReadJournal reads the receipts journal at path and returns, for each
-// input line that has a record, the entry's leaf hash (hex). A missing file
-// is an empty journal. A last record cut short by an interruption is
-// removed from the file, so that appending continues on a record boundary.
-// A record that does not parse, or two records for one line, is an error.
+// input line that has a record, the entry's leaf hash (hex). It reads the
+// file as a stream, one record at a time. A missing file is an empty
+// journal. A last record cut short by an interruption is removed from the
+// file, so that appending continues on a record boundary. A record that
+// does not parse, is longer than 1 MiB, or is a second record for one line
+// is an error.
 func ReadJournal(path string) (map[int]string, error) {
 	done := make(map[int]string)
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return done, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
-		// An interrupted write left a partial record: drop it.
-		if err := os.Truncate(path, int64(i+1)); err != nil {
-			return nil, err
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	var complete int64 // bytes up to the end of the last complete record
+	for n := 1; ; n++ {
+		l, err := readRecord(br)
+		if err == io.EOF {
+			if len(l) > 0 {
+				// An interrupted write left a partial record: drop it.
+				if err := os.Truncate(path, complete); err != nil {
+					return nil, err
+				}
+			}
+			return done, nil
 		}
-		b = b[:i+1]
-	}
-	for n, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+		complete += int64(len(l))
+		l = bytes.TrimSuffix(l, []byte("\n"))
 		if len(l) == 0 {
 			continue
 		}
 		var r JournalRecord
 		if err := json.Unmarshal(l, &r); err != nil || r.Line < 1 || len(r.LeafHash) != 64 {
-			return nil, fmt.Errorf("%s line %d is not a receipt record", path, n+1)
+			return nil, fmt.Errorf("%s line %d is not a receipt record", path, n)
 		}
 		if _, dup := done[r.Line]; dup {
 			return nil, fmt.Errorf("%s has two records for input line %d", path, r.Line)
 		}
 		done[r.Line] = r.LeafHash
 	}
-	return done, nil
+}
+
+// readRecord returns the next line of br with its "\n". At the end of the
+// input it returns what is left (a partial record, or nothing) and io.EOF.
+func readRecord(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxJournalRecord {
+			return nil, fmt.Errorf("record longer than %d bytes", maxJournalRecord)
+		}
+		line = append(line, chunk...)
+		switch err {
+		case nil:
+			return line, nil
+		case bufio.ErrBufferFull:
+			continue
+		default:
+			return line, err
+		}
+	}
 }
 
 // Journal appends records to a receipts journal: one JSON object per line,

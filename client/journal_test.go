@@ -91,3 +91,17 @@ func FuzzReadJournal(f *testing.F) {
 		}
 	})
 }
+
+// TestJournalRecordTooLong: a line longer than a record can be is refused
+// (the journal is read as a stream, one record at a time).
+func TestJournalRecordTooLong(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "receipts")
+	good := `{"line":1,"index":0,"leaf_hash":"` + strings.Repeat("0", 64) + `","receipt":"r"}` + "\n"
+	long := `{"line":2,"receipt":"` + strings.Repeat("x", maxJournalRecord) + `"}` + "\n"
+	if err := os.WriteFile(path, []byte(good+long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadJournal(path); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("ReadJournal with a %d-byte line: %v", len(long), err)
+	}
+}
