@@ -3,9 +3,18 @@ package storage
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrTokenRevoked is returned by ReplaceTokens when the token was replaced
+// by an earlier ReplaceTokens: it is a stale copy of a rotated token. Use
+// the current token (or replace it with a new one); a rotated token never
+// comes back.
+var ErrTokenRevoked = errors.New("write token was revoked when it was replaced")
 
 // TokenHash is the SHA-256 hash of a write token. Only hashes are stored, so
 // a copy of the database does not let anyone write to the log.
@@ -74,4 +83,95 @@ func (d *DB) Tokens(ctx context.Context) ([]WriteToken, error) {
 		return nil, fmt.Errorf("listing write tokens: %w", err)
 	}
 	return out, nil
+}
+
+// ReplaceTokens makes token the only write token stored under name, in one
+// transaction: tokens stored under name with other hashes are deleted and
+// revoked, token is added unless it is stored already, and other names'
+// tokens are untouched. It returns how many tokens it revoked (zero when
+// token already was the one stored under name, so calling it again with the
+// same token, as every server sharing one state database does on start,
+// changes nothing).
+//
+// A revoked token's hash is remembered (in settings) and ReplaceTokens
+// refuses it from then on with ErrTokenRevoked, changing nothing: a stale
+// copy of a rotated token, on one of several servers that share this
+// database, cannot bring it back and revoke its successor.
+func (d *DB) ReplaceTokens(ctx context.Context, name, token string) (revoked int, err error) {
+	if token == "" {
+		return 0, fmt.Errorf("replacing write tokens %q: empty token", name)
+	}
+	h := HashToken(token)
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	var when []byte
+	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, revokedSetting(h)).Scan(&when)
+	switch {
+	case err == nil:
+		return 0, fmt.Errorf("write token %q: %w (%s)", name, ErrTokenRevoked, when)
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
+	}
+	old, err := tokenHashes(ctx, tx, name)
+	if err != nil {
+		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
+	}
+	now := time.Now()
+	for _, o := range old {
+		if o == h {
+			continue
+		}
+		note := fmt.Sprintf("replaced under the name %q at %s", name, now.UTC().Format(time.RFC3339))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)`, revokedSetting(o), []byte(note)); err != nil && !isDuplicate(err) {
+			return 0, fmt.Errorf("revoking a write token %q: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM write_tokens WHERE token_hash = ?`, o[:]); err != nil {
+			return 0, fmt.Errorf("revoking a write token %q: %w", name, err)
+		}
+		revoked++
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM write_tokens WHERE token_hash = ?`, h[:]).Scan(&n); err != nil {
+		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO write_tokens (token_hash, name, created_at) VALUES (?, ?, ?)`,
+			h[:], name, now.UnixMilli()); err != nil {
+			return 0, fmt.Errorf("adding write token %q: %w", name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
+	}
+	return revoked, nil
+}
+
+// revokedSetting is the name of the setting that records that the token
+// with hash h was revoked by ReplaceTokens.
+func revokedSetting(h TokenHash) string { return "revoked_write_token:" + hex.EncodeToString(h[:]) }
+
+// tokenHashes returns the hashes of the tokens stored under name.
+func tokenHashes(ctx context.Context, tx *sql.Tx, name string) ([]TokenHash, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT token_hash FROM write_tokens WHERE name = ?`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TokenHash
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var h TokenHash
+		if len(b) != len(h) {
+			return nil, fmt.Errorf("stored hash has %d bytes", len(b))
+		}
+		copy(h[:], b)
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
