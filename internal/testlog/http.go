@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 )
@@ -20,6 +21,25 @@ func jsonError(w http.ResponseWriter, code int, msg string) {
 func uintParam(r *http.Request, name string) (uint64, bool) {
 	v, err := strconv.ParseUint(r.FormValue(name), 10, 64)
 	return v, err == nil
+}
+
+// count wraps the mux: it counts each request by its route pattern, and
+// the requests in flight.
+func (l *Log) count(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, route := mux.Handler(r)
+		l.mu.Lock()
+		l.requests[route]++
+		l.inFlight[route]++
+		l.maxInFlight[route] = max(l.maxInFlight[route], l.inFlight[route])
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.inFlight[route]--
+			l.mu.Unlock()
+		}()
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (l *Log) handler() http.Handler {
@@ -47,6 +67,10 @@ func (l *Log) handler() http.Handler {
 		second, ok2 := uintParam(r, "second")
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		if l.refuseConsistency != 0 {
+			jsonError(w, l.refuseConsistency, "refused")
+			return
+		}
 		if !ok1 || !ok2 || first > second || second > l.tree.Size() {
 			jsonError(w, 400, "bad sizes")
 			return
@@ -62,7 +86,7 @@ func (l *Log) handler() http.Handler {
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"origin": l.Origin, "vkey": l.VKey})
 	})
-	return mux
+	return l.count(mux)
 }
 
 func (l *Log) addEntry(w http.ResponseWriter, r *http.Request) {
@@ -132,6 +156,19 @@ func (l *Log) getEntries(w http.ResponseWriter, r *http.Request) {
 	if !ok1 || !ok2 || count < 1 || count > 1000 {
 		jsonError(w, 400, "bad start or count")
 		return
+	}
+	l.mu.Lock()
+	delay := l.entriesDelay
+	l.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		case <-l.stop:
+			jsonError(w, 503, "test log closing")
+			return
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -5,7 +5,9 @@
 // transparency-dev/merkle's in-memory tree, and its switches make it
 // misbehave: rewrite history (a fork), re-sign a size over another root,
 // serve an old checkpoint as the latest, serve entries that do not match its
-// root, fail entry reads, alter receipt proofs, or hold add-entry at a gate.
+// root, fail entry reads, alter receipt proofs, refuse consistency proofs,
+// hold add-entry at a gate, or answer entry reads after a delay. It counts
+// the requests of each route and the most it had in flight at once.
 //
 // It is test code: only _test.go files may import it (TestNotImported
 // checks).
@@ -16,6 +18,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -65,6 +68,14 @@ type Log struct {
 	badProof func(index uint64) bool
 	// gate, when set, is received from before each add-entry is handled.
 	gate chan struct{}
+	// refuseConsistency, when not 0, is the status of every answer to
+	// /v1/proof/consistency.
+	refuseConsistency int
+	// entriesDelay is how long /v1/entries waits before it answers.
+	entriesDelay time.Duration
+	// requests and inFlight count requests by route pattern; maxInFlight
+	// is the most in flight at once.
+	requests, inFlight, maxInFlight map[string]int
 	// stop is closed when the test ends.
 	stop chan struct{}
 }
@@ -74,7 +85,8 @@ type Log struct {
 // checkpoint published. It is closed when the test ends.
 func New(t testing.TB, witnesses int) *Log {
 	t.Helper()
-	l := &Log{t: t, Origin: Origin, Token: Token, byHash: map[[32]byte]uint64{}, archive: map[uint64][]byte{}}
+	l := &Log{t: t, Origin: Origin, Token: Token, byHash: map[[32]byte]uint64{}, archive: map[uint64][]byte{},
+		requests: map[string]int{}, inFlight: map[string]int{}, maxInFlight: map[string]int{}}
 	skey, vkey, err := checkpoint.GenerateKey(l.Origin)
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +225,38 @@ func (l *Log) SetGate(gate chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gate = gate
+}
+
+// SetRefuseConsistency makes /v1/proof/consistency answer every request with
+// status code (e.g. 400); 0 turns it off.
+func (l *Log) SetRefuseConsistency(code int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refuseConsistency = code
+}
+
+// SetEntriesDelay makes /v1/entries wait d before it answers (as a distant
+// log would), without holding the log's lock; 0 turns it off.
+func (l *Log) SetEntriesDelay(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entriesDelay = d
+}
+
+// Requests returns how many requests the route (a pattern such as
+// "GET /v1/entries") has received.
+func (l *Log) Requests(route string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.requests[route]
+}
+
+// MaxInFlight returns the largest number of requests to route that the log
+// was handling at the same time.
+func (l *Log) MaxInFlight(route string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.maxInFlight[route]
 }
 
 // sign signs a checkpoint of size and root with the log key and every

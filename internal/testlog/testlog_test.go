@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 )
@@ -119,6 +121,14 @@ func TestMisbehaving(t *testing.T) {
 	if b1 == nil || b2 == nil || b1.Size != b2.Size || b1.Hash == b2.Hash {
 		t.Errorf("rewrite: %+v then %+v, want the same size with another root", b1, b2)
 	}
+	l.SetRefuseConsistency(400)
+	if code, _ := get(t, l.URL+"/v1/proof/consistency?first=1&second=3"); code != 400 {
+		t.Errorf("refused consistency proof: %d, want 400", code)
+	}
+	l.SetRefuseConsistency(0)
+	if code, b := get(t, l.URL+"/v1/proof/consistency?first=1&second=3"); code != 200 {
+		t.Errorf("consistency proof: %d %s", code, b)
+	}
 	l.ServeOld(3)
 	if _, b := get(t, l.URL+"/checkpoint"); !strings.Contains(string(b), "\n3\n") {
 		t.Errorf("ServeOld(3) serves %q", b)
@@ -127,6 +137,36 @@ func TestMisbehaving(t *testing.T) {
 	_, b := get(t, l.URL+"/v1/checkpoints/3")
 	if s, err := checkpoint.Open(b, l.Verifier); err != nil || s.Hash != [32]byte{1} {
 		t.Errorf("archive of size 3: %+v, %v", s, err)
+	}
+}
+
+// TestCountsAndDelay: requests are counted by route, and delayed entry
+// reads overlap (the most in flight reaches the number sent at once).
+func TestCountsAndDelay(t *testing.T) {
+	l := New(t, 0)
+	l.Add([]byte("a"))
+	l.SetEntriesDelay(50 * time.Millisecond)
+	const n = 4
+	var wg sync.WaitGroup
+	var ready sync.WaitGroup
+	ready.Add(n)
+	for range n {
+		wg.Go(func() {
+			ready.Done()
+			ready.Wait()
+			get(t, l.URL+"/v1/entries?start=0&count=1")
+		})
+	}
+	wg.Wait()
+	get(t, l.URL+"/checkpoint")
+	if got := l.Requests("GET /v1/entries"); got != n {
+		t.Errorf("Requests(entries) = %d, want %d", got, n)
+	}
+	if got := l.Requests("GET /checkpoint"); got != 1 {
+		t.Errorf("Requests(checkpoint) = %d, want 1", got)
+	}
+	if got := l.MaxInFlight("GET /v1/entries"); got < 2 || got > n {
+		t.Errorf("MaxInFlight(entries) = %d, want 2..%d", got, n)
 	}
 }
 
