@@ -233,32 +233,100 @@ func swapWitnessState(ctx context.Context, q querier, prev *WitnessState, next W
 }
 
 // AddWitnessEvidence stores e (its ID and, when zero, FoundAt are set by
-// the database and the clock) and returns its ID.
-func (d *DB) AddWitnessEvidence(ctx context.Context, e WitnessEvidence) (int64, error) {
+// the database and the clock) unless the same conflict is already stored: a
+// record of e.Origin whose held and new notes have the same signed bodies
+// (the note text before the signature lines) as e's, whatever their
+// signature lines. It returns the ID of the stored record, new or old, and
+// whether it stored e. The check and the insert are one transaction (on
+// MySQL it also locks the origin's witness_state row), so that a conflict
+// submitted again and again, concurrently or across restarts, is kept once.
+func (d *DB) AddWitnessEvidence(ctx context.Context, e WitnessEvidence) (id int64, added bool, err error) {
 	if e.FoundAt.IsZero() {
 		e.FoundAt = time.Now()
 	}
 	var proof []byte
 	for _, h := range e.Proof {
 		if len(h) != 32 {
-			return 0, fmt.Errorf("evidence proof hash of %d bytes", len(h))
+			return 0, false, fmt.Errorf("evidence proof hash of %d bytes", len(h))
 		}
 		proof = append(proof, h...)
 	}
 	if proof == nil {
 		proof = []byte{}
 	}
-	res, err := d.db.ExecContext(ctx,
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
+	}
+	defer tx.Rollback()
+	if d.dialect == MySQL {
+		// Serialise evidence of one origin: without it two transactions
+		// could both find no record and both insert one. (SQLite
+		// transactions here take the write lock when they begin.)
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM witness_state WHERE origin = ? FOR UPDATE`, e.Origin).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, false, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
+		}
+	}
+	id, err = findEvidence(ctx, tx, e)
+	if err != nil || id != 0 {
+		return id, false, err
+	}
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO witness_evidence (origin, held_note, new_note, proof, reason, found_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		e.Origin, e.HeldNote, e.NewNote, proof, []byte(e.Reason), e.FoundAt.UnixNano())
 	if err != nil {
-		return 0, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
+		return 0, false, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
 	}
-	id, err := res.LastInsertId()
+	id, err = res.LastInsertId()
 	if err != nil {
-		return 0, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
+		return 0, false, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
 	}
-	return id, nil
+	if err := tx.Commit(); err != nil {
+		return 0, false, fmt.Errorf("storing witness evidence for %q: %w", e.Origin, err)
+	}
+	return id, true, nil
+}
+
+// findEvidence returns the ID of a stored record of the same conflict as e
+// (see AddWitnessEvidence), or 0. SQL narrows the candidates to records
+// whose notes start with the same bytes; the exact comparison is here.
+func findEvidence(ctx context.Context, tx *sql.Tx, e WitnessEvidence) (int64, error) {
+	held, nw := noteText(e.HeldNote), noteText(e.NewNote)
+	rows, err := tx.QueryContext(ctx,
+		`SELECT id, held_note, new_note FROM witness_evidence
+		 WHERE origin = ? AND SUBSTR(held_note, 1, ?) = ? AND SUBSTR(new_note, 1, ?) = ? ORDER BY id`,
+		e.Origin, len(held), held, len(nw), nw)
+	if err != nil {
+		return 0, fmt.Errorf("reading witness evidence for %q: %w", e.Origin, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id     int64
+			hn, nn []byte
+		)
+		if err := rows.Scan(&id, &hn, &nn); err != nil {
+			return 0, fmt.Errorf("reading witness evidence for %q: %w", e.Origin, err)
+		}
+		if bytes.Equal(noteText(hn), held) && bytes.Equal(noteText(nn), nw) {
+			return id, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("reading witness evidence for %q: %w", e.Origin, err)
+	}
+	return 0, nil
+}
+
+// noteText returns the signed text of a note: everything up to the last
+// blank line (signed-note), or the whole of b if it has none.
+func noteText(b []byte) []byte {
+	if i := bytes.LastIndex(b, []byte("\n\n")); i >= 0 {
+		return b[:i+1]
+	}
+	return b
 }
 
 // ListWitnessEvidence returns up to limit pieces of evidence with an ID

@@ -128,9 +128,9 @@ func TestWitnessEvidence(t *testing.T) {
 			{Origin: "o", HeldNote: []byte("a\n"), NewNote: []byte("b\n"), Proof: [][]byte{h[:], h[:]}, Reason: "consistency-proof-failed", FoundAt: time.Unix(7, 8)},
 		}
 		for i := range want {
-			id, err := db.AddWitnessEvidence(ctx, want[i])
-			if err != nil {
-				t.Fatal(err)
+			id, added, err := db.AddWitnessEvidence(ctx, want[i])
+			if err != nil || !added {
+				t.Fatalf("AddWitnessEvidence = %v, %v; want stored", added, err)
 			}
 			want[i].ID = id
 		}
@@ -148,8 +148,54 @@ func TestWitnessEvidence(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].ID != want[1].ID {
 			t.Errorf("evidence after %d = %v, %v; want only %d", want[0].ID, got, err, want[1].ID)
 		}
-		if _, err := db.AddWitnessEvidence(ctx, WitnessEvidence{Origin: "o", Proof: [][]byte{{1}}}); err == nil {
+		if _, _, err := db.AddWitnessEvidence(ctx, WitnessEvidence{Origin: "o", Proof: [][]byte{{1}}}); err == nil {
 			t.Error("evidence with a 1-byte proof hash was stored")
+		}
+	})
+}
+
+// TestWitnessEvidenceOnce: a conflict is stored once, however often it is
+// added, whatever signature lines its notes carry, concurrently or not;
+// another held checkpoint, new checkpoint or origin is another record.
+func TestWitnessEvidenceOnce(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if err := db.SwapWitnessState(ctx, nil, witnessState("o", 5)); err != nil {
+			t.Fatal(err)
+		}
+		e := WitnessEvidence{Origin: "o", HeldNote: []byte("o\n5\nroot1\n\n\u2014 log sig1\n\u2014 witness t1\n"),
+			NewNote: []byte("o\n5\nroot2\n\n\u2014 log sig2\n"), Reason: "same-size-different-root"}
+		first, added, err := db.AddWitnessEvidence(ctx, e)
+		if err != nil || !added {
+			t.Fatalf("first add = %v, %v", added, err)
+		}
+		again := e
+		again.HeldNote = []byte("o\n5\nroot1\n\n\u2014 log sig1\n\u2014 witness t2\n") // cosigned again later
+		again.NewNote = []byte("o\n5\nroot2\n\n\u2014 log sig2\n\u2014 other x\n")     // with another line
+		const n = 8
+		var wg sync.WaitGroup
+		ids, adds, errs := make([]int64, n), make([]bool, n), make([]error, n)
+		for i := range n {
+			wg.Go(func() { ids[i], adds[i], errs[i] = db.AddWitnessEvidence(ctx, again) })
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || adds[i] || ids[i] != first {
+				t.Errorf("add %d of the same conflict = %d, %v, %v; want %d, not added", i, ids[i], adds[i], errs[i], first)
+			}
+		}
+		for _, other := range []WitnessEvidence{
+			{Origin: "o", HeldNote: []byte("o\n5\nroot1\n\n\u2014 log sig1\n"), NewNote: []byte("o\n5\nroot3\n\n\u2014 log sig3\n")},
+			{Origin: "o", HeldNote: []byte("o\n6\nroot4\n\n\u2014 log sig4\n"), NewNote: e.NewNote},
+			{Origin: "p", HeldNote: e.HeldNote, NewNote: e.NewNote},
+		} {
+			if id, added, err := db.AddWitnessEvidence(ctx, other); err != nil || !added || id == first {
+				t.Errorf("add of another conflict %q = %d, %v, %v; want a new record", other.NewNote, id, added, err)
+			}
+		}
+		all, err := db.ListWitnessEvidence(ctx, 0, 100)
+		if err != nil || len(all) != 4 {
+			t.Errorf("%d records, %v; want 4", len(all), err)
 		}
 	})
 }
