@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -20,7 +21,8 @@ const maxSwapAttempts = 4
 // AddCheckpoint checks req against the state the witness holds for the
 // checkpoint's log and, if every check of tlog-witness passes, stores the
 // checkpoint as the new state and returns the witness's cosignature line
-// ("— <name> <base64>\n").
+// ("— <name> <base64>\n"). The checkpoint the witness already holds is
+// answered with the cosignature stored with it, without a write.
 //
 // Errors: checkpoint.ErrMalformed (400), checkpoint.ErrSignature (403),
 // ErrUnknownOrigin (404), *ConflictError (409), ErrInconsistent (422),
@@ -40,18 +42,14 @@ func (w *Witness) AddCheckpoint(ctx context.Context, req *Request) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	// The rate limit counts only checkpoints the log really signed, so that
-	// others cannot use up a log's budget with forged requests.
-	if ok, wait := w.limit.allow(signed.Origin); !ok {
-		return nil, &RateLimitError{RetryAfter: wait}
-	}
 	// SPEC(tlog-witness): the old size MUST be equal to or lower than the
 	// checkpoint size, or the answer is 400.
 	if req.OldSize > signed.Size {
 		return nil, fmt.Errorf("old size %d is greater than the checkpoint's size %d: %w", req.OldSize, signed.Size, checkpoint.ErrMalformed)
 	}
+	charged := false
 	for range maxSwapAttempts {
-		line, err := w.tryAdd(ctx, req, signed, body)
+		line, err := w.tryAdd(ctx, req, signed, body, keys, &charged)
 		if !errors.Is(err, storage.ErrWitnessStateChanged) {
 			return line, err
 		}
@@ -98,8 +96,10 @@ func nonEmptyZeroTree(body []byte) bool {
 
 // tryAdd does the state-dependent checks against one read of the state and
 // writes the new state with a compare-and-swap. It returns
-// storage.ErrWitnessStateChanged when it lost a race.
-func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.Signed, body []byte) ([]byte, error) {
+// storage.ErrWitnessStateChanged when it lost a race. *charged records
+// whether the request was counted against the log's rate limit (once, on
+// its first attempt to write).
+func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.Signed, body []byte, keys []note.Verifier, charged *bool) ([]byte, error) {
 	st, ok, err := w.db.WitnessState(ctx, signed.Origin)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.S
 	if ok && signed.Size == held && signed.Hash != heldRoot {
 		// Two checkpoints of one size with different roots, both signed by
 		// the log: a split view, whatever old size the client sent.
-		w.keepEvidence(ctx, st.Note, req, ReasonSameSize)
+		w.keepEvidence(ctx, signed.Origin, st.Note, req, ReasonSameSize)
 		if req.OldSize == held {
 			// SPEC(tlog-witness): same size, different root is refused.
 			return nil, fmt.Errorf("size %d with a root other than the one cosigned: %w", held, ErrInconsistent)
@@ -128,16 +128,36 @@ func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.S
 		return nil, fmt.Errorf("old size 0 with %d proof lines: %w", len(req.Proof), ErrInconsistent)
 	}
 	if err := checkpoint.VerifyConsistency(held, signed.Size, heldRoot, signed.Hash, req.Proof); err != nil {
-		if ok && held < signed.Size {
-			w.keepEvidence(ctx, st.Note, req, ReasonProof)
+		if held < signed.Size {
+			// Anyone can send a genuine checkpoint with a junk proof: this
+			// proves nothing about the log, so it is not evidence.
+			w.logger.Warn("invalid consistency proof", "origin", signed.Origin, "old_size", held, "size", signed.Size, "err", err)
 		}
 		return nil, fmt.Errorf("from size %d to %d: %v: %w", held, signed.Size, err, ErrInconsistent)
+	}
+	if ok && signed.Size == held {
+		// The checkpoint the witness holds: answer from the stored
+		// cosignature, without a write and without charging the log's
+		// budget, since anyone can replay a log's public checkpoint.
+		if line := ownLine(st.Note, body, w.signer); line != nil {
+			return line, nil
+		}
+	}
+	// The rate limit counts only requests that would write a new state:
+	// others cannot use up a log's budget by replaying its checkpoints.
+	if !*charged {
+		if ok, wait := w.limit.allow(signed.Origin); !ok {
+			return nil, &RateLimitError{RetryAfter: wait}
+		}
+		*charged = true
 	}
 	line, err := checkpoint.SignatureLine(body, w.signer)
 	if err != nil {
 		return nil, fmt.Errorf("cosigning: %w", err)
 	}
-	cosigned, err := checkpoint.AppendSignatures(req.Checkpoint, line)
+	// Keep only the log's signatures: the stored note then always has room
+	// for the cosignature, however many lines the request carried.
+	cosigned, err := checkpoint.AppendSignatures(logSigned(req.Checkpoint, body, keys), line)
 	if err != nil {
 		return nil, fmt.Errorf("appending cosignature: %w", err)
 	}
@@ -153,6 +173,56 @@ func (w *Witness) tryAdd(ctx context.Context, req *Request, signed *checkpoint.S
 	}
 	w.logger.Info("cosigned checkpoint", "origin", signed.Origin, "size", signed.Size, "old_size", held)
 	return line, nil
+}
+
+// logSigned returns the signed note with only the signature lines by keys:
+// the checkpoint body, verbatim, and the log's signature lines, verbatim.
+func logSigned(signedNote, body []byte, keys []note.Verifier) []byte {
+	_, lines, _ := checkpoint.SplitNote(signedNote) // checked by the caller
+	out := append(bytes.Clone(body), '\n')
+	for _, l := range lines {
+		for _, k := range keys {
+			if name, hash, ok := lineKey(l); ok && name == k.Name() && hash == k.KeyHash() {
+				out = append(out, l...)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// ownLine returns the signature line by s in the signed note, or nil if
+// it has none or its body is not body.
+func ownLine(signedNote, body []byte, s note.Signer) []byte {
+	b, lines, err := checkpoint.SplitNote(signedNote)
+	if err != nil || !bytes.Equal(b, body) {
+		return nil
+	}
+	for _, l := range lines {
+		if name, hash, ok := lineKey(l); ok && name == s.Name() && hash == s.KeyHash() {
+			return bytes.Clone(l)
+		}
+	}
+	return nil
+}
+
+// lineKey returns the key name and key ID of a signature line
+// ("— <name> <base64(keyID || signature)>\n") that checkpoint.SplitNote
+// accepted.
+func lineKey(line []byte) (name string, hash uint32, ok bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimSuffix(line, []byte("\n")), []byte("— "))
+	if !ok {
+		return "", 0, false
+	}
+	n, b64, ok := bytes.Cut(rest, []byte(" "))
+	if !ok {
+		return "", 0, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(b64))
+	if err != nil || len(raw) < 4 {
+		return "", 0, false
+	}
+	return string(n), binary.BigEndian.Uint32(raw), true
 }
 
 // swap writes the new state with a compare-and-swap, committed together

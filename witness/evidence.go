@@ -2,7 +2,6 @@ package witness
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -21,8 +20,9 @@ const (
 	ReasonSameSize = "same-size-different-root"
 	// ReasonProof: a larger checkpoint signed by the log came with a
 	// consistency proof from the held one that does not verify. This proves
-	// a fork only if the log cannot produce a proof that does; ask it for
-	// one (GET /v1/proof/consistency on an Evident log).
+	// a fork only if the log cannot produce a proof that does. The witness
+	// no longer keeps such records (anyone can pair a genuine checkpoint
+	// with a junk proof); older databases may hold some.
 	ReasonProof = "consistency-proof-failed"
 )
 
@@ -37,66 +37,40 @@ type Evidence struct {
 	ID int64 `json:"id"`
 	// Origin is the log's origin.
 	Origin string `json:"origin"`
-	// Reason is ReasonSameSize or ReasonProof.
+	// Reason is ReasonSameSize (ReasonProof in records kept by earlier
+	// versions).
 	Reason string `json:"reason"`
 	// Held is the signed checkpoint the witness held (with its own
 	// cosignature), verbatim.
 	Held string `json:"held"`
 	// New is the conflicting signed checkpoint, verbatim as received.
 	New string `json:"new"`
-	// Proof is the consistency proof that came with New (base64 in JSON).
+	// Proof is the consistency proof that came with New (base64 in JSON,
+	// [] when empty).
 	Proof [][]byte `json:"proof"`
 	// FoundAt is when the witness found it.
 	FoundAt time.Time `json:"found_at"`
 }
 
-// keepEvidence stores and logs, at error level, a conflicting checkpoint.
-// Failing to store it is logged too; it does not change the answer.
-func (w *Witness) keepEvidence(ctx context.Context, held []byte, req *Request, reason string) {
-	if !w.firstSighting(held, req.Checkpoint) {
-		w.logger.Error("POSSIBLE SPLIT VIEW: conflicting checkpoint submitted again (evidence already kept)", "reason", reason, "new", string(req.Checkpoint))
-		return
-	}
-	e := storage.WitnessEvidence{HeldNote: held, NewNote: req.Checkpoint, Proof: req.Proof, Reason: reason}
-	if body, _, err := checkpoint.SplitNote(held); err == nil {
-		if c, err := checkpoint.Parse(body); err == nil {
-			e.Origin = c.Origin
-		}
-	}
+// keepEvidence stores a conflicting checkpoint as evidence and logs it at
+// error level, the first time only: a conflict already stored (the same
+// held and new checkpoint bodies, whatever their signature lines, even
+// before a restart) is logged as a repeat at warning level and not stored
+// again. Failing to store it is logged too; it does not change the answer.
+func (w *Witness) keepEvidence(ctx context.Context, origin string, held []byte, req *Request, reason string) {
+	e := storage.WitnessEvidence{Origin: origin, HeldNote: held, NewNote: req.Checkpoint, Proof: req.Proof, Reason: reason}
 	// Store the evidence even if the client has gone away.
-	id, err := w.db.AddWitnessEvidence(context.WithoutCancel(ctx), e)
-	if err != nil {
-		w.logger.Error("POSSIBLE SPLIT VIEW: failed to store evidence", "origin", e.Origin, "reason", reason, "err", err,
+	id, added, err := w.db.AddWitnessEvidence(context.WithoutCancel(ctx), e)
+	switch {
+	case err != nil:
+		w.logger.Error("POSSIBLE SPLIT VIEW: failed to store evidence", "origin", origin, "reason", reason, "err", err,
 			"held", string(held), "new", string(req.Checkpoint))
-		return
+	case !added:
+		w.logger.Warn("conflicting checkpoint submitted again (evidence already kept)", "origin", origin, "reason", reason, "evidence_id", id)
+	default:
+		w.logger.Error("POSSIBLE SPLIT VIEW: log signed a checkpoint that conflicts with the one this witness cosigned",
+			"origin", origin, "reason", reason, "evidence_id", id, "held", string(held), "new", string(req.Checkpoint))
 	}
-	w.logger.Error("POSSIBLE SPLIT VIEW: log signed a checkpoint that conflicts with the one this witness cosigned",
-		"origin", e.Origin, "reason", reason, "evidence_id", id, "held", string(held), "new", string(req.Checkpoint))
-}
-
-// maxSeenEvidence bounds the memory of evidence already stored.
-const maxSeenEvidence = 1024
-
-// firstSighting reports whether the pair (held, new) was not stored as
-// evidence since the process started (or the memory was last cleared), so
-// that a log resubmitting a conflicting checkpoint does not fill the table.
-func (w *Witness) firstSighting(held, new []byte) bool {
-	h := sha256.New()
-	h.Write(held)
-	h.Write([]byte{0})
-	h.Write(new)
-	var k [32]byte
-	h.Sum(k[:0])
-	w.seenMu.Lock()
-	defer w.seenMu.Unlock()
-	if w.seen[k] {
-		return false
-	}
-	if len(w.seen) >= maxSeenEvidence {
-		clear(w.seen)
-	}
-	w.seen[k] = true
-	return true
 }
 
 // ListEvidence returns up to MaxEvidencePage records of evidence with an ID
@@ -113,6 +87,9 @@ func (w *Witness) ListEvidence(ctx context.Context, after int64) ([]Evidence, er
 			Held: string(r.HeldNote), New: string(r.NewNote),
 			Proof: r.Proof, FoundAt: r.FoundAt.UTC(),
 		})
+		if out[len(out)-1].Proof == nil {
+			out[len(out)-1].Proof = [][]byte{} // JSON [], not null
+		}
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
@@ -96,6 +97,16 @@ func TestAddCheckpointConformance(t *testing.T) {
 			code: 200,
 		},
 		{
+			name: "a note with 100 signatures",
+			prep: func(t *testing.T, w *testWitness, l *testLog) { mustAdd(t, w, l, 0); l.grow(4) },
+			body: func(t *testing.T, l *testLog) []byte {
+				r := l.request(5)
+				r.Checkpoint = withSignatures(t, r.Checkpoint, checkpoint.MaxSignatures-1)
+				return r.Marshal()
+			},
+			code: 200,
+		},
+		{
 			name: "empty tree",
 			body: func(t *testing.T, l *testLog) []byte {
 				return (&Request{Checkpoint: l.checkpointAt(0)}).Marshal()
@@ -176,7 +187,7 @@ func TestAddCheckpointConformance(t *testing.T) {
 				r.Proof[0] = make([]byte, 32)
 				return r.Marshal()
 			},
-			code: 422, evidence: 1,
+			code: 422, // anyone can send a junk proof: not evidence
 		},
 		{
 			name: "consistency proof missing",
@@ -184,7 +195,7 @@ func TestAddCheckpointConformance(t *testing.T) {
 			body: func(t *testing.T, l *testLog) []byte {
 				return (&Request{OldSize: 5, Checkpoint: l.checkpoint()}).Marshal()
 			},
-			code: 422, evidence: 1,
+			code: 422,
 		},
 		{
 			name: "same size, different root",
@@ -269,6 +280,9 @@ func TestAddCheckpointConformance(t *testing.T) {
 			}
 			if tt.code == 200 {
 				checkCosignature(t, w, body, after.Note)
+				if _, lines, _ := checkpoint.SplitNote(after.Note); len(lines) != 2 {
+					t.Errorf("stored note has %d signature lines, want the log's and the witness's", len(lines))
+				}
 			} else if after.Size != before.Size || after.Root != before.Root || !bytes.Equal(after.Note, before.Note) {
 				t.Errorf("a refused request changed the state from %d to %d", before.Size, after.Size)
 			}
@@ -303,20 +317,104 @@ func checkCosignature(t *testing.T, w *testWitness, line string, stored []byte) 
 	}
 }
 
-func TestRateLimit(t *testing.T) {
-	l := newTestLog(t, "example.com/log").grow(5)
+// withSignatures returns signedNote with n more signature lines, by keys
+// the witness does not know.
+func withSignatures(t *testing.T, signedNote []byte, n int) []byte {
+	t.Helper()
+	body, _, err := checkpoint.SplitNote(signedNote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	for i := range n {
+		skey, _, err := checkpoint.GenerateCosignerKey(fmt.Sprintf("other.example/w%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := checkpoint.NewCosigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := checkpoint.SignatureLine(body, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, line)
+	}
+	out, err := checkpoint.AppendSignatures(signedNote, lines...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRateLimitReplays: anyone can replay a log's public checkpoints, the
+// one the witness holds and older ones, and send them with a stale old size
+// or a junk proof; none of that is charged to the log's budget or writes
+// the state, so the log's next checkpoint is still cosigned. Only
+// checkpoints that advance the state are charged.
+func TestRateLimitReplays(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(3)
 	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.RateLimit, c.RateBurst = 0.001, 2 })
+	old := l.checkpoint()
 	mustAdd(t, w, l, 0)
-	mustAdd(t, w, l, 5)
+	l.grow(2)
+	mustAdd(t, w, l, 3) // the second and last request of the budget
+	held, _, err := w.db.WitnessState(t.Context(), l.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.grow(4)
+	junk := l.request(5)
+	junk.Proof[0] = make([]byte, 32)
+	replays := []struct {
+		req  *Request
+		code int
+	}{
+		{&Request{OldSize: 5, Checkpoint: held.Note}, 200}, // the held checkpoint, as served
+		{&Request{OldSize: 5, Checkpoint: l.checkpointAt(5)}, 200},
+		{&Request{OldSize: 0, Checkpoint: l.checkpointAt(5)}, 409},
+		{&Request{OldSize: 3, Checkpoint: old}, 409},
+		{&Request{OldSize: 0, Checkpoint: old}, 409},
+		{junk, 422},
+	}
+	for range 30 {
+		for _, r := range replays {
+			if resp, body := post(t, w.url, r.req.Marshal()); resp.StatusCode != r.code {
+				t.Fatalf("replay of size %d from %d: %d %q, want %d", 5, r.req.OldSize, resp.StatusCode, body, r.code)
+			}
+		}
+	}
+	after, _, err := w.db.WitnessState(t.Context(), l.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(held, after); diff != "" {
+		t.Errorf("replays wrote the state (-before +after):\n%s", diff)
+	}
+	// The budget is untouched but empty: the next advance is refused.
 	resp, body := post(t, w.url, l.request(5).Marshal())
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("third request: %d %q Retry-After %q; want 429 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+		t.Fatalf("third advance: %d %q Retry-After %q; want 429 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	// Other logs and forged requests have their own budget / none.
+	// Forged requests have no budget to use.
 	other := newTestLog(t, "example.com/log").grow(5)
 	if resp, _ := post(t, w.url, other.request(0).Marshal()); resp.StatusCode != 403 {
 		t.Errorf("forged request while limited: %d, want 403", resp.StatusCode)
 	}
+}
+
+// TestReplayNotCharged: 60 replays of a log's public checkpoint leave the
+// log's budget to the log.
+func TestReplayNotCharged(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(5)
+	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.RateLimit, c.RateBurst = 0.001, 2 })
+	mustAdd(t, w, l, 0)
+	for range 60 {
+		mustAdd(t, w, l, 5)
+	}
+	l.grow(1)
+	mustAdd(t, w, l, 5)
 }
 
 func TestGetCheckpointEvidenceStatus(t *testing.T) {

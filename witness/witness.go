@@ -4,8 +4,9 @@
 // A [Witness] follows a set of logs (see [ParseLogs]). For each log it keeps
 // the latest checkpoint it cosigned, and it cosigns a new checkpoint only if
 // a consistency proof from that one verifies: it never cosigns a smaller
-// tree or two conflicting trees of one log. Conflicting checkpoints validly
-// signed by a log are kept as [Evidence] of a split view. [Witness.Handler]
+// tree or two conflicting trees of one log. Two checkpoints of one size
+// with different roots, both validly signed by the log, are kept once as
+// [Evidence] of a split view. [Witness.Handler]
 // serves the C2SP tlog-witness protocol (https://c2sp.org/tlog-witness);
 // cosignatures are C2SP tlog-cosignature cosignature/v1 signatures
 // (https://c2sp.org/tlog-cosignature).
@@ -75,9 +76,6 @@ type Witness struct {
 	pendMu  sync.Mutex     // guards pending
 	pending []*pendingSwap // swaps waiting for the next commit (see swap)
 
-	seenMu sync.Mutex
-	seen   map[[32]byte]bool // evidence stored lately (see firstSighting)
-
 	// beforeSwap, when set (by tests), runs between reading the state and
 	// the compare-and-swap that writes the new one.
 	beforeSwap func(origin string)
@@ -91,8 +89,9 @@ var (
 	ErrUnknownOrigin = errors.New("unknown log origin")
 	// ErrInconsistent means the checkpoint is not consistent with the one
 	// the witness holds, or the proof sent does not show that it is (422).
-	// The witness will never cosign it; if the log signed it validly, it
-	// was kept as evidence.
+	// The witness will never cosign it. A validly signed checkpoint of the
+	// held size with another root was kept as evidence; a failed proof is
+	// not evidence (anyone can send a junk proof with a genuine checkpoint).
 	ErrInconsistent = errors.New("checkpoint is not consistent with the witness's view of the log")
 	// ErrBusy means concurrent requests for one log kept changing its
 	// state; the client should retry (503).
@@ -150,7 +149,6 @@ func New(ctx context.Context, cfg Config) (*Witness, error) {
 		vkey:   vkey,
 		limit:  newRateLimiter(cfg.RateLimit, cfg.RateBurst, time.Now),
 		logger: cfg.Logger,
-		seen:   make(map[[32]byte]bool),
 	}
 	w.SetLogs(cfg.Logs)
 	return w, nil
