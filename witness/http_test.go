@@ -468,6 +468,9 @@ func TestGetCheckpointEvidenceStatus(t *testing.T) {
 	if err != nil || !proven {
 		t.Errorf("VerifyEvidence of served evidence = %v, %v; want proven", proven, err)
 	}
+	if !strings.Contains(body, `"proof": [],`) {
+		t.Errorf("evidence without a proof does not say \"proof\": []:\n%s", body)
+	}
 	if resp, body = get(t, fmt.Sprintf("%s/evidence?after=%d", w.url, got.Evidence[0].ID)); !strings.Contains(body, `"evidence": []`) {
 		t.Errorf("evidence after the last: %d %s", resp.StatusCode, body)
 	}

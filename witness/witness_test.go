@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -379,4 +380,105 @@ func testConcurrentLogs(t *testing.T, b backend) {
 			t.Errorf("%s: state size %d (%v, %v), want %d", l.origin, st.Size, ok, err, l.size)
 		}
 	}
+}
+
+// logBuffer collects a witness's or pool's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// count returns the number of lines at level that contain s.
+func (b *logBuffer) count(level, s string) int {
+	n := 0
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.Contains(line, "level="+level) && strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+
+// TestEvidenceKeptOnce: a split view submitted again and again, from any
+// old size, with other signature lines, after the witness cosigned its
+// held checkpoint again and after a restart, is one record of evidence,
+// logged at error level once.
+func TestEvidenceKeptOnce(t *testing.T) { eachBackend(t, testEvidenceKeptOnce) }
+
+func testEvidenceKeptOnce(t *testing.T, b backend) {
+	l := newTestLog(t, "example.com/log").grow(5)
+	logs := &logBuffer{}
+	w := b.newWitness(t, "example.com/witness", []*testLog{l})
+	w.logger = logs.logger()
+	mustAdd(t, w, l, 0)
+	fork := l.rewrite("evil").grow(5)
+	forkReqs := []*Request{
+		fork.request(5),
+		fork.request(0),
+		{OldSize: 5, Checkpoint: withSignatures(t, fork.checkpoint(), 2)},
+	}
+	submit := func(w *testWitness) {
+		for _, r := range forkReqs {
+			if _, err := w.AddCheckpoint(t.Context(), r); err == nil {
+				t.Fatal("the fork was cosigned")
+			}
+			mustAdd(t, w, l, 5)
+		}
+	}
+	submit(w)
+	dir := w.dir
+	w.close()
+	w = b.open(t, dir, w.skey, []*testLog{l})
+	w.logger = logs.logger()
+	submit(w)
+	ev, err := w.ListEvidence(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 1 || ev[0].Reason != ReasonSameSize {
+		t.Fatalf("%d records of evidence (%+v), want one %s", len(ev), ev, ReasonSameSize)
+	}
+	if proven, err := VerifyEvidence(&ev[0], mustVerifier(t, l.vkey)); !proven || err != nil {
+		t.Errorf("VerifyEvidence = %v, %v; want proven", proven, err)
+	}
+	if n := logs.count("ERROR", "POSSIBLE SPLIT VIEW"); n != 1 {
+		t.Errorf("%d error lines for one split view, want 1:\n%s", n, logs)
+	}
+}
+
+// TestJunkProofIsNotEvidence: anyone can send a log's genuine checkpoint
+// with a junk consistency proof. That is answered 422 and logged as an
+// invalid proof, not kept or logged as a split view.
+func TestJunkProofIsNotEvidence(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(5)
+	logs := &logBuffer{}
+	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.Logger = logs.logger() })
+	mustAdd(t, w, l, 0)
+	l.grow(3)
+	r := l.request(5)
+	r.Proof[len(r.Proof)-1] = make([]byte, 32)
+	if _, err := w.AddCheckpoint(t.Context(), r); !errors.Is(err, ErrInconsistent) {
+		t.Fatalf("junk proof: %v, want ErrInconsistent", err)
+	}
+	if ev, err := w.ListEvidence(t.Context(), 0); err != nil || len(ev) != 0 {
+		t.Errorf("evidence after a junk proof: %+v, %v; want none", ev, err)
+	}
+	if n := logs.count("WARN", "invalid consistency proof"); n != 1 || strings.Contains(logs.String(), "SPLIT VIEW") {
+		t.Errorf("logs after a junk proof:\n%s", logs)
+	}
+	mustAdd(t, w, l, 5)
 }
