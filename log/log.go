@@ -53,13 +53,19 @@ const (
 	DefaultTokenRefresh = 10 * time.Second
 	// MaxEntriesPerRequest is the most entries GET /v1/entries returns.
 	MaxEntriesPerRequest = 1000
+	// DefaultMaxBackoff is the longest wait between publisher rounds after
+	// failed ones (the wait doubles from CheckpointInterval).
+	DefaultMaxBackoff = 10 * time.Second
 )
 
 // CosignFunc asks witnesses to cosign a newly signed checkpoint. It returns
 // the note with cosignature lines appended, or an error (then the checkpoint
-// is not published; the publisher retries next round and /healthz reports
-// the error). proof returns the consistency proof from oldSize to the
-// checkpoint's size, verified by the log.
+// is not published; the publisher retries later and /healthz reports the
+// error). proof returns the consistency proof from oldSize to the
+// checkpoint's size, verified by the log; oldSize may be the size of any
+// checkpoint the log signed, published or not. A CosignFunc bounds its own
+// time (witness.Pool does, with its Timeout), unless Config.CosignTimeout
+// is set.
 type CosignFunc = func(ctx context.Context, signed []byte, proof func(ctx context.Context, oldSize uint64) ([][]byte, error)) ([]byte, error)
 
 // Config configures a Log. Origin, Signer, VKey, Trillian, TreeID and State
@@ -97,10 +103,17 @@ type Config struct {
 	// TokenRefresh is how often write tokens are reloaded from State
 	// (DefaultTokenRefresh when zero).
 	TokenRefresh time.Duration
+	// MaxBackoff is the longest wait between publisher rounds after failed
+	// ones (DefaultMaxBackoff when zero, at least CheckpointInterval).
+	MaxBackoff time.Duration
 
 	// Cosign, when set, is called with each newly signed checkpoint before
-	// it is published (see CosignFunc).
+	// it is published (see CosignFunc). Each checkpoint is recorded in
+	// State as signed before Cosign sees it.
 	Cosign CosignFunc
+	// CosignTimeout, when positive, bounds each Cosign call. Zero leaves
+	// the bound to Cosign (witness.Pool's Timeout).
+	CosignTimeout time.Duration
 	// CosignStatus, when set, is called by /healthz and its text added to
 	// the answer (for example the witnesses' last errors).
 	CosignStatus func() string
@@ -181,6 +194,10 @@ func (c *Config) setDefaults() error {
 	if c.TokenRefresh <= 0 {
 		c.TokenRefresh = DefaultTokenRefresh
 	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.CheckpointInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -24,9 +24,10 @@ type published struct {
 }
 
 // InconsistencyError is why a publisher stalls: Trillian's tree (Size,
-// Root) is not an extension of the last published checkpoint (Published,
-// verbatim), as shown by Proof, or it is smaller. It is evidence of a broken
-// or tampered Trillian and is logged in full.
+// Root) is not an extension of a checkpoint the log signed (Published,
+// verbatim: the last published one, or one that was signed and shown to
+// witnesses but not published), as shown by Proof, or it is smaller. It is
+// evidence of a broken or tampered Trillian and is logged in full.
 type InconsistencyError struct {
 	Published []byte
 	Size      uint64
@@ -47,8 +48,11 @@ type publisher struct {
 	mu        sync.Mutex
 	cur       *published
 	waiters   map[[32]byte][]*waiter
-	stalled   error // set once; the publisher never signs again
-	lastErr   error // the last round's failure, nil after a good round
+	stalled   error         // set once; the publisher never signs again
+	lastErr   error         // the last round's failure, nil after a good round
+	failures  int           // failed rounds in a row
+	nextRound time.Time     // when the next round starts (after a failure)
+	failing   chan struct{} // closed once failures reach failFastRounds
 	accepted  uint64
 	startSize uint64
 	done      chan struct{}
@@ -56,8 +60,9 @@ type publisher struct {
 
 // waiter is an add-entry request waiting for a checkpoint covering its leaf.
 type waiter struct {
-	hash [32]byte
-	ch   chan found // buffered, 1
+	hash    [32]byte
+	ch      chan found      // buffered, 1
+	failing <-chan struct{} // closed when publishing starts failing for good
 }
 
 // found says where a waiter's leaf is: at index, under checkpoint cp.
@@ -70,7 +75,7 @@ type found struct {
 // newPublisher loads the latest published checkpoint, or publishes the
 // size-0 checkpoint of a new log.
 func newPublisher(ctx context.Context, l *Log) (*publisher, error) {
-	p := &publisher{l: l, waiters: map[[32]byte][]*waiter{}, done: make(chan struct{})}
+	p := &publisher{l: l, waiters: map[[32]byte][]*waiter{}, done: make(chan struct{}), failing: make(chan struct{})}
 	stored, err := l.cfg.State.LatestCheckpoint(ctx, l.cfg.Origin)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -96,7 +101,8 @@ func newPublisher(ctx context.Context, l *Log) (*publisher, error) {
 // publishEmpty signs and stores the size-0 checkpoint of a new log, so that
 // /checkpoint answers from the start. Witnesses are asked to cosign it, but
 // it is published without their cosignatures if they fail: the empty tree
-// commits to nothing.
+// commits to nothing (every tree is consistent with it), so no split view
+// can hide behind it. Every later checkpoint needs the quorum.
 func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
 	l := p.l
 	cp := checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: 0, Hash: checkpoint.EmptyRoot}
@@ -127,9 +133,11 @@ func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
 	return &published{size: 0, root: checkpoint.EmptyRoot, note: signed}, nil
 }
 
-// run publishes every CheckpointInterval until ctx ends.
+// run publishes every CheckpointInterval until ctx ends. After a failed
+// round it waits longer, doubling up to MaxBackoff, so that failing
+// witnesses and storage are not asked ten times a second.
 func (p *publisher) run(ctx context.Context) {
-	t := time.NewTicker(p.l.cfg.CheckpointInterval)
+	t := time.NewTimer(p.l.cfg.CheckpointInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -138,73 +146,136 @@ func (p *publisher) run(ctx context.Context) {
 		case <-t.C:
 		}
 		if p.stalledErr() != nil {
-			continue
+			return // for good: /healthz and add-entry report it
 		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := p.round(rctx)
-		cancel()
-		p.mu.Lock()
-		repeated := err != nil && p.lastErr != nil && err.Error() == p.lastErr.Error()
-		p.lastErr = err
-		p.mu.Unlock()
-		if err == nil {
-			continue
-		}
-		p.l.metrics.publishErrs.Inc()
-		var inc *InconsistencyError
-		if errors.As(err, &inc) {
-			p.stall(inc)
-		} else if ctx.Err() == nil && !repeated {
-			// Logged once per distinct error; /healthz shows it meanwhile.
-			p.l.log.Error("publishing a checkpoint", "error", err)
-		}
+		err := p.round(ctx)
+		t.Reset(p.finish(ctx, err))
 	}
 }
+
+// failFastRounds is how many rounds in a row must fail before add-entry
+// stops waiting for receipts and answers 503 at once.
+const failFastRounds = 4
+
+// finish records the outcome of a round and returns how long to wait
+// before the next one.
+func (p *publisher) finish(ctx context.Context, err error) time.Duration {
+	interval := p.l.cfg.CheckpointInterval
+	p.mu.Lock()
+	repeated := err != nil && p.lastErr != nil && err.Error() == p.lastErr.Error()
+	p.lastErr = err
+	if err == nil {
+		if p.failures >= failFastRounds {
+			p.failing = make(chan struct{})
+		}
+		p.failures = 0
+		p.mu.Unlock()
+		return interval
+	}
+	p.failures++
+	if p.failures == failFastRounds {
+		close(p.failing) // wakes the waiting writers
+	}
+	wait := p.l.cfg.MaxBackoff
+	if shift := p.failures - 1; shift < 30 && interval<<shift < wait {
+		wait = interval << shift
+	}
+	p.nextRound = time.Now().Add(wait)
+	p.mu.Unlock()
+
+	p.l.metrics.publishErrs.Inc()
+	var inc *InconsistencyError
+	if errors.As(err, &inc) {
+		p.stall(inc)
+	} else if ctx.Err() == nil && !repeated {
+		// Logged once per distinct error; /healthz shows it meanwhile.
+		p.l.log.Error("publishing a checkpoint", "error", err, "retry_in", wait)
+	}
+	return wait
+}
+
+// roundTimeout bounds the Trillian and state database steps of a round
+// (each side of asking the witnesses, which CosignTimeout bounds).
+const roundTimeout = 30 * time.Second
 
 // round publishes a checkpoint of Trillian's current tree if it grew.
 func (p *publisher) round(ctx context.Context) error {
 	l := p.l
 	start := time.Now()
-	size, root, err := p.trillianRoot(ctx)
-	if err != nil {
+	signed, next, err := p.sign(ctx)
+	if err != nil || next == nil {
 		return err
-	}
-	cur := p.latest()
-	if size < cur.size || size == cur.size && root != cur.root {
-		return &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
-	}
-	if size == cur.size {
-		return nil
-	}
-	proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
-	if err != nil {
-		return err
-	}
-	// Verify before signing: the new tree must extend everything published.
-	if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
-		return &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
-	}
-	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}, l.cfg.Signer)
-	if err != nil {
-		return fmt.Errorf("signing checkpoint: %w", err)
 	}
 	if l.cfg.Cosign != nil {
-		if signed, err = l.cfg.Cosign(ctx, signed, p.proofFunc(size, root)); err != nil {
-			return fmt.Errorf("cosigning checkpoint of size %d: %w", size, err)
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if l.cfg.CosignTimeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, l.cfg.CosignTimeout)
+		}
+		signed, err = l.cfg.Cosign(cctx, signed, p.proofFunc(next.size, next.root))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cosigning checkpoint of size %d: %w", next.size, err)
 		}
 	}
-	next := &published{size: size, root: root, note: signed}
-	if err := l.cfg.State.AddCheckpoint(ctx, l.cfg.Origin, size, signed, time.Now()); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	defer cancel()
+	next.note = signed
+	if err := l.cfg.State.AddCheckpoint(ctx, l.cfg.Origin, next.size, signed, time.Now()); err != nil {
 		if !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
-		if next, err = p.adopt(ctx, size, root); err != nil {
+		if next, err = p.adopt(ctx, next.size, next.root); err != nil {
 			return err
 		}
 	}
 	l.metrics.publish.Observe(time.Since(start).Seconds())
 	p.advance(ctx, next)
 	return nil
+}
+
+// sign reads Trillian's tree and, if it grew, verifies it against what the
+// log signed before, signs it, and (with witnesses) records it as signed
+// before any witness sees it. It returns nil, nil, nil when the tree did
+// not grow.
+func (p *publisher) sign(ctx context.Context) ([]byte, *published, error) {
+	l := p.l
+	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	defer cancel()
+	size, root, err := p.trillianRoot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cur := p.latest()
+	if size < cur.size || size == cur.size && root != cur.root {
+		return nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
+	}
+	if size == cur.size {
+		return nil, nil, nil
+	}
+	proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Verify before signing: the new tree must extend everything published.
+	if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
+		return nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
+	}
+	if l.cfg.Cosign != nil {
+		// And everything witnesses may hold.
+		if err := p.checkSigned(ctx, cur.size, size, root); err != nil {
+			return nil, nil, err
+		}
+	}
+	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}, l.cfg.Signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	if l.cfg.Cosign != nil {
+		if err := p.recordSigned(ctx, size, root, signed); err != nil {
+			return nil, nil, err
+		}
+	}
+	return signed, &published{size: size, root: root}, nil
 }
 
 // adopt returns the checkpoint of this size that another server of this log
@@ -249,28 +320,6 @@ func (p *publisher) consistencyFromTrillian(ctx context.Context, first, second u
 		return nil, fmt.Errorf("consistency proof %d→%d from Trillian: %w", first, second, err)
 	}
 	return resp.GetProof().GetHashes(), nil
-}
-
-// proofFunc returns the consistency proofs to the checkpoint being cosigned
-// (size, root) from an earlier published checkpoint, verified.
-func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, uint64) ([][]byte, error) {
-	return func(ctx context.Context, oldSize uint64) ([][]byte, error) {
-		if oldSize > size {
-			return nil, fmt.Errorf("consistency proof from %d to the smaller %d", oldSize, size)
-		}
-		oldRoot, err := p.l.publishedRoot(ctx, oldSize)
-		if err != nil {
-			return nil, err
-		}
-		proof, err := p.consistencyFromTrillian(ctx, oldSize, size)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkpoint.VerifyConsistency(oldSize, size, oldRoot, root, proof); err != nil {
-			return nil, &InconsistencyError{Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from published size %d: %v", oldSize, err)}
-		}
-		return proof, nil
-	}
 }
 
 // advance makes next the latest published checkpoint and wakes the waiters
@@ -391,7 +440,7 @@ func (p *publisher) register(hash [32]byte) (*waiter, *published, error) {
 		return nil, nil, ErrUnavailable
 	default:
 	}
-	w := &waiter{hash: hash, ch: make(chan found, 1)}
+	w := &waiter{hash: hash, ch: make(chan found, 1), failing: p.failing}
 	p.waiters[hash] = append(p.waiters[hash], w)
 	return w, p.cur, nil
 }

@@ -1,11 +1,15 @@
 package log
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -90,4 +94,138 @@ func startWitness(t *testing.T, logVKey, name string, srvs *[]*httptest.Server) 
 	t.Cleanup(srv.Close)
 	*srvs = append(*srvs, srv)
 	return srv.URL, vkey
+}
+
+// switchableWitness is a real witness on loopback whose HTTP server can be
+// made to fail (503) as if it were down, and brought back with its state.
+type switchableWitness struct {
+	w    *witness.Witness
+	url  string
+	vkey string
+	down atomic.Bool
+}
+
+func startSwitchableWitness(t *testing.T, logVKey, name string) *switchableWitness {
+	ctx := t.Context()
+	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.OpenSQLite(ctx, filepath.Join(t.TempDir(), "witness.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	logs, err := witness.ParseLogs([]byte("log " + logVKey + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := &switchableWitness{vkey: vkey}
+	if sw.w, err = witness.New(ctx, witness.Config{DB: db, Key: skey, Logs: logs, RateLimit: -1}); err != nil {
+		t.Fatal(err)
+	}
+	h := sw.w.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if sw.down.Load() {
+			http.Error(rw, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	sw.url = srv.URL
+	return sw
+}
+
+// size is the size of the checkpoint the witness holds for origin (0 when
+// none).
+func (sw *switchableWitness) size(t *testing.T, origin string) uint64 {
+	n, err := sw.w.Checkpoint(t.Context(), origin)
+	if errors.Is(err, witness.ErrUnknownOrigin) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := checkpoint.SplitNote(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := checkpoint.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Size
+}
+
+// TestWitnessHoldsUnpublishedCheckpoint is a 2-of-2 log whose second
+// witness is down while the tree grows twice: the first witness cosigns
+// checkpoints that are never published (no quorum). When the second comes
+// back the log must publish again, proving consistency to the first witness
+// from the unpublished checkpoint it holds, also after a restart of the log
+// (when its witness pool has forgotten what each witness holds).
+func TestWitnessHoldsUnpublishedCheckpoint(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			var w0, w1 *switchableWitness
+			tl := newTestLogWith(t, func(tl *testLog) {
+				w0 = startSwitchableWitness(t, tl.vkey, "witness.example/w0")
+				w1 = startSwitchableWitness(t, tl.vkey, "witness.example/w1")
+				p, err := checkpoint.ParsePolicy(fmt.Appendf(nil, "log %s\nwitness w0 %s %s\nwitness w1 %s %s\ngroup g all w0 w1\nquorum g\n",
+					tl.vkey, w0.vkey, w0.url, w1.vkey, w1.url))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tl.policy = p
+				// A new pool at every start, as in a restarted server.
+				tl.mod = func(c *Config) {
+					pool, err := witness.NewPool(witness.PoolConfig{Policy: p})
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.Cosign, c.CosignStatus = pool.Cosign, pool.StatusText
+					c.MaxBackoff = 200 * time.Millisecond
+				}
+			}, nil)
+			origin := tl.log.Origin()
+			for i := range 3 {
+				if code, r := tl.add(entryBytes(i), ""); code != http.StatusOK {
+					t.Fatalf("add: %d %s", code, r.Error)
+				}
+			}
+			published := tl.checkpoint().Size
+			w1.down.Store(true)
+			for i := 3; i < 5; i++ {
+				if code, r := tl.add(entryBytes(i), "?wait=false"); code != http.StatusAccepted {
+					t.Fatalf("add: %d %s", code, r.Error)
+				}
+				want := uint64(i + 1)
+				waitFor(t, fmt.Sprintf("w0 to cosign the unpublished size %d", want), func() bool { return w0.size(t, origin) == want })
+			}
+			if got := tl.checkpoint().Size; got != published {
+				t.Fatalf("published size %d without w1's cosignature, want %d", got, published)
+			}
+			if restart {
+				tl.stop()
+				tl.start()
+				if code, r := tl.add(entryBytes(5), "?wait=false"); code != http.StatusAccepted {
+					t.Fatalf("add: %d %s", code, r.Error)
+				}
+			}
+			w1.down.Store(false)
+			want := uint64(5)
+			if restart {
+				want = 6
+			}
+			waitFor(t, "the log to publish again", func() bool { return tl.checkpoint().Size == want })
+			s, err := checkpoint.Open(tl.checkpoint().Note, tl.verifier, tl.policy.Verifiers()...)
+			if err != nil || len(s.Cosignatures) != 2 {
+				t.Errorf("/checkpoint: %v, %d cosignatures, want 2", err, len(s.Cosignatures))
+			}
+			if w0.size(t, origin) != want || w1.size(t, origin) != want {
+				t.Errorf("witnesses hold sizes %d and %d, want %d", w0.size(t, origin), w1.size(t, origin), want)
+			}
+			checkChain(t, tl)
+		})
+	}
 }

@@ -1,0 +1,119 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
+)
+
+// A checkpoint shown to witnesses may never be published: when the quorum
+// is not met, the witnesses that did cosign hold a checkpoint larger than
+// the published one, and will only cosign a later one with a consistency
+// proof from it. So, with witnesses, the log records every checkpoint it
+// signs in the state database (shared by every server of the log) before
+// any witness sees it, never signs two roots of one size, verifies every
+// new tree against the largest one it signed, and proves consistency from
+// any checkpoint it signed, published or not.
+
+// errNeverSigned means a witness asked for a consistency proof from a size
+// of which the log has no signed checkpoint.
+var errNeverSigned = errors.New("a witness holds a checkpoint of a size this log never signed")
+
+// checkSigned verifies that Trillian's tree (size, root) extends the
+// largest checkpoint the log signed at or below size, when that one is
+// larger than the published size pub (the published one is checked by the
+// caller).
+func (p *publisher) checkSigned(ctx context.Context, pub, size uint64, root [32]byte) error {
+	s, err := p.l.cfg.State.LatestSigned(ctx, p.l.cfg.Origin, size)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.Size <= pub {
+		return nil
+	}
+	if s.Size == size {
+		if s.Root != root {
+			return &InconsistencyError{Published: s.Note, Size: size, Root: root, Reason: "a different root of this size was signed and shown to witnesses"}
+		}
+		return nil
+	}
+	proof, err := p.consistencyFromTrillian(ctx, s.Size, size)
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.VerifyConsistency(s.Size, size, s.Root, root, proof); err != nil {
+		return &InconsistencyError{Published: s.Note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from the signed, unpublished size %d: %v", s.Size, err)}
+	}
+	return nil
+}
+
+// recordSigned durably records the signed checkpoint of (size, root)
+// before witnesses see it. Another root already recorded at this size is
+// an InconsistencyError.
+func (p *publisher) recordSigned(ctx context.Context, size uint64, root [32]byte, signed []byte) error {
+	err := p.l.cfg.State.AddSigned(ctx, p.l.cfg.Origin, size, root, signed, time.Now())
+	if !errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	other, gerr := p.l.cfg.State.Signed(ctx, p.l.cfg.Origin, size)
+	if gerr != nil {
+		return fmt.Errorf("%w (and reading the recorded one: %w)", err, gerr)
+	}
+	return &InconsistencyError{Published: other.Note, Size: size, Root: root, Reason: "a different root of this size was signed and shown to witnesses"}
+}
+
+// signedRoot returns the root of the checkpoint of the given size that the
+// log signed: a published one, or else one recorded as shown to witnesses.
+// A size the log never signed is an alarm: a witness holds a checkpoint
+// under the log's key that the log has no record of.
+func (p *publisher) signedRoot(ctx context.Context, size uint64) ([32]byte, error) {
+	if size <= p.latest().size {
+		root, err := p.l.publishedRoot(ctx, size)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return root, err
+		}
+	}
+	s, err := p.l.cfg.State.Signed(ctx, p.l.cfg.Origin, size)
+	if errors.Is(err, storage.ErrNotFound) {
+		p.l.log.Error("ALARM: a witness holds a checkpoint of this log at a size the log never signed: the signing key may be used elsewhere, the state database may have lost data, or the checkpoint was signed before this log recorded signed checkpoints",
+			"origin", p.l.cfg.Origin, "size", size, "published_size", p.latest().size)
+		return [32]byte{}, fmt.Errorf("size %d: %w", size, errNeverSigned)
+	}
+	if err != nil {
+		return [32]byte{}, err
+	}
+	v, err := checkpoint.Open(s.Note, p.l.verifier)
+	if err != nil || v.Size != size || v.Hash != s.Root {
+		return [32]byte{}, fmt.Errorf("the recorded signed checkpoint of size %d does not verify with the log's key: %v", size, err)
+	}
+	return s.Root, nil
+}
+
+// proofFunc returns the consistency proofs to the checkpoint being cosigned
+// (size, root) from an earlier checkpoint the log signed, verified.
+func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, uint64) ([][]byte, error) {
+	return func(ctx context.Context, oldSize uint64) ([][]byte, error) {
+		if oldSize > size {
+			return nil, fmt.Errorf("consistency proof from %d to the smaller %d", oldSize, size)
+		}
+		oldRoot, err := p.signedRoot(ctx, oldSize)
+		if err != nil {
+			return nil, err
+		}
+		proof, err := p.consistencyFromTrillian(ctx, oldSize, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkpoint.VerifyConsistency(oldSize, size, oldRoot, root, proof); err != nil {
+			return nil, &InconsistencyError{Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from signed size %d: %v", oldSize, err)}
+		}
+		return proof, nil
+	}
+}
