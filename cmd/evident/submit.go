@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -248,13 +249,62 @@ func scanLines(path string, f func(n int, line []byte) error) error {
 type jsonlStats struct {
 	total, skipped          int
 	submitted, dups, failed atomic.Int64
-	firstErr                error
-	firstErrOnce            sync.Once
+
+	mu sync.Mutex
+	// firstErr is the failure of the first line, in input order, that
+	// failed on its own (firstLine is its number).
+	firstErr  error
+	firstLine int
+	// stopErr stopped the run: an answer not about one entry.
+	stopErr error
 }
 
-func (st *jsonlStats) fail(err error) {
+// fail counts line n as failed with err.
+func (st *jsonlStats) fail(n int, err error) {
 	st.failed.Add(1)
-	st.firstErrOnce.Do(func() { st.firstErr = err })
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.firstErr == nil || n < st.firstLine {
+		st.firstErr, st.firstLine = err, n
+	}
+}
+
+// stop records the first error that stops the run, with its message, and
+// cancels the run; later ones are consequences, not news. The cancel is
+// made under the lock, so that a worker that saw the run stopped sends no
+// other request.
+func (st *jsonlStats) stop(err, msg error, cancel context.CancelCauseFunc) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopErr == nil {
+		st.stopErr = msg
+		cancel(err)
+	}
+}
+
+// entryError reports whether err is the log's answer about one entry (it
+// fails that line only): 400 (the entry is refused) or 413 (too large).
+// Anything else (a bad token, a wrong URL, a receipt that does not verify,
+// the log unreachable or failing after retries) would fail every line the
+// same way, so it stops the run.
+func entryError(err error) bool {
+	var he *client.HTTPError
+	return errors.As(err, &he) && (he.StatusCode == http.StatusBadRequest || he.StatusCode == http.StatusRequestEntityTooLarge)
+}
+
+// stopHint says what to check when the log's answer stops the run.
+func stopHint(err error) string {
+	var he *client.HTTPError
+	if !errors.As(err, &he) {
+		return ""
+	}
+	switch he.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return " (check the write token: --token_file or EVIDENT_TOKEN)"
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return " (check --log: it must be the log's base URL)"
+	}
+	return ""
 }
 
 func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, concurrency int) error {
@@ -297,28 +347,24 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 		workers.Go(func() {
 			for j := range jobs {
 				r, err := s.add(ctx, j.line)
-				if err != nil {
-					if ctx.Err() != nil {
-						continue
-					}
-					st.fail(fmt.Errorf("line %d: %w", j.n, err))
+				switch {
+				case err == nil:
+					recs <- client.JournalRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
+				case ctx.Err() != nil:
+					// Stopped or interrupted: the line stays to do.
+				case entryError(err):
+					st.fail(j.n, fmt.Errorf("line %d: %w", j.n, err))
 					prog.Log(fmt.Sprintf("evident submit: line %d: %v", j.n, err))
-					var he *client.HTTPError
-					if !errors.As(err, &he) || he.StatusCode/100 != 4 {
-						cancel(err) // the log is unreachable, failing, or lying: stop
-					}
-					continue
+				default:
+					// The log is unreachable, failing, refusing us, or
+					// lying: stop at once, with one message.
+					st.stop(err, fmt.Errorf("line %d: %w%s; stopped the run", j.n, err, stopHint(err)), cancel)
 				}
-				st.submitted.Add(1)
-				if r.Duplicate {
-					st.dups.Add(1)
-				}
-				recs <- client.JournalRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
 			}
 		})
 	}
 	writeErr := make(chan error, 1)
-	go func() { writeErr <- writeRecords(out, recs, prog) }()
+	go func() { writeErr <- writeRecords(out, recs, prog, st, cancel) }()
 	scanErr := scanLines(inPath, func(n int, line []byte) error {
 		if _, ok := done[n]; ok {
 			return nil
@@ -341,8 +387,10 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 	var result error
 	switch {
 	case werr != nil:
-		result = fmt.Errorf("writing receipts: %w", werr)
-	case ctx.Err() != nil && context.Cause(ctx) == ctx.Err():
+		result = fmt.Errorf("writing receipts to %s: %w; stopped the run", outPath, werr)
+	case st.stopErr != nil:
+		result = st.stopErr
+	case ctx.Err() != nil:
 		result = ctx.Err() // interrupted
 	case st.firstErr != nil:
 		result = fmt.Errorf("%d lines failed; first: %w", st.failed.Load(), st.firstErr)
@@ -354,19 +402,28 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 
 // writeRecords appends each record to the journal, and syncs it whenever
 // the queue is drained (the journal itself syncs at least every 100
-// records).
-func writeRecords(j *client.Journal, recs <-chan client.JournalRecord, prog *progress) error {
+// records). A line counts as submitted once its record is written. An
+// error cancels the run at once (a receipt that cannot be kept must not be
+// sought); then it only drains the queue, so that the workers never block.
+func writeRecords(j *client.Journal, recs <-chan client.JournalRecord, prog *progress, st *jsonlStats, cancel context.CancelCauseFunc) error {
 	var err error
 	for r := range recs {
 		if err != nil {
-			continue // drain so the workers never block
+			continue
 		}
 		if err = j.Append(r); err != nil {
+			cancel(err)
 			continue
+		}
+		st.submitted.Add(1)
+		if r.Duplicate {
+			st.dups.Add(1)
 		}
 		prog.Add(1)
 		if len(recs) == 0 {
-			err = j.Sync()
+			if err = j.Sync(); err != nil {
+				cancel(err)
+			}
 		}
 	}
 	if err == nil {

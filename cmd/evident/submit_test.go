@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +220,116 @@ func TestSubmitVerifiesEveryReceipt(t *testing.T) {
 	if _, err := os.Stat(c + ".tlog-proof"); err == nil {
 		t.Error("a receipt with a bad proof was written")
 	}
+}
+
+// TestSubmitJSONLStopsOnRunErrors: an answer that is not about one entry (a
+// bad token, a wrong URL) stops the run at once with one message and exit
+// 3; it does not send every line.
+func TestSubmitJSONLStopsOnRunErrors(t *testing.T) {
+	const n, conc = 500, 4
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	for _, tc := range []struct {
+		name, url, want, hint string
+		route                 string
+	}{
+		{"bad token", "", "HTTP 401", "check the write token", "POST /v1/add-entry"},
+		{"wrong URL", "/not-the-log", "HTTP 404", "check --log", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := testlog.New(t, 0)
+			dir := t.TempDir()
+			input := writeFile(t, dir, "in.jsonl", in.Bytes(), 0o644)
+			token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+			if tc.name == "bad token" {
+				token = writeFile(t, dir, "token", []byte("wrong"), 0o600)
+			}
+			r := evident(t, nil, "submit", "--log", l.URL+tc.url, "--token_file", token, "--jsonl", input, "--concurrency", strconv.Itoa(conc))
+			wantCode(t, r, exitNetwork)
+			if got := strings.Count(r.stderr, tc.want); got != 1 {
+				t.Errorf("stderr has %q %d times, want once:\n%s", tc.want, got, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.hint) || !strings.Contains(r.stderr, "stopped the run") {
+				t.Errorf("stderr %q lacks %q", r.stderr, tc.hint)
+			}
+			if !strings.Contains(r.stderr, "0 failed, 500 remaining") {
+				t.Errorf("summary: %s", r.stderr)
+			}
+			if got := l.Requests(tc.route); got > conc {
+				t.Errorf("the log got %d requests, want at most %d (one per worker)", got, conc)
+			}
+		})
+	}
+}
+
+// TestSubmitJSONLEntryErrors: an entry the log refuses (413) fails that
+// line only; the others get receipts, and the summary's first error is the
+// first failed line in input order.
+func TestSubmitJSONLEntryErrors(t *testing.T) {
+	l := testlog.New(t, 0)
+	dir := t.TempDir()
+	var in bytes.Buffer
+	const n = 60
+	for i := 1; i <= n; i++ {
+		if i == 7 || i == 41 {
+			in.WriteString(strings.Repeat("x", 70000) + "\n")
+			continue
+		}
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	input := writeFile(t, dir, "in.jsonl", in.Bytes(), 0o644)
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "16", "--json")
+	wantCode(t, r, exitNetwork)
+	m := r.json(t)
+	if m["failed"] != 2.0 || m["submitted"] != float64(n-2) || m["remaining"] != 2.0 {
+		t.Errorf("summary %v", m)
+	}
+	if e, _ := m["error"].(string); !strings.HasPrefix(e, "2 lines failed; first: line 7: ") || !strings.Contains(e, "HTTP 413") {
+		t.Errorf("error %q, want the first failed line in input order (7)", e)
+	}
+	if got := countLines(input + ".receipts"); got != n-2 {
+		t.Errorf("%d receipts, want %d", got, n-2)
+	}
+}
+
+// TestSubmitJSONLWriteFailure: when the receipts file cannot be written
+// (here: the file size limit, RLIMIT_FSIZE, so writes fail with EFBIG) the
+// run stops; only the lines whose records were written count as submitted.
+func TestSubmitJSONLWriteFailure(t *testing.T) {
+	l := testlog.New(t, 0)
+	dir := t.TempDir()
+	var in bytes.Buffer
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	input := writeFile(t, dir, "in.jsonl", in.Bytes(), 0o644)
+	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
+	// ulimit -f counts 512-byte blocks in sh: 64 KiB of receipts, then EFBIG.
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", `ulimit -f 128 && exec "$@"`, "sh", evidentBin,
+		"submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "4", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != exitNetwork {
+		t.Fatalf("exit %d (%v), want %d\nstdout %s\nstderr %s", code, err, exitNetwork, stdout.String(), stderr.String())
+	}
+	m := result{stdout: stdout.String()}.json(t)
+	if e, _ := m["error"].(string); !strings.Contains(e, "writing receipts") || !strings.Contains(e, "stopped the run") {
+		t.Errorf("error %q", e)
+	}
+	kept := countLines(input + ".receipts")
+	if kept == 0 || m["submitted"] != float64(kept) {
+		t.Errorf("summary says %v submitted, the receipts file holds %d complete records", m["submitted"], kept)
+	}
+	if sent := l.Requests("POST /v1/add-entry"); sent > kept+50 {
+		t.Errorf("the log got %d entries after the receipts file filled at %d records: the run went on", sent, kept)
+	}
+	// The next run (without the limit) completes every line.
+	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--json")
+	wantCode(t, r, exitOK)
+	checkReceipts(t, l.VKey, in.Bytes(), input+".receipts", n)
 }
