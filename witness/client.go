@@ -29,9 +29,15 @@ type HTTPError struct {
 	Code int
 	// Body is the start of the answer's body.
 	Body string
+	// RetryAfter is how long the witness asked the client to wait before
+	// the next request (a 503 with a Retry-After header), 0 if it did not.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("witness answered %d %s, retry after %v: %q", e.Code, http.StatusText(e.Code), e.RetryAfter, e.Body)
+	}
 	return fmt.Sprintf("witness answered %d %s: %q", e.Code, http.StatusText(e.Code), e.Body)
 }
 
@@ -50,7 +56,8 @@ type Client struct {
 // checkpoint.ErrMalformed (400), checkpoint.ErrSignature (403),
 // ErrUnknownOrigin (404), *ConflictError (409 with the size content type),
 // ErrPossibleFork (409 without it), ErrInconsistent (422), *RateLimitError
-// (429); others are *HTTPError.
+// (429, with its Retry-After, 1 s if it has none); others are *HTTPError
+// (with the Retry-After of a 503).
 func (c *Client) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error) {
 	hc := c.HTTPClient
 	if hc == nil {
@@ -109,8 +116,36 @@ func answerError(resp *http.Response, body []byte) error {
 	case http.StatusUnprocessableEntity:
 		return fmt.Errorf("witness: %q: %w", short, ErrInconsistent)
 	case http.StatusTooManyRequests:
-		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		return &RateLimitError{RetryAfter: time.Duration(max(secs, 1)) * time.Second}
+		wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if !ok {
+			wait = time.Second
+		}
+		return &RateLimitError{RetryAfter: wait}
+	case http.StatusServiceUnavailable:
+		wait, _ := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return &HTTPError{Code: resp.StatusCode, Body: short, RetryAfter: wait}
 	}
 	return &HTTPError{Code: resp.StatusCode, Body: short}
+}
+
+// MaxRetryAfter caps the wait a witness's Retry-After can ask of a client.
+const MaxRetryAfter = time.Hour
+
+// retryAfter parses a Retry-After header (RFC 9110: delay-seconds or an
+// HTTP date) into a wait of at least 1 s and at most MaxRetryAfter. It
+// returns false if h is empty or neither form.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(h, 10, 64); err == nil {
+		d = time.Duration(min(secs, uint64(MaxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0, false
+	}
+	return min(max(d, time.Second), MaxRetryAfter), true
 }

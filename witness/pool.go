@@ -55,10 +55,13 @@ type member struct {
 	verifier note.Verifier
 	client   *Client
 
-	mu      sync.Mutex
-	size    uint64 // size of the checkpoint it holds, as far as we know
-	lastErr error
-	lastOK  time.Time
+	mu        sync.Mutex
+	size      uint64 // size of the checkpoint it holds, as far as we know
+	lastErr   error
+	lastOK    time.Time
+	notBefore time.Time // it asked us (Retry-After) not to ask before then
+	waitErr   error     // the answer that carried that Retry-After
+	forkSeen  string    // the possible-fork error last logged (logged once)
 }
 
 // WitnessStatus is what a Pool knows of one witness, for health reports.
@@ -71,8 +74,13 @@ type WitnessStatus struct {
 	// LastSuccess is when it last returned a valid cosignature (zero if
 	// never).
 	LastSuccess time.Time
-	// LastError is why the latest request failed; "" if it succeeded.
+	// LastError is why the latest request failed, or why it was not asked
+	// in the latest round; "" if it succeeded.
 	LastError string
+	// RetryAt is when the witness may be asked again, if it asked the pool
+	// to wait (Retry-After on a 429 or 503); zero otherwise. Until then the
+	// pool does not ask it and counts it as failed.
+	RetryAt time.Time
 }
 
 // NewPool returns a Pool for the witnesses of cfg.Policy.
@@ -112,6 +120,9 @@ func (p *Pool) Status() []WitnessStatus {
 	for _, m := range p.members {
 		m.mu.Lock()
 		s := WitnessStatus{Name: m.name, URL: m.url, Size: m.size, LastSuccess: m.lastOK}
+		if time.Now().Before(m.notBefore) {
+			s.RetryAt = m.notBefore
+		}
 		if m.lastErr != nil {
 			s.LastError = m.lastErr.Error()
 		}
@@ -192,10 +203,19 @@ func (p *Pool) Cosign(ctx context.Context, signed []byte, proof func(ctx context
 }
 
 // ask gets m's cosignature lines for the checkpoint c, retrying once from
-// the size m says it holds.
+// the size m says it holds. A witness that asked to be left alone for a
+// while (Retry-After) is not asked before then: it fails the round at once.
 func (p *Pool) ask(ctx context.Context, m *member, signed, body []byte, c checkpoint.Checkpoint, proof func(context.Context, uint64) ([][]byte, error)) ([][]byte, error) {
 	m.mu.Lock()
 	old := m.size
+	if now := time.Now(); now.Before(m.notBefore) {
+		// SPEC(RFC 9110, Retry-After): do not ask again before it says.
+		err := fmt.Errorf("not asked: it asked not to be asked again before %s (Retry-After), answering: %w",
+			m.notBefore.UTC().Format(time.RFC3339), m.waitErr)
+		m.lastErr = err
+		m.mu.Unlock()
+		return nil, err
+	}
 	m.mu.Unlock()
 	if old > c.Size {
 		// We believed it holds a larger tree than this one; learn again.
@@ -206,8 +226,10 @@ func (p *Pool) ask(ctx context.Context, m *member, signed, body []byte, c checkp
 	if errors.As(err, &conflict) {
 		switch {
 		case conflict.Size > c.Size:
-			p.logger.Error("POSSIBLE FORK OR ROLLBACK: witness holds a larger checkpoint of this log than the one being published",
-				"witness", m.name, "origin", c.Origin, "witness_size", conflict.Size, "size", c.Size)
+			if m.firstFork(fmt.Sprintf("rollback %d", conflict.Size)) {
+				p.logger.Error("POSSIBLE FORK OR ROLLBACK: witness holds a larger checkpoint of this log than the one being published",
+					"witness", m.name, "origin", c.Origin, "witness_size", conflict.Size, "size", c.Size)
+			}
 		case conflict.Size != old:
 			// SPEC(tlog-witness): on 409 the client retries with a proof from
 			// the size the witness holds. Once: a witness that keeps moving
@@ -223,10 +245,41 @@ func (p *Pool) ask(ctx context.Context, m *member, signed, body []byte, c checkp
 			p.logger.Warn("witness did not cosign", "witness", m.name, "url", m.url, "origin", c.Origin, "size", c.Size, "err", err)
 		}
 		m.lastErr = err
+		if wait := waitOf(err); wait > 0 {
+			m.notBefore, m.waitErr = time.Now().Add(wait), err
+		}
 		return nil, err
 	}
-	m.size, m.lastErr, m.lastOK = c.Size, nil, time.Now()
+	m.size, m.lastErr, m.lastOK, m.forkSeen = c.Size, nil, time.Now(), ""
 	return lines, nil
+}
+
+// waitOf returns how long a witness asked to be left alone in its answer
+// err (a 429, or a 503 with Retry-After), or 0.
+func waitOf(err error) time.Duration {
+	var limited *RateLimitError
+	var herr *HTTPError
+	switch {
+	case errors.As(err, &limited):
+		return min(limited.RetryAfter, MaxRetryAfter)
+	case errors.As(err, &herr) && herr.Code == http.StatusServiceUnavailable:
+		return min(herr.RetryAfter, MaxRetryAfter)
+	}
+	return 0
+}
+
+// firstFork reports whether key (a possible fork seen at this witness) is
+// not the one last logged, and remembers it: a witness that keeps showing
+// the same conflict round after round is logged at error level once, until
+// it cosigns again.
+func (m *member) firstFork(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.forkSeen == key {
+		return false
+	}
+	m.forkSeen = key
+	return true
 }
 
 // try sends one add-checkpoint request from old and verifies the answer.
@@ -242,7 +295,7 @@ func (p *Pool) try(ctx context.Context, m *member, signed, body []byte, c checkp
 	if err != nil {
 		// A same-size refusal means the witness cosigned another tree of
 		// this size: someone showed it another history under our key.
-		if errors.Is(err, ErrPossibleFork) || (errors.Is(err, ErrInconsistent) && old == c.Size) {
+		if (errors.Is(err, ErrPossibleFork) || (errors.Is(err, ErrInconsistent) && old == c.Size)) && m.firstFork(err.Error()) {
 			p.logger.Error("POSSIBLE FORK: witness holds a different checkpoint of the same size",
 				"witness", m.name, "url", m.url, "origin", c.Origin, "size", c.Size, "err", err)
 		}

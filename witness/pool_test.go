@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/mod/sumdb/note"
@@ -145,13 +147,99 @@ func TestPoolForkedWitness(t *testing.T) {
 	mustAdd(t, w2, evil, 0)
 	l.grow(2)
 	p := testPool(t, "1", false, w1, w2)
-	got, err := p.Cosign(t.Context(), l.checkpoint(), l.proofFunc())
+	logs := &logBuffer{}
+	p.logger = logs.logger()
+	// The log retries the same checkpoint round after round (its quorum is
+	// not met, say): the fork is logged at error level once.
+	for range 3 {
+		got, err := p.Cosign(t.Context(), l.checkpoint(), l.proofFunc())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCosigned(t, l, got, l.size, []string{"example.com/w1"}, w1, w2)
+		if st := p.Status(); st[1].LastError == "" || st[1].Size != 5 {
+			t.Errorf("forked witness status %+v, want an error and size 5", st[1])
+		}
+	}
+	if n := logs.count("ERROR", "POSSIBLE FORK"); n != 1 {
+		t.Errorf("%d POSSIBLE FORK errors in 3 rounds, want 1:\n%s", n, logs)
+	}
+}
+
+// TestPoolRetryAfter: a witness that answers 429 with Retry-After is not
+// asked again before then; it counts as failed meanwhile, and Status says
+// why and until when.
+func TestPoolRetryAfter(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(3)
+	w1 := newTestWitness(t, "example.com/w1", []*testLog{l})
+	// One request, then Retry-After: 1000 (seconds).
+	w2 := newTestWitness(t, "example.com/w2", []*testLog{l}, func(c *Config) { c.RateLimit, c.RateBurst = 0.001, 1 })
+	p := testPool(t, "1", false, w1, w2)
+	round := func() {
+		t.Helper()
+		l.grow(1)
+		got, err := p.Cosign(t.Context(), l.checkpoint(), l.proofFunc())
+		if err != nil {
+			t.Fatal(err)
+		}
+		openWith(t, l, got, w1, w2)
+	}
+	round() // both cosign; w2's budget is spent
+	round() // w2: 429
+	st := p.Status()[1]
+	if !strings.Contains(st.LastError, "rate limit") || time.Until(st.RetryAt) < 900*time.Second {
+		t.Fatalf("status after a 429: %+v, want the rate limit and a retry in about 1000 s", st)
+	}
+	asked := w2.requests.Load()
+	round()
+	round()
+	if n := w2.requests.Load() - asked; n != 0 {
+		t.Errorf("w2 was asked %d times before its Retry-After", n)
+	}
+	if st := p.Status()[1]; !strings.Contains(st.LastError, "not asked") || !strings.Contains(st.LastError, "Retry-After") || st.RetryAt.IsZero() {
+		t.Errorf("status while waiting: %+v", st)
+	}
+	if !strings.Contains(p.StatusText(), "witness w2 ("+w2.url+"): size 4: FAILING: not asked") {
+		t.Errorf("StatusText:\n%s", p.StatusText())
+	}
+}
+
+// TestPoolRetryAfter503: a witness (not ours) that answers 503 with
+// Retry-After is not asked again before then.
+func TestPoolRetryAfter503(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(3)
+	w1 := newTestWitness(t, "example.com/w1", []*testLog{l})
+	var asked atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		rw.Header().Set("Retry-After", "120")
+		http.Error(rw, "busy", http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	_, vkey, err := checkpoint.GenerateCosignerKey("example.com/busy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkCosigned(t, l, got, l.size, []string{"example.com/w1"}, w1, w2)
-	if st := p.Status(); st[1].LastError == "" || st[1].Size != 5 {
-		t.Errorf("forked witness status %+v, want an error and size 5", st[1])
+	pol, err := checkpoint.ParsePolicy([]byte(fmt.Sprintf("witness w1 %s %s\nwitness w2 %s %s\ngroup g any w1 w2\nquorum g\n",
+		w1.VKey(), w1.url, vkey, busy.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPool(PoolConfig{Policy: pol, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		l.grow(1)
+		if _, err := p.Cosign(t.Context(), l.checkpoint(), l.proofFunc()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the busy witness was asked %d times in 3 rounds, want 1", n)
+	}
+	if st := p.Status()[1]; time.Until(st.RetryAt) < 100*time.Second || !strings.Contains(st.LastError, "503") {
+		t.Errorf("busy witness status %+v", st)
 	}
 }
 
@@ -185,7 +273,23 @@ func TestClientErrors(t *testing.T) {
 		{422, "", "", func(err error) bool { return errors.Is(err, ErrInconsistent) }},
 		{429, "", "", func(err error) bool {
 			var r *RateLimitError
-			return errors.As(err, &r)
+			return errors.As(err, &r) && r.RetryAfter == time.Second
+		}},
+		{429, "Retry-After: 7", "", func(err error) bool {
+			var r *RateLimitError
+			return errors.As(err, &r) && r.RetryAfter == 7*time.Second
+		}},
+		{429, "Retry-After: " + time.Now().Add(time.Hour+time.Minute).UTC().Format(http.TimeFormat), "", func(err error) bool {
+			var r *RateLimitError
+			return errors.As(err, &r) && r.RetryAfter == MaxRetryAfter
+		}},
+		{503, "Retry-After: 30", "", func(err error) bool {
+			var h *HTTPError
+			return errors.As(err, &h) && h.Code == 503 && h.RetryAfter == 30*time.Second
+		}},
+		{503, "", "", func(err error) bool {
+			var h *HTTPError
+			return errors.As(err, &h) && h.Code == 503 && h.RetryAfter == 0
 		}},
 		{500, "", "boom", func(err error) bool {
 			var h *HTTPError
@@ -195,7 +299,9 @@ func TestClientErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d %s %q", tt.code, tt.ctype, tt.body), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-				if tt.ctype != "" {
+				if h, v, ok := strings.Cut(tt.ctype, ": "); ok {
+					rw.Header().Set(h, v)
+				} else if tt.ctype != "" {
 					rw.Header().Set("Content-Type", tt.ctype)
 				}
 				rw.WriteHeader(tt.code)

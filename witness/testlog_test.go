@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -176,6 +178,8 @@ type testWitness struct {
 	srv  *httptest.Server
 	url  string // srv.URL, kept after close
 	skey string
+	// requests counts the HTTP requests the witness received.
+	requests atomic.Int64
 }
 
 type witnessOpt func(*Config)
@@ -259,7 +263,11 @@ func openTestWitnessDB(t testing.TB, db *storage.DB, dir, skey string, logs []*t
 		t.Fatal(err)
 	}
 	tw := &testWitness{Witness: w, dir: dir, db: db, skey: skey}
-	tw.srv = httptest.NewServer(w.Handler())
+	h := w.Handler()
+	tw.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		tw.requests.Add(1)
+		h.ServeHTTP(rw, r)
+	}))
 	tw.url = tw.srv.URL
 	t.Cleanup(tw.close)
 	return tw
