@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/internal/testlog"
@@ -59,7 +60,7 @@ func BenchmarkAuditVerify(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
-func newAuditor(t *testing.T, l *testlog.Log, cfg AuditorConfig) *Auditor {
+func newAuditor(t testing.TB, l *testlog.Log, cfg AuditorConfig) *Auditor {
 	t.Helper()
 	cfg.Client, cfg.LogKey = logClient(t, l), l.Verifier
 	a, err := NewAuditor(cfg)
@@ -222,5 +223,69 @@ func TestNewAuditorChecksConfig(t *testing.T) {
 		if _, err := NewAuditor(cfg); err == nil {
 			t.Errorf("NewAuditor(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestAuditorFetchesOverlap: against a log that answers each entries
+// request after a delay (as a distant log does), the auditor keeps its
+// whole window of requests in flight at once: the most the log saw in
+// flight is the window, by default 16. (Counted by the log, not timed.)
+func TestAuditorFetchesOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		parallel, want int
+		buffer         int64
+	}{
+		{0, 16, 0},
+		{4, 4, 0},
+		{8, 8, 1}, // a tiny byte bound holds back new requests, but the audit completes
+	} {
+		t.Run(fmt.Sprint(tc.parallel, "/", tc.buffer), func(t *testing.T) {
+			l := testlog.New(t, 0)
+			const batches, batch = 4 * DefaultParallel, 10
+			addEntries(l, 0, batches*batch)
+			l.SetEntriesDelay(20 * time.Millisecond)
+			res, err := newAuditor(t, l, AuditorConfig{Batch: batch, Parallel: tc.parallel, BufferBytes: tc.buffer}).Audit(t.Context())
+			if err != nil || res.Checkpoint.Size != batches*batch {
+				t.Fatalf("Audit = %+v, %v", res, err)
+			}
+			got := l.MaxInFlight("GET /v1/entries")
+			if tc.buffer == 0 && got != tc.want {
+				t.Errorf("at most %d entries requests in flight, want %d", got, tc.want)
+			}
+			if got > max(tc.want, 1) {
+				t.Errorf("%d entries requests in flight, more than the window %d", got, tc.want)
+			}
+			if n := l.Requests("GET /v1/entries"); n != batches {
+				t.Errorf("%d entries requests, want %d", n, batches)
+			}
+		})
+	}
+}
+
+// BenchmarkAuditDistantLog audits a test log that answers each entries
+// request after EVIDENT_AUDIT_DELAY (default 100ms; a distant log's round
+// trip) with --parallel from 1 to 32: how much the window hides latency.
+// 16,000 entries of about 10 bytes, batches of 1,000.
+func BenchmarkAuditDistantLog(b *testing.B) {
+	delay := 100 * time.Millisecond
+	if v := os.Getenv("EVIDENT_AUDIT_DELAY"); v != "" {
+		var err error
+		if delay, err = time.ParseDuration(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l := testlog.New(b, 0)
+	addEntries(l, 0, 16000)
+	l.SetEntriesDelay(delay)
+	for _, p := range []int{1, 2, 8, 16, 32} {
+		b.Run(fmt.Sprint("parallel=", p), func(b *testing.B) {
+			a := newAuditor(b, l, AuditorConfig{Parallel: p})
+			for b.Loop() {
+				if _, err := a.Audit(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(16000*b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
 	}
 }

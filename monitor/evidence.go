@@ -77,13 +77,15 @@ func (e *ForkError) Error() string        { return e.Evidence.Problem }
 func (e *ForkError) Is(target error) bool { return target == ErrViolation }
 
 // InconsistencyError reports two signed checkpoints that the log's
-// consistency proof does not link: the log rewrote its history.
+// consistency proof does not link (the log rewrote its history), or that
+// the log refuses to link with a proof (it hides whether it did).
 type InconsistencyError struct {
 	// OldSize and NewSize are the two checkpoints' tree sizes.
 	OldSize, NewSize uint64
-	// Err is the proof verification error.
+	// Err is the proof verification error, or the log's refusal (a
+	// *client.HTTPError, or client.ErrBadResponse).
 	Err error
-	// Evidence holds both signed checkpoints and the proof.
+	// Evidence holds both signed checkpoints and the proof, if any.
 	Evidence *Evidence
 }
 
@@ -146,8 +148,9 @@ func (e *ShrinkError) Error() string {
 	return fmt.Sprintf("the log's checkpoint has size %d, smaller than the size %d audited before", e.Size, e.Audited)
 }
 
-// ErrBadState is wrapped by errors about a state file that cannot be used
-// (not JSON, or kept for another log). Fix or remove the file.
+// ErrBadState is wrapped by errors about a state directory or file that
+// cannot be used (not readable or writable, not JSON, a checkpoint that
+// does not verify, or kept for another log). Fix or remove it.
 var ErrBadState = errors.New("unusable state file")
 
 // stateError is an ErrBadState with its own message.

@@ -12,7 +12,10 @@
 //   - two checkpoints of one size must have the same root (*ForkError);
 //   - a consistency proof fetched from the log must verify against the
 //     nearest smaller and the nearest larger checkpoint kept; consistency
-//     is transitive, so this covers every one (*InconsistencyError);
+//     is transitive, so this covers every one (*InconsistencyError); a log
+//     that refuses the proof (a 4xx answer other than 429, or an answer
+//     that does not parse) between two checkpoints it signed is an
+//     *InconsistencyError too: it hides a fork as well as a bad proof does;
 //   - the log's archive (/v1/checkpoints/{size}) must still serve the same
 //     root for the previous checkpoint (*ForkError).
 //
@@ -25,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,7 +50,9 @@ type Config struct {
 	Policy *checkpoint.Policy
 	// StateDir keeps every checkpoint seen, in StateDir/checkpoints/<size>
 	// (the signed note, verbatim). Required. Its content is trusted once
-	// stored, but each file is verified with LogKey when loaded.
+	// stored, but each file is verified with LogKey when loaded: New lists
+	// the sizes from the file names and opens only the largest; Check opens
+	// only the ones it compares with.
 	StateDir string
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
@@ -56,9 +62,10 @@ type Config struct {
 type Monitor struct {
 	cfg Config
 	log *slog.Logger
-	// seen holds every checkpoint kept, by size.
+	// sizes lists every checkpoint kept, sorted; seen holds those loaded
+	// (verified) so far, by size.
+	sizes []uint64
 	seen  map[uint64]kept
-	sizes []uint64 // sorted keys of seen
 }
 
 // kept is a checkpoint seen before.
@@ -88,8 +95,9 @@ type Result struct {
 }
 
 // New returns a Monitor with the checkpoints kept in cfg.StateDir (created
-// if needed). A file there that is not a checkpoint of its size signed by
-// the log key is an error.
+// if needed). A state directory that cannot be used, or whose largest
+// checkpoint is not a checkpoint of its size signed by the log key (a state
+// directory of another log, say), is an error that wraps ErrBadState.
 func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if cfg.Client == nil || cfg.LogKey == nil || cfg.StateDir == "" {
 		return nil, errors.New("monitor: Client, LogKey and StateDir are required")
@@ -98,8 +106,13 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := m.load(); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	if err := m.list(); err != nil {
+		return nil, &stateError{fmt.Sprintf("state directory %s: %v", cfg.StateDir, err)}
+	}
+	if n := len(m.sizes); n > 0 {
+		if _, err := m.kept(m.sizes[n-1]); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -107,8 +120,8 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 // Kept returns how many checkpoints the Monitor keeps.
 func (m *Monitor) Kept() int { return len(m.sizes) }
 
-// load reads the checkpoints kept in the state directory.
-func (m *Monitor) load() error {
+// list reads the sizes of the checkpoints kept from the file names.
+func (m *Monitor) list() error {
 	dir := filepath.Join(m.cfg.StateDir, "checkpoints")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -123,19 +136,34 @@ func (m *Monitor) load() error {
 		if err != nil || strconv.FormatUint(size, 10) != de.Name() {
 			continue // temporary or foreign files
 		}
-		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
-		if err != nil {
-			return err
-		}
-		s, err := checkpoint.Open(b, m.cfg.LogKey)
-		if err != nil || s.Size != size {
-			return fmt.Errorf("%s: not a checkpoint of size %d signed by the log key: %v", de.Name(), size, err)
-		}
-		m.seen[size] = kept{size: size, root: s.Hash, note: b}
 		m.sizes = append(m.sizes, size)
 	}
 	slices.Sort(m.sizes)
 	return nil
+}
+
+// kept returns the kept checkpoint of size (one of m.sizes), reading and
+// verifying its file the first time. A file that is not a checkpoint of its
+// size signed by the log key wraps ErrBadState.
+func (m *Monitor) kept(size uint64) (kept, error) {
+	if k, ok := m.seen[size]; ok {
+		return k, nil
+	}
+	name := filepath.Join(m.cfg.StateDir, "checkpoints", strconv.FormatUint(size, 10))
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return kept{}, &stateError{fmt.Sprintf("state directory: %v", err)}
+	}
+	s, err := checkpoint.Open(b, m.cfg.LogKey)
+	if err == nil && s.Size != size {
+		err = fmt.Errorf("it has size %d", s.Size)
+	}
+	if err != nil {
+		return kept{}, &stateError{fmt.Sprintf("state directory: %s is not a checkpoint of size %d signed by the log key (a state directory of another log?): %v", name, size, err)}
+	}
+	k := kept{size: size, root: s.Hash, note: b}
+	m.seen[size] = k
+	return k, nil
 }
 
 // Check fetches the log's latest checkpoint, verifies it, checks it against
@@ -174,6 +202,9 @@ func fetchChecked(ctx context.Context, c *client.Client, key note.Verifier, poli
 func openChecked(raw []byte, key note.Verifier, policy *checkpoint.Policy, what string, withSize bool) (*checkpoint.Signed, error) {
 	var ws []note.Verifier
 	if policy != nil {
+		if err := logListed(key, policy); err != nil {
+			return nil, err
+		}
 		ws = policy.Verifiers()
 	}
 	s, err := checkpoint.Open(raw, key, ws...)
@@ -191,26 +222,55 @@ func openChecked(raw []byte, key note.Verifier, policy *checkpoint.Policy, what 
 	return s, nil
 }
 
+// logListed refuses a log key that is not one of the policy's log lines,
+// when it has any, as checkpoint.VerifyReceipt does.
+// SPEC(tlog-policy): a checkpoint is valid if it is signed by any one of
+// the listed logs.
+func logListed(key note.Verifier, policy *checkpoint.Policy) error {
+	logs := policy.Logs()
+	for _, l := range logs {
+		if l.Verifier.Name() == key.Name() && l.Verifier.KeyHash() == key.KeyHash() {
+			return nil
+		}
+	}
+	if len(logs) == 0 {
+		return nil
+	}
+	return &VerifyError{What: "the log key", Err: fmt.Errorf("%s+%08x is not one of the policy's log lines: %w", key.Name(), key.KeyHash(), checkpoint.ErrSignature)}
+}
+
 // check compares s with every checkpoint seen before, and keeps it.
 func (m *Monitor) check(ctx context.Context, s *checkpoint.Signed) (*Result, error) {
 	res := &Result{Checkpoint: s}
-	if old, ok := m.seen[s.Size]; ok {
+	cur := kept{s.Size, s.Hash, s.Note}
+	i, found := slices.BinarySearch(m.sizes, s.Size)
+	if found {
+		old, err := m.kept(s.Size)
+		if err != nil {
+			return nil, err
+		}
 		if old.root != s.Hash {
 			return nil, m.fork(s.Size, fmt.Sprintf("the log forked: two signed checkpoints of size %d with different roots", s.Size), old.note, s.Note)
 		}
 		return res, nil
 	}
 	res.New = true
-	i, _ := slices.BinarySearch(m.sizes, s.Size)
+	var lower kept
 	if i > 0 {
-		lower := m.seen[m.sizes[i-1]]
-		if err := m.consistent(ctx, lower, kept{s.Size, s.Hash, s.Note}); err != nil {
+		var err error
+		if lower, err = m.kept(m.sizes[i-1]); err != nil {
+			return nil, err
+		}
+		if err := m.consistent(ctx, lower, cur); err != nil {
 			return nil, err
 		}
 	}
 	if i < len(m.sizes) {
-		higher := m.seen[m.sizes[i]]
-		if err := m.consistent(ctx, kept{s.Size, s.Hash, s.Note}, higher); err != nil {
+		higher, err := m.kept(m.sizes[i])
+		if err != nil {
+			return nil, err
+		}
+		if err := m.consistent(ctx, cur, higher); err != nil {
 			return nil, err
 		}
 		res.Stale, res.Newer = true, higher.size
@@ -219,7 +279,7 @@ func (m *Monitor) check(ctx context.Context, s *checkpoint.Signed) (*Result, err
 		return nil, err
 	}
 	if i > 0 {
-		if err := m.checkArchive(ctx, m.seen[m.sizes[i-1]]); err != nil {
+		if err := m.checkArchive(ctx, lower); err != nil {
 			return nil, err
 		}
 	}
@@ -227,12 +287,17 @@ func (m *Monitor) check(ctx context.Context, s *checkpoint.Signed) (*Result, err
 }
 
 // consistent fetches and verifies the consistency proof between two signed
-// checkpoints; a proof that fails is a violation.
+// checkpoints; a proof that fails, or that the log refuses, is a violation.
 func (m *Monitor) consistent(ctx context.Context, older, newer kept) error {
 	var proof [][]byte
 	if older.size > 0 {
 		var err error
 		if proof, err = m.cfg.Client.ConsistencyProof(ctx, older.size, newer.size); err != nil {
+			if refused(err) {
+				problem := fmt.Sprintf("the log refuses to prove consistency between checkpoints it signed (sizes %d and %d): %v", older.size, newer.size, err)
+				return &InconsistencyError{OldSize: older.size, NewSize: newer.size, Err: err,
+					Evidence: newEvidence(m.cfg.Client.URL(), problem, [][]byte{older.note, newer.note}, nil)}
+			}
 			return fmt.Errorf("fetching consistency proof %d -> %d: %w", older.size, newer.size, err)
 		}
 	}
@@ -242,6 +307,18 @@ func (m *Monitor) consistent(ctx context.Context, older, newer kept) error {
 			Evidence: newEvidence(m.cfg.Client.URL(), problem, [][]byte{older.note, newer.note}, proof)}
 	}
 	return nil
+}
+
+// refused reports whether the log's answer to a proof request is a
+// refusal, not a passing failure: a 4xx status other than 429 (a proof
+// between two sizes it signed always exists), or a 2xx answer that does
+// not parse. Transport errors, 5xx and 429 are worth retrying.
+func refused(err error) bool {
+	var he *client.HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode/100 == 4 && he.StatusCode != http.StatusTooManyRequests
+	}
+	return errors.Is(err, client.ErrBadResponse)
 }
 
 // checkArchive re-fetches a checkpoint seen before from the log's archive

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -196,5 +197,114 @@ func TestMonitorStateDir(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "checkpoints", "5"), b, 0o644)
 	if _, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, StateDir: dir}); err == nil || !strings.Contains(err.Error(), "not a checkpoint of size 5") {
 		t.Errorf("New with a misnamed checkpoint: %v", err)
+	}
+}
+
+// TestMonitorProofRefused: a log that answers a 4xx (not 429) or garbage
+// instead of a consistency proof between two checkpoints it signed hides a
+// possible fork: that is a violation with both notes as evidence. A 5xx is
+// a passing failure.
+func TestMonitorProofRefused(t *testing.T) {
+	for _, tc := range []struct {
+		code      int
+		violation bool
+	}{
+		{400, true}, {404, true}, {403, true}, {500, false},
+	} {
+		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
+			l := testlog.New(t, 0)
+			addEntries(l, 0, 3)
+			m := newMonitor(t, l, t.TempDir(), nil)
+			check(t, m)
+			addEntries(l, 3, 5)
+			l.SetRefuseConsistency(tc.code)
+			_, err := m.Check(t.Context())
+			if got := errors.Is(err, ErrViolation); got != tc.violation {
+				t.Fatalf("Check = %v; violation %v, want %v", err, got, tc.violation)
+			}
+			if !tc.violation {
+				return
+			}
+			var ie *InconsistencyError
+			if !errors.As(err, &ie) || ie.OldSize != 3 || ie.NewSize != 8 || !strings.Contains(err.Error(), "refuses to prove consistency between checkpoints it signed") {
+				t.Errorf("Check = %v", err)
+			}
+			ev := EvidenceOf(err)
+			if ev == nil || len(ev.Checkpoints) != 2 {
+				t.Fatalf("evidence %+v", ev)
+			}
+			for i, want := range []uint64{3, 8} {
+				if s, err := checkpoint.Open([]byte(ev.Checkpoints[i]), l.Verifier); err != nil || s.Size != want {
+					t.Errorf("evidence checkpoint %d: %+v, %v; want size %d signed by the log", i, s, err, want)
+				}
+			}
+			if m.Kept() != 1 {
+				t.Errorf("kept %d checkpoints, want 1", m.Kept())
+			}
+		})
+	}
+}
+
+// TestMonitorOpensOnlyWhatItNeeds: New opens only the largest kept
+// checkpoint and Check only the neighbours of the new one; a damaged file
+// elsewhere is found (ErrBadState) only when a check needs it.
+func TestMonitorOpensOnlyWhatItNeeds(t *testing.T) {
+	l := testlog.New(t, 0)
+	dir := t.TempDir()
+	m := newMonitor(t, l, dir, nil)
+	for i := range 5 {
+		addEntries(l, i*10, 10)
+		check(t, m)
+	}
+	// Damage the checkpoint of size 20: neither the largest (50) nor a
+	// neighbour of 60.
+	damaged := filepath.Join(dir, "checkpoints", "20")
+	if err := os.WriteFile(damaged, []byte("not a checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m = newMonitor(t, l, dir, nil)
+	addEntries(l, 50, 10)
+	if res := check(t, m); !res.New || res.Kept != 6 {
+		t.Errorf("check = %+v", res)
+	}
+	// A stale checkpoint of size 25 would be compared with 20: the damage
+	// is found then.
+	l.SetArchive(25, [32]byte{})
+	l.ServeOld(25)
+	if _, err := m.Check(t.Context()); !errors.Is(err, ErrBadState) || !strings.Contains(err.Error(), "not a checkpoint of size 20") {
+		t.Errorf("Check needing the damaged file = %v, want ErrBadState", err)
+	}
+	// The largest checkpoint damaged, or signed by another log, stops New.
+	other := testlog.New(t, 0)
+	addEntries(other, 0, 70)
+	b, err := logClient(t, other).Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "checkpoints", "70"), b, 0o644)
+	if _, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, StateDir: dir}); !errors.Is(err, ErrBadState) {
+		t.Errorf("New with another log's checkpoint = %v, want ErrBadState", err)
+	}
+}
+
+// TestMonitorLogKeyNotInPolicy: a log key that is not among the policy's
+// log lines is refused, as verify refuses it.
+func TestMonitorLogKeyNotInPolicy(t *testing.T) {
+	l := testlog.New(t, 1)
+	addEntries(l, 0, 3)
+	other := testlog.New(t, 0)
+	policy, err := checkpoint.ParsePolicy([]byte("log " + other.VKey + "\nwitness w0 " + l.WitnessVKeys[0] + "\nquorum w0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMonitor(t, l, t.TempDir(), policy)
+	_, err = m.Check(t.Context())
+	var ve *VerifyError
+	if !errors.As(err, &ve) || !errors.Is(err, checkpoint.ErrSignature) || !strings.Contains(err.Error(), "not one of the policy's log lines") {
+		t.Errorf("Check = %v, want a *VerifyError: key not in the policy", err)
+	}
+	_, err = newAuditor(t, l, AuditorConfig{Policy: policy}).Audit(t.Context())
+	if !errors.As(err, &ve) || !errors.Is(err, checkpoint.ErrSignature) {
+		t.Errorf("Audit = %v, want a *VerifyError: key not in the policy", err)
 	}
 }
