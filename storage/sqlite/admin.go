@@ -23,7 +23,8 @@ const selectTreesSQL = `SELECT tree_id, tree_state, tree_type, display_name, des
 // adminStorage implements Trillian's storage.AdminStorage.
 type adminStorage struct{ s *Storage }
 
-func (a *adminStorage) CheckDatabaseAccessible(ctx context.Context) error {
+func (a *adminStorage) CheckDatabaseAccessible(ctx context.Context) (err error) {
+	defer a.s.markCorrupt(&err)
 	return checkAccessible(ctx, a.s)
 }
 
@@ -35,7 +36,8 @@ func checkAccessible(ctx context.Context, s *Storage) error {
 }
 
 // Snapshot starts a read-only transaction on the read pool.
-func (a *adminStorage) Snapshot(ctx context.Context) (storage.ReadOnlyAdminTX, error) {
+func (a *adminStorage) Snapshot(ctx context.Context) (_ storage.ReadOnlyAdminTX, err error) {
+	defer a.s.markCorrupt(&err)
 	if a.s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -43,7 +45,7 @@ func (a *adminStorage) Snapshot(ctx context.Context) (storage.ReadOnlyAdminTX, e
 	if err != nil {
 		return nil, fmt.Errorf("sqlite storage: begin snapshot: %w", err)
 	}
-	return &adminTX{q: newStmtConn(tx.PrepareContext), end: func(commit bool) error {
+	return &adminTX{s: a.s, q: newStmtConn(tx.PrepareContext), end: func(commit bool) error {
 		if commit {
 			return tx.Commit()
 		}
@@ -53,12 +55,13 @@ func (a *adminStorage) Snapshot(ctx context.Context) (storage.ReadOnlyAdminTX, e
 
 // ReadWriteTransaction runs f in a write transaction and commits it if f
 // returns nil.
-func (a *adminStorage) ReadWriteTransaction(ctx context.Context, f storage.AdminTXFunc) error {
+func (a *adminStorage) ReadWriteTransaction(ctx context.Context, f storage.AdminTXFunc) (err error) {
+	defer a.s.markCorrupt(&err)
 	s := a.s
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	tx := &adminTX{q: s.w, writable: true, end: func(commit bool) error {
+	tx := &adminTX{s: s, q: s.w, writable: true, end: func(commit bool) error {
 		if commit {
 			return s.commitWrite()
 		}
@@ -74,13 +77,15 @@ func (a *adminStorage) ReadWriteTransaction(ctx context.Context, f storage.Admin
 
 // adminTX is a read-only or read-write admin transaction.
 type adminTX struct {
+	s        *Storage
 	q        *stmtConn
 	writable bool
 	end      func(commit bool) error
 	done     bool
 }
 
-func (t *adminTX) Commit() error {
+func (t *adminTX) Commit() (err error) {
+	defer t.s.markCorrupt(&err)
 	if t.done {
 		return errors.New("sqlite storage: transaction already finished")
 	}
@@ -88,7 +93,8 @@ func (t *adminTX) Commit() error {
 	return t.end(true)
 }
 
-func (t *adminTX) Close() error {
+func (t *adminTX) Close() (err error) {
+	defer t.s.markCorrupt(&err)
 	if t.done {
 		return nil
 	}
@@ -115,8 +121,9 @@ func (t *adminTX) ctx(ctx context.Context) (context.Context, error) {
 	return context.WithoutCancel(ctx), nil
 }
 
-func (t *adminTX) GetTree(ctx context.Context, treeID int64) (*trillian.Tree, error) {
-	ctx, err := t.ctx(ctx)
+func (t *adminTX) GetTree(ctx context.Context, treeID int64) (_ *trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
+	ctx, err = t.ctx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +141,9 @@ func (t *adminTX) GetTree(ctx context.Context, treeID int64) (*trillian.Tree, er
 	return trees[0], nil
 }
 
-func (t *adminTX) ListTrees(ctx context.Context, includeDeleted bool) ([]*trillian.Tree, error) {
-	ctx, err := t.ctx(ctx)
+func (t *adminTX) ListTrees(ctx context.Context, includeDeleted bool) (_ []*trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
+	ctx, err = t.ctx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +217,9 @@ func validateSettings(tree *trillian.Tree) error {
 	return status.Errorf(codes.InvalidArgument, "sqlite storage: tree_type %s is not supported", tree.TreeType)
 }
 
-func (t *adminTX) CreateTree(ctx context.Context, tree *trillian.Tree) (*trillian.Tree, error) {
-	ctx, err := t.writeCtx(ctx)
+func (t *adminTX) CreateTree(ctx context.Context, tree *trillian.Tree) (_ *trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
+	ctx, err = t.writeCtx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +249,9 @@ func (t *adminTX) CreateTree(ctx context.Context, tree *trillian.Tree) (*trillia
 	return nt, nil
 }
 
-func (t *adminTX) UpdateTree(ctx context.Context, treeID int64, updateFunc func(*trillian.Tree)) (*trillian.Tree, error) {
-	ctx, err := t.writeCtx(ctx)
+func (t *adminTX) UpdateTree(ctx context.Context, treeID int64, updateFunc func(*trillian.Tree)) (_ *trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
+	ctx, err = t.writeCtx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -269,11 +279,13 @@ func (t *adminTX) UpdateTree(ctx context.Context, treeID int64, updateFunc func(
 	return tree, nil
 }
 
-func (t *adminTX) SoftDeleteTree(ctx context.Context, treeID int64) (*trillian.Tree, error) {
+func (t *adminTX) SoftDeleteTree(ctx context.Context, treeID int64) (_ *trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
 	return t.setDeleted(ctx, treeID, true)
 }
 
-func (t *adminTX) UndeleteTree(ctx context.Context, treeID int64) (*trillian.Tree, error) {
+func (t *adminTX) UndeleteTree(ctx context.Context, treeID int64) (_ *trillian.Tree, err error) {
+	defer t.s.markCorrupt(&err)
 	return t.setDeleted(ctx, treeID, false)
 }
 
@@ -315,8 +327,9 @@ func (t *adminTX) checkDeleted(ctx context.Context, treeID int64, want bool) err
 }
 
 // HardDeleteTree removes a soft-deleted tree and everything stored for it.
-func (t *adminTX) HardDeleteTree(ctx context.Context, treeID int64) error {
-	ctx, err := t.writeCtx(ctx)
+func (t *adminTX) HardDeleteTree(ctx context.Context, treeID int64) (err error) {
+	defer t.s.markCorrupt(&err)
+	ctx, err = t.writeCtx(ctx)
 	if err != nil {
 		return err
 	}

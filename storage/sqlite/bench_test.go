@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -209,5 +211,74 @@ func BenchmarkQueueWhileIntegrating(b *testing.B) {
 			b.ReportMetric(float64(b.N)/queueTime.Seconds(), "queued/s")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
 		})
+	}
+}
+
+// BenchmarkOpenIntegrityCheck measures Open with Config.CheckIntegrity
+// (SQLite's PRAGMA quick_check, which reads the whole file) on files of
+// 100,000 and 1,000,000 integrated 256-byte leaves, and without it. The
+// files are built once per run (not timed), in EVIDENT_BENCH_DIR when that
+// is set so that later runs reuse them (for example to time a cold page
+// cache after `dd if=FILE iflag=nocache count=0`).
+func BenchmarkOpenIntegrityCheck(b *testing.B) {
+	log.InitMetrics(nil)
+	dir := os.Getenv("EVIDENT_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	for _, leaves := range []int{100_000, 1_000_000} {
+		path := filepath.Join(dir, fmt.Sprintf("leaves-%d.db", leaves))
+		if _, err := os.Stat(path); err != nil {
+			buildStore(b, path, leaves)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, check := range []bool{true, false} {
+			b.Run(fmt.Sprintf("leaves=%d/check=%v", leaves, check), func(b *testing.B) {
+				for b.Loop() {
+					s, err := Open(context.Background(), path, Config{CheckIntegrity: check})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := s.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(fi.Size())/1e6, "file-MB")
+			})
+		}
+	}
+}
+
+// buildStore writes a storage file at path holding one tree of n
+// integrated 256-byte leaves.
+func buildStore(b *testing.B, path string, n int) {
+	ctx := context.Background()
+	s, err := Open(ctx, path, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tree := newInitializedTree(b, s)
+	ls := s.LogStorage()
+	for i := 0; i < n; i += 1000 {
+		leaves := make([]*trillian.LogLeaf, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			leaves = append(leaves, newLeaf(4, uint64(j)))
+		}
+		if _, err := ls.QueueLeaves(ctx, tree, leaves, time.Now().Add(-time.Second)); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			k, err := log.IntegrateBatch(ctx, tree, 10000, 0, 0, clock.System, ls, quota.Noop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if k == 0 {
+				break
+			}
+		}
 	}
 }

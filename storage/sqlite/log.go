@@ -68,11 +68,13 @@ const (
 // logStorage implements Trillian's storage.LogStorage.
 type logStorage struct{ s *Storage }
 
-func (l *logStorage) CheckDatabaseAccessible(ctx context.Context) error {
+func (l *logStorage) CheckDatabaseAccessible(ctx context.Context) (err error) {
+	defer l.s.markCorrupt(&err)
 	return checkAccessible(ctx, l.s)
 }
 
-func (l *logStorage) GetActiveLogIDs(ctx context.Context) ([]int64, error) {
+func (l *logStorage) GetActiveLogIDs(ctx context.Context) (_ []int64, err error) {
+	defer l.s.markCorrupt(&err)
 	if l.s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -95,7 +97,8 @@ func (l *logStorage) GetActiveLogIDs(ctx context.Context) ([]int64, error) {
 // SnapshotForTree starts a read-only transaction on the read pool. As in
 // Trillian's MySQL provider, for a tree without a root it returns the open
 // transaction together with storage.ErrTreeNeedsInit.
-func (l *logStorage) SnapshotForTree(ctx context.Context, tr *trillian.Tree) (storage.ReadOnlyLogTreeTX, error) {
+func (l *logStorage) SnapshotForTree(ctx context.Context, tr *trillian.Tree) (_ storage.ReadOnlyLogTreeTX, err error) {
+	defer l.s.markCorrupt(&err)
 	if l.s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -145,7 +148,8 @@ func (l *logStorage) beginWriteTX(ctx context.Context, tr *trillian.Tree) (*logT
 
 // ReadWriteTransaction runs f in a write transaction and commits it if f
 // returns nil. It is never retried.
-func (l *logStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tree, f storage.LogTXFunc) error {
+func (l *logStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tree, f storage.LogTXFunc) (err error) {
+	defer l.s.markCorrupt(&err)
 	t, err := l.beginWriteTX(ctx, tr)
 	if err != nil && !errors.Is(err, storage.ErrTreeNeedsInit) {
 		return err
@@ -157,7 +161,8 @@ func (l *logStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tree
 	return t.Commit(ctx)
 }
 
-func (l *logStorage) AddSequencedLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+func (l *logStorage) AddSequencedLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, ts time.Time) (_ []*trillian.QueuedLogLeaf, err error) {
+	defer l.s.markCorrupt(&err)
 	t, err := l.beginWriteTX(ctx, tr)
 	if t != nil {
 		defer t.Close()
@@ -269,7 +274,8 @@ func (t *logTX) checkWritable(ctx context.Context) error {
 	return t.check(ctx)
 }
 
-func (t *logTX) Commit(ctx context.Context) error {
+func (t *logTX) Commit(ctx context.Context) (err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
@@ -291,7 +297,8 @@ func (t *logTX) Commit(ctx context.Context) error {
 	return t.end(true)
 }
 
-func (t *logTX) Close() error {
+func (t *logTX) Close() (err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
@@ -347,7 +354,8 @@ func (t *logTX) storeTiles(ctx context.Context) error {
 	return nil
 }
 
-func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) ([]tree.Node, error) {
+func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) (_ []tree.Node, err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.check(ctx); err != nil {
@@ -356,7 +364,8 @@ func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) ([]tre
 	return t.tiles.GetNodes(ids, t.getSubtrees(t.stmtCtx(ctx)))
 }
 
-func (t *logTX) SetMerkleNodes(ctx context.Context, nodes []tree.Node) error {
+func (t *logTX) SetMerkleNodes(ctx context.Context, nodes []tree.Node) (err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.checkWritable(ctx); err != nil {
@@ -376,7 +385,8 @@ func (t *logTX) LatestSignedLogRoot(ctx context.Context) (*trillian.SignedLogRoo
 
 // StoreSignedLogRoot stores a new tree head at the write revision. It
 // refuses a head smaller than the current one: a log never shrinks.
-func (t *logTX) StoreSignedLogRoot(ctx context.Context, root *trillian.SignedLogRoot) error {
+func (t *logTX) StoreSignedLogRoot(ctx context.Context, root *trillian.SignedLogRoot) (err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.checkWritable(ctx); err != nil {
@@ -402,7 +412,8 @@ func (t *logTX) StoreSignedLogRoot(ctx context.Context, root *trillian.SignedLog
 	return nil
 }
 
-func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) ([]*trillian.LogLeaf, error) {
+func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) (_ []*trillian.LogLeaf, err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.checkWritable(ctx); err != nil {
@@ -451,7 +462,8 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 
 // UpdateSequencedLeaves gives dequeued leaves their positions, which takes
 // them out of the queue.
-func (t *logTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.LogLeaf) error {
+func (t *logTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.LogLeaf) (err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.checkWritable(ctx); err != nil {
@@ -556,7 +568,8 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-func (t *logTX) GetLeavesByRange(ctx context.Context, start, count int64) ([]*trillian.LogLeaf, error) {
+func (t *logTX) GetLeavesByRange(ctx context.Context, start, count int64) (_ []*trillian.LogLeaf, err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.check(ctx); err != nil {
@@ -602,7 +615,8 @@ func (t *logTX) leavesByRange(ctx context.Context, start, count int64) ([]*trill
 	return leaves, nil
 }
 
-func (t *logTX) GetLeavesByHash(ctx context.Context, hashes [][]byte, orderBySequence bool) ([]*trillian.LogLeaf, error) {
+func (t *logTX) GetLeavesByHash(ctx context.Context, hashes [][]byte, orderBySequence bool) (_ []*trillian.LogLeaf, err error) {
+	defer t.s.markCorrupt(&err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.check(ctx); err != nil {

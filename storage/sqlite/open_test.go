@@ -6,13 +6,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // makeStore creates a storage file holding one initialized tree with a few
@@ -266,4 +270,114 @@ func FuzzOpen(f *testing.F) {
 			t.Logf("GetActiveLogIDs on fuzzed file: %v", err)
 		}
 	})
+}
+
+// damageTables makes the root pages of leaf_data and its indexes invalid
+// b-tree pages in the (closed) file at path: Open, which does not read them,
+// succeeds without the integrity check, and every read or write of a leaf
+// meets the damage.
+func damageTables(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pageSize int64
+	if err := db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'leaf_data'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages []int64
+	for rows.Next() {
+		var p int64
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, p)
+	}
+	if err := rows.Err(); err != nil || len(pages) != 5 {
+		t.Fatalf("leaf_data root pages %v, %v; want 5", pages, err)
+	}
+	db.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range pages {
+		if _, err := f.WriteAt([]byte{0xff}, (p-1)*pageSize); err != nil { // not a b-tree page type
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCorruptAfterOpen opens a file whose leaf pages are damaged without the
+// integrity check: the damage surfaces on first use, and every call that
+// meets it fails with ErrCorrupt (gRPC DataLoss), never with a success or
+// an unexplained SQLite error; the first one is logged. With the integrity
+// check, Open refuses the file.
+func TestCorruptAfterOpen(t *testing.T) {
+	path := makeStore(t)
+	damageTables(t, path)
+	if s, err := Open(t.Context(), path, Config{CheckIntegrity: true}); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open with the integrity check: %v, want ErrCorrupt", err)
+	}
+	var logged bytes.Buffer
+	s, err := Open(t.Context(), path, Config{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatalf("Open without the integrity check: %v", err)
+	}
+	defer s.Close()
+	ls := s.LogStorage()
+	ids, err := ls.GetActiveLogIDs(t.Context())
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("GetActiveLogIDs = %v, %v", ids, err)
+	}
+	tree, err := storage.GetTree(t.Context(), s.AdminStorage(), ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"QueueLeaves": func() error {
+			_, err := ls.QueueLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(11, 1)}, fakeTime)
+			return err
+		},
+		"DequeueLeaves": func() error {
+			return ls.ReadWriteTransaction(t.Context(), tree, func(ctx context.Context, tx storage.LogTreeTX) error {
+				_, err := tx.DequeueLeaves(ctx, 10, time.Now())
+				return err
+			})
+		},
+		"GetLeavesByHash": func() error {
+			tx, err := ls.SnapshotForTree(t.Context(), tree)
+			if err != nil {
+				return err
+			}
+			defer tx.Close()
+			_, err = tx.GetLeavesByHash(t.Context(), [][]byte{newLeaf(9, 1).MerkleLeafHash}, false)
+			return err
+		},
+		"HardDeleteTree": func() error {
+			if _, err := storage.SoftDeleteTree(t.Context(), s.AdminStorage(), tree.TreeId); err != nil {
+				return err
+			}
+			return storage.HardDeleteTree(t.Context(), s.AdminStorage(), tree.TreeId)
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		t.Logf("%s: %v", name, err)
+		if !errors.Is(err, ErrCorrupt) || status.Code(err) != codes.DataLoss {
+			t.Errorf("%s on a damaged file: %v, want ErrCorrupt (DataLoss)", name, err)
+		}
+	}
+	if n := strings.Count(logged.String(), "damaged"); n != 1 {
+		t.Errorf("logged %d reports of damage, want 1:\n%s", n, logged.String())
+	}
 }

@@ -30,7 +30,8 @@ type queueReq struct {
 // together, in one transaction, by the group committer; each call returns
 // when the transaction holding its leaves is durable. See the package doc
 // for the results of duplicates.
-func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time) ([]*trillian.QueuedLogLeaf, error) {
+func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time) (_ []*trillian.QueuedLogLeaf, err error) {
+	defer l.s.markCorrupt(&err)
 	s := l.s
 	qts := timestamppb.New(queueTimestamp)
 	if err := qts.CheckValid(); err != nil {
