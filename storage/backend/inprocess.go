@@ -39,7 +39,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		reg.LogStorage = mysql.NewLogStorage(db, cfg.MetricFactory)
 		closeStorage = db.Close
 	default:
-		st, err := openSQLite(ctx, cfg.SQLitePath, cfg.Logger)
+		st, err := openSQLite(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -3,14 +3,17 @@ package backend
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/evidentlog/evident/storage/sqlite"
 )
 
-// openSQLite opens the SQLite Trillian storage at path.
-func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*sqlite.Storage, error) {
-	st, err := sqlite.Open(ctx, path, sqlite.Config{Logger: logger})
+// openSQLite opens the SQLite Trillian storage at cfg.SQLitePath, checking
+// the whole file first unless cfg.SkipIntegrityCheck is set.
+func openSQLite(ctx context.Context, cfg Config) (*sqlite.Storage, error) {
+	st, err := sqlite.Open(ctx, cfg.SQLitePath, sqlite.Config{
+		Logger:         cfg.Logger,
+		CheckIntegrity: !cfg.SkipIntegrityCheck,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
