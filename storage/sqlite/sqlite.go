@@ -221,7 +221,7 @@ type Storage struct {
 	pending      atomic.Int64
 	closing      chan struct{}
 	closed       atomic.Bool
-	corruptSeen  atomic.Bool // a damaged file was reported (and logged) after Open
+	corruptSeen  atomic.Bool  // a damaged file was reported (and logged) after Open
 	sendMu       sync.RWMutex // held for reading while sending to queue
 	once         sync.Once
 	wg           sync.WaitGroup
