@@ -22,8 +22,12 @@ const (
 	VKeyFile = "witness.vkey" // public verifier key, one line
 )
 
+// ErrNoKeyName is returned by LoadOrCreateKey when dir holds no key yet and
+// no name was given to create one: the caller must name the witness.
+var ErrNoKeyName = errors.New("no witness key yet, and no name to create one")
+
 // LoadOrCreateKey returns the witness key kept in dir, creating it (named
-// name) if dir holds none. It returns the private signer key, the public
+// name) if dir holds none (ErrNoKeyName if name is empty). It returns the private signer key, the public
 // verifier key and whether it created them. An existing key whose name is
 // not name (when name is not empty) or whose file is readable by others is
 // refused.
@@ -56,7 +60,7 @@ func LoadOrCreateKey(dir, name string) (skey, vkey string, created bool, err err
 
 func createKey(dir, name string) (skey, vkey string, created bool, err error) {
 	if name == "" {
-		return "", "", false, errors.New("no witness key yet: give the witness a key name (e.g. witness.example.com/w1)")
+		return "", "", false, fmt.Errorf("%s: %w", filepath.Join(dir, KeyFile), ErrNoKeyName)
 	}
 	skey, vkey, err = checkpoint.GenerateCosignerKey(name)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +70,22 @@ func run() error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx := context.Background()
 
+	// Listen and read the logs file before creating anything, so that a
+	// mistake there leaves no key or database behind.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer ln.Close()
+	logs, err := loadLogs(*logsFile, logger)
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		if _, err := os.Stat(filepath.Join(*dataDir, witness.KeyFile)); errors.Is(err, fs.ErrNotExist) {
+			return noName(*dataDir)
+		}
+	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
@@ -76,6 +93,9 @@ func run() error {
 		logger.Warn("data directory is accessible to other users; chmod 700 it", "dir", *dataDir, "mode", fi.Mode().Perm().String())
 	}
 	skey, vkey, created, err := witness.LoadOrCreateKey(*dataDir, *name)
+	if errors.Is(err, witness.ErrNoKeyName) {
+		return noName(*dataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -89,10 +109,6 @@ func run() error {
 		return err
 	}
 	defer db.Close()
-	logs, err := loadLogs(*logsFile, logger)
-	if err != nil {
-		return err
-	}
 	w, err := witness.New(ctx, witness.Config{DB: db, Key: skey, Logs: logs, RateLimit: *rateLimit, Logger: logger})
 	if err != nil {
 		return err
@@ -107,10 +123,6 @@ func run() error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
 	}
 	logger.Info("evident-witness serving", "addr", ln.Addr().String(), "name", w.Name(), "logs", len(logs.List()))
 	served := make(chan error, 1)
@@ -142,6 +154,11 @@ func run() error {
 			return nil
 		}
 	}
+}
+
+// noName is the error of a first start without --name.
+func noName(dataDir string) error {
+	return usageError{fmt.Errorf("no witness key in %s yet: name the witness with --name (e.g. --name witness.example.com/w1) to create one", dataDir)}
 }
 
 // loadLogs reads the logs file ("" follows no logs).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -92,6 +93,59 @@ func TestBinary(t *testing.T) {
 	out, err := exec.Command(bin, "--listen", addr, "--data_dir", data, "--name", "example.com/other").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "named") {
 		t.Errorf("start with another name: %v %s", err, out)
+	}
+}
+
+// TestStartMistakes: a first start without --name, or with a --listen
+// address that cannot be listened on, fails with a clear message and
+// creates no key and no database.
+func TestStartMistakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: builds and runs the binary")
+	}
+	binDir, cleanup, err := testproc.Build(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	bin := filepath.Join(binDir, "evident-witness")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := fmt.Sprintf("127.0.0.1:%d", testproc.FreePorts(t, 1))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no name on first start", []string{"--listen", free}, 2, "--name"},
+		{"invalid port", []string{"--listen", ":99999", "--name", "example.com/w1"}, 1, "--listen"},
+		{"port in use", []string{"--listen", busy.Addr().String(), "--name", "example.com/w1"}, 1, "--listen"},
+		{"missing logs file", []string{"--listen", free, "--name", "example.com/w1", "--logs_file", "/nonexistent/logs"}, 1, "logs file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			cmd := exec.Command(bin, append(tt.args, "--data_dir", data)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tt.code {
+				t.Fatalf("exit %v, want code %d; stderr:\n%s", err, tt.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.want)
+			}
+			for _, f := range []string{witness.KeyFile, "witness.db"} {
+				if _, err := os.Stat(filepath.Join(data, f)); err == nil {
+					t.Errorf("%s was created", f)
+				}
+			}
+		})
 	}
 }
 
