@@ -219,9 +219,11 @@ func TestCrossCheckSumdbKeys(t *testing.T) {
 }
 
 // TestMaliciousLog: a log forks after size 4 and shows the two histories
-// to three witnesses in every order it can. Each witness cosigns at most
-// one fork, a client requiring 2 of 3 never accepts checkpoints of both
-// forks, and the evidence the witnesses keep verifies offline.
+// to three witnesses in every order it can. Fork A reaches two witnesses
+// first, so a 2-of-3 client accepts it; the test checks that each witness
+// cosigns at most one fork, that the client never accepts checkpoints of
+// both forks, and that the evidence the witnesses keep verifies offline.
+// TestMaliciousLogSplitView is the split view that accepts neither fork.
 func TestMaliciousLog(t *testing.T) {
 	l := newTestLog(t, "example.com/log").grow(4)
 	var ws []*testWitness
@@ -339,6 +341,91 @@ func TestMaliciousLog(t *testing.T) {
 	e := Evidence{Held: string(l.checkpointAt(2)), New: string(l.checkpoint()), Proof: l.proof(2)}
 	if _, err := VerifyEvidence(&e, mustVerifier(t, l.vkey)); !errors.Is(err, ErrNotEvidence) {
 		t.Errorf("VerifyEvidence of consistent checkpoints = %v, want ErrNotEvidence", err)
+	}
+}
+
+// TestMaliciousLogSplitView: a log forks after size 4 and shows fork A to
+// w1 and fork B to w2, keeping w3 at size 4 (it cannot show either fork to
+// w3 without giving that fork a second cosignature), then tries each
+// witness with the other fork. Each fork gets at most one cosignature, a
+// 2-of-3 client accepts no forked checkpoint, and w1 and w2 keep evidence
+// that proves the split view offline.
+func TestMaliciousLogSplitView(t *testing.T) {
+	l := newTestLog(t, "example.com/log").grow(4)
+	var ws []*testWitness
+	for i := range 3 {
+		ws = append(ws, newTestWitness(t, fmt.Sprintf("example.com/w%d", i+1), []*testLog{l}))
+	}
+	for _, w := range ws {
+		mustAdd(t, w, l, 0)
+	}
+	a := l.fork("A").grow(4)
+	b := l.fork("B").grow(4)
+	forks := []*testLog{a, b, a.fork("A").grow(3), b.fork("B").grow(3)}
+	cosigs := map[string][][]byte{}
+	ask := func(w *testWitness, f *testLog) {
+		// The log sends its fork with an honest proof from the size the
+		// witness holds, as a Pool would.
+		for _, old := range []int64{4, 8} {
+			if old > f.size {
+				continue
+			}
+			if line, err := w.AddCheckpoint(t.Context(), f.request(old)); err == nil {
+				cosigs[string(f.checkpoint())] = append(cosigs[string(f.checkpoint())], line)
+			}
+		}
+	}
+	ask(ws[0], forks[0]) // w1 sees A
+	ask(ws[1], forks[1]) // w2 sees B
+	ask(ws[0], forks[2]) // A grows at w1
+	ask(ws[1], forks[3]) // B grows at w2
+	ask(ws[0], forks[1]) // then each is tried with the other fork
+	ask(ws[1], forks[0])
+	ask(ws[0], forks[3])
+	ask(ws[1], forks[2])
+
+	pol, err := checkpoint.ParsePolicy([]byte(fmt.Sprintf(
+		"log %s\nwitness w1 %s\nwitness w2 %s\nwitness w3 %s\ngroup g 2 w1 w2 w3\nquorum g\n",
+		l.vkey, ws[0].VKey(), ws[1].VKey(), ws[2].VKey())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range forks {
+		full, err := checkpoint.AppendSignatures(f.checkpoint(), cosigs[string(f.checkpoint())]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := checkpoint.Open(full, mustVerifier(t, l.vkey), pol.Verifiers()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := pol.Cosigners(s)
+		if len(names) != 1 {
+			t.Errorf("fork %s size %d cosigned by %v, want exactly one witness", f.tag, f.size, names)
+		}
+		if pol.Satisfied(names) {
+			t.Errorf("a 2-of-3 client accepted fork %s at size %d", f.tag, f.size)
+		}
+	}
+	for i, want := range []int64{11, 11, 4} {
+		if st, _, _ := ws[i].db.WitnessState(t.Context(), l.origin); st.Size != uint64(want) {
+			t.Errorf("w%d holds size %d, want %d", i+1, st.Size, want)
+		}
+	}
+	for i, w := range ws[:2] {
+		ev, err := w.ListEvidence(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proven := false
+		for _, e := range ev {
+			if ok, err := VerifyEvidence(&e, mustVerifier(t, l.vkey)); ok && err == nil {
+				proven = true
+			}
+		}
+		if !proven {
+			t.Errorf("w%d kept no evidence that proves the split view (%d records)", i+1, len(ev))
+		}
 	}
 }
 
