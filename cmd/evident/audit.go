@@ -15,8 +15,10 @@ RFC 6962 Merkle root from SHA-256(0x00 || entry) with a compact range, and
 checks that it equals the checkpoint's root. This proves that the entries
 the log serves are exactly the ones its signed checkpoint commits to.
 
-Downloads run --parallel batches of --batch entries ahead of the
-verification, so that hashing, not the network, sets the pace.
+Downloads run --parallel requests of --batch entries ahead of the
+verification (no new one while 64 MiB of fetched entries wait), so that
+round trips to a distant log overlap: with 100 ms per request, 1 request
+at a time fetches about 9,500 entries/s, 16 about 100,000.
 
 With --state_dir the audit is resumable: the compact range (at most 64
 hashes) is saved there every few seconds and on interruption, and after a
@@ -24,7 +26,9 @@ successful audit the verified size is kept, so the next run only fetches
 new entries (and, by matching the new root, proves the old entries are
 unchanged). Without --state_dir every run starts from entry 0.
 
-A root mismatch prints a SECURITY ERROR and exits 1.`
+A root mismatch prints a SECURITY ERROR and exits 1 (with --state_dir it
+also writes an evidence file there). A --state_dir that cannot be used, or
+kept for another log, exits 2.`
 
 func runAudit(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "audit", "--log URL --log_key VKEY [--policy FILE] [--state_dir D]", auditHelp)
@@ -34,7 +38,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	stateDir := fs.String("state_dir", "", "directory for resumable state (default: none, start from 0)")
 	var cfg monitor.AuditorConfig
 	fs.IntVar(&cfg.Batch, "batch", monitor.DefaultBatch, "entries per request")
-	fs.IntVar(&cfg.Parallel, "parallel", monitor.DefaultParallel, "requests in flight ahead of verification (more only helps when the log is remote: on a 2-core machine with the log local, 2 was fastest)")
+	fs.IntVar(&cfg.Parallel, "parallel", monitor.DefaultParallel, "requests in flight ahead of verification (each hides one round trip to the log)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err

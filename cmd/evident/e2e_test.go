@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/client"
 	"github.com/evidentlog/evident/internal/testproc"
 )
 
@@ -171,5 +172,102 @@ func TestE2EMonitorAudit(t *testing.T) {
 	wantCode(t, evident(t, nil, "monitor", "--once", "--log", srv.url, "--log_key", other, "--state_dir", t.TempDir()), exitFailed)
 	if _, err := os.Stat(filepath.Join(monState, "checkpoints")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestE2EClient runs the client's methods against the real server and
+// verifies what they return with package checkpoint.
+func TestE2EClient(t *testing.T) {
+	srv := startRealServer(t)
+	ctx := t.Context()
+	tok, err := os.ReadFile(srv.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(ctx, client.Config{URL: srv.url, Token: strings.TrimSpace(string(tok))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key, err := checkpoint.NewVerifier(srv.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Health(ctx); err != nil {
+		t.Errorf("Health = %v", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.VKey != srv.vkey || info.Origin != key.Name() {
+		t.Errorf("Info = %+v, %v; want vkey %s", info, err, srv.vkey)
+	}
+	var entries [][]byte
+	var last *client.AddResponse
+	for i := range 5 {
+		e := fmt.Appendf(nil, `{"client-e2e":%d}`, i)
+		if last, err = c.AddEntry(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	rc, err := checkpoint.ParseReceipt(last.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.VerifyReceipt(rc, entries[4], key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		lh := checkpoint.LeafHash(e)
+		p, err := c.InclusionProof(ctx, lh, s.Size)
+		if err != nil || p.Index != uint64(i) {
+			t.Fatalf("InclusionProof(entry %d) = %+v, %v", i, p, err)
+		}
+		if err := checkpoint.VerifyInclusion(p.Index, s.Size, lh, p.Hashes, s.Hash); err != nil {
+			t.Errorf("InclusionProof(entry %d) does not verify: %v", i, err)
+		}
+		pi, err := c.InclusionProofByIndex(ctx, uint64(i), s.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkpoint.VerifyInclusion(uint64(i), s.Size, lh, pi.Hashes, s.Hash); err != nil {
+			t.Errorf("InclusionProofByIndex(%d) does not verify: %v", i, err)
+		}
+		got, err := c.Entry(ctx, uint64(i))
+		if err != nil || !bytes.Equal(got, e) {
+			t.Errorf("Entry(%d) = %q, %v; want %q", i, got, err, e)
+		}
+	}
+	es, err := c.Entries(ctx, 0, 5)
+	if err != nil || len(es) != 5 || !bytes.Equal(es[3], entries[3]) {
+		t.Errorf("Entries = %q, %v", es, err)
+	}
+	if _, err := c.Entry(ctx, 1000); !client.IsNotFound(err) {
+		t.Errorf("Entry past the tree: %v, want 404", err)
+	}
+	// An earlier checkpoint from the archive is consistent with the latest.
+	old, err := c.CheckpointAt(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := checkpoint.Open(old, key)
+	if err != nil || so.Size != 1 {
+		t.Fatalf("CheckpointAt(1) = %+v, %v", so, err)
+	}
+	cp, err := c.ConsistencyProof(ctx, 1, s.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.VerifyConsistency(1, s.Size, so.Hash, s.Hash, cp); err != nil {
+		t.Errorf("consistency 1 -> %d: %v", s.Size, err)
+	}
+	rb, err := c.Receipt(ctx, checkpoint.LeafHash(entries[0]), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r0, err := checkpoint.ParseReceipt(rb); err != nil {
+		t.Error(err)
+	} else if _, err := checkpoint.VerifyReceipt(r0, entries[0], key, nil); err != nil {
+		t.Errorf("Receipt does not verify: %v", err)
 	}
 }

@@ -7,11 +7,14 @@
 //
 //	0  success
 //	1  verification failed (a receipt, signature, quorum, proof or audit did
-//	   not check out; SECURITY ERROR lines also exit 1)
-//	2  usage: bad flags or arguments, or an input file that cannot be read
+//	   not check out; SECURITY ERROR lines also exit 1), or the log holds
+//	   no such entry (receipt: the log answered 404)
+//	2  usage: bad flags or arguments, an input file that cannot be read, or
+//	   a state directory that cannot be used or belongs to another log
 //	3  network or server error (the log could not be reached or answered
 //	   with an error), or a local write failed
-//	130 interrupted (Ctrl-C); resumable commands keep their progress
+//	130 interrupted (Ctrl-C, SIGTERM; also ends "monitor" without --once);
+//	   resumable commands keep their progress
 package main
 
 import (
@@ -63,10 +66,13 @@ Every command takes --json for machine-readable output on stdout.
 
 Exit codes:
   0    success
-  1    verification failed (SECURITY ERROR lines also exit 1)
-  2    usage: bad flags or arguments, unreadable input files
+  1    verification failed (SECURITY ERROR lines also exit 1), or the log
+       holds no such entry (receipt)
+  2    usage: bad flags or arguments, unreadable input files, an unusable
+       state directory or one of another log
   3    network or server error, or a local write failed
-  130  interrupted; resumable commands (submit --jsonl, audit) keep progress
+  130  interrupted (also how "monitor" ends); resumable commands
+       (submit --jsonl, audit) keep progress
 `
 
 func main() {

@@ -141,10 +141,50 @@ func TestKeygen(t *testing.T) {
 		t.Error("keygen overwrote an existing key")
 	}
 	// The key pair works: a checkpoint signed with it verifies with the vkey.
-	r = evident(t, nil, "keygen", "--name", "w1.example", "--witness", "--out", filepath.Join(dir, "w.key"), "--json")
+	c := checkpoint.Checkpoint{Origin: "example.com/log", Size: 0, Hash: checkpoint.EmptyRoot}
+	signer, err := checkpoint.NewSigner(strings.TrimSpace(string(before)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := checkpoint.Sign(c, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := checkpoint.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := checkpoint.Open(signed, verifier); err != nil || s.Origin != c.Origin {
+		t.Errorf("a checkpoint signed with the generated key: %+v, %v", s, err)
+	}
+	_, otherVKey, _ := checkpoint.GenerateKey("example.com/log")
+	otherV, _ := checkpoint.NewVerifier(otherVKey)
+	if _, err := checkpoint.Open(signed, otherV); err == nil {
+		t.Error("the checkpoint verifies with another key")
+	}
+	// A witness key pair: its cosignature verifies with its vkey.
+	wkey := filepath.Join(dir, "w.key")
+	r = evident(t, nil, "keygen", "--name", "w1.example", "--witness", "--out", wkey, "--json")
 	wantCode(t, r, exitOK)
-	if v, _ := r.json(t)["vkey"].(string); !strings.HasPrefix(v, "w1.example+") {
-		t.Errorf("witness vkey %q", v)
+	wvkey, _ := r.json(t)["vkey"].(string)
+	if !strings.HasPrefix(wvkey, "w1.example+") {
+		t.Errorf("witness vkey %q", wvkey)
+	}
+	wskey, _ := os.ReadFile(wkey)
+	cosigner, err := checkpoint.NewCosigner(strings.TrimSpace(string(wskey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := checkpoint.SignatureLine(c.Marshal(), cosigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv, err := checkpoint.NewCosignatureVerifier(wvkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.VerifySignatureLine(c.Marshal(), line, wv); err != nil {
+		t.Errorf("the witness key's cosignature does not verify with its vkey: %v", err)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/evidentlog/evident/client"
 	"github.com/evidentlog/evident/monitor"
 )
 
@@ -21,10 +23,16 @@ checkpoint from the log's archive (/v1/checkpoints/{size}) and checks that
 the log still serves the same root for it.
 
 On a violation it writes an evidence file (both signed checkpoints and the
-proof, JSON) into --state_dir, prints a SECURITY ERROR and exits 1. With
---once it checks once and exits (for cron); otherwise it polls every
---interval until interrupted. Network errors exit 3 with --once and are
-retried otherwise.`
+proof, JSON) into --state_dir, prints a SECURITY ERROR and exits 1. A log
+that refuses a consistency proof between two checkpoints it signed (a 4xx
+answer other than 429) is a violation too: it hides a fork as well as a bad
+proof does.
+
+With --once it checks once and exits (for cron); otherwise it polls every
+--interval until interrupted (exit 130). Transport errors, 5xx and 429
+answers exit 3 with --once and are retried otherwise; any other error
+answer stops the monitor with exit 3. A --state_dir that cannot be used,
+or that holds checkpoints of another log key, exits 2.`
 
 func runMonitor(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "monitor", "--log URL --log_key VKEY [--policy FILE] --state_dir D [--once]", monitorHelp)
@@ -54,7 +62,7 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	defer cfg.Client.Close()
 	m, err := monitor.New(ctx, cfg)
 	if err != nil {
-		return err
+		return cliError(err, *stateDir, false)
 	}
 	// Polling reports only new checkpoints; --once reports every check.
 	poll := func() error {
@@ -79,18 +87,33 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		err := poll()
 		switch {
 		case ctx.Err() != nil:
-			return nil
-		case err != nil && exitCode(ctx, err) == exitNetwork:
+			return ctx.Err() // interrupted: exit 130
+		case err != nil && passing(ctx, err):
 			fmt.Fprintf(e.stderr, "evident monitor: %v (retrying in %v)\n", err, *interval)
 		case err != nil:
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
+}
+
+// passing reports whether the monitor loop should retry after err: a
+// transport error, or an answer of 5xx or 429. Any other error answer (a
+// wrong URL, say) will not pass by itself, and verification failures must
+// not be retried away.
+func passing(ctx context.Context, err error) bool {
+	if exitCode(ctx, err) != exitNetwork {
+		return false
+	}
+	var he *client.HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode/100 == 5 || he.StatusCode == http.StatusTooManyRequests
+	}
+	return !errors.Is(err, client.ErrBadResponse)
 }
 
 // reportCheck prints the result of one check.
@@ -102,7 +125,16 @@ func reportCheck(e *env, res *monitor.Result) {
 	}
 	out := map[string]any{"ok": true, "status": status, "origin": s.Origin, "tree_size": s.Size,
 		"root_hash": fmt.Sprintf("%x", s.Hash), "cosigners": res.Cosigners, "checkpoints_kept": res.Kept}
-	e.result(out, fmt.Sprintf("OK: %s checkpoint of %s, size %d, root %x, consistent with %d kept checkpoints", status, s.Origin, s.Size, s.Hash[:8], res.Kept))
+	var with string
+	switch others := res.Kept - 1; others {
+	case 0:
+		with = "the first checkpoint kept"
+	case 1:
+		with = "consistent with the 1 other checkpoint kept"
+	default:
+		with = fmt.Sprintf("consistent with the %d other checkpoints kept", others)
+	}
+	e.result(out, fmt.Sprintf("OK: %s checkpoint of %s, size %d, root %x, %s", status, s.Origin, s.Size, s.Hash[:8], with))
 }
 
 // cliError maps an error from package monitor to the CLI's error kinds: a

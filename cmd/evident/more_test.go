@@ -115,9 +115,14 @@ func TestReceiptNotFound(t *testing.T) {
 	l := testlog.New(t, 0)
 	addN(l, 0, 3)
 	r := evident(t, nil, "receipt", "--log", l.URL, "--leaf_hash", strings.Repeat("ab", 32))
-	wantCode(t, r, exitNetwork)
+	wantCode(t, r, exitFailed)
 	if !strings.Contains(r.stderr, "not in the log's published tree") || !strings.Contains(r.stderr, "HTTP 404") {
 		t.Errorf("stderr %q", r.stderr)
+	}
+	r = evident(t, nil, "receipt", "--json", "--log", l.URL, "--leaf_hash", strings.Repeat("ab", 32))
+	wantCode(t, r, exitFailed)
+	if m := r.json(t); m["reason"] != "not_found" || m["http_status"] != 404.0 {
+		t.Errorf("receipt --json of a missing entry = %v", m)
 	}
 	r = evident(t, nil, "receipt", "--log", l.URL, "--leaf_hash", "xyz")
 	wantCode(t, r, exitUsage)

@@ -51,11 +51,20 @@ func (s *securityError) Error() string { return s.msg }
 
 // failure is a verification failure with a machine-readable reason (exit 1).
 type failure struct {
-	reason string // malformed, signature, quorum, inclusion, consistency, audit
+	// reason is malformed, signature, quorum, inclusion, consistency,
+	// receipt_altered, entry_mismatch or not_found.
+	reason string
 	err    error
+	// msg, if set, is the message (err then only supplies data).
+	msg string
 }
 
-func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Error() string {
+	if f.msg != "" {
+		return f.msg
+	}
+	return f.err.Error()
+}
 func (f *failure) Unwrap() error { return f.err }
 
 // exitCode maps an error to the documented exit codes.
@@ -107,11 +116,18 @@ func verifyFailure(what string, err error) error {
 }
 
 // fail prints a subcommand's error: JSON on stdout with --json, else text
-// on stderr.
+// on stderr. A SECURITY ERROR is always printed on stderr too, so that it is
+// seen whatever reads stdout.
 func (e *env) fail(cmd string, code int, err error) {
 	err = oneLine{err}
 	var se *securityError
 	isSec := errors.As(err, &se)
+	if isSec {
+		fmt.Fprintf(e.stderr, "SECURITY ERROR: %s\n", strings.Join(strings.Fields(se.msg), " "))
+		if se.evidence != "" {
+			fmt.Fprintf(e.stderr, "evidence written to %s\n", se.evidence)
+		}
+	}
 	if e.json {
 		out := map[string]any{"ok": false, "exit_code": code, "error": err.Error()}
 		if r := reasonOf(err); r != "" {
@@ -134,10 +150,7 @@ func (e *env) fail(cmd string, code int, err error) {
 	}
 	switch {
 	case isSec:
-		fmt.Fprintf(e.stderr, "SECURITY ERROR: %s\n", strings.Join(strings.Fields(se.msg), " "))
-		if se.evidence != "" {
-			fmt.Fprintf(e.stderr, "evidence written to %s\n", se.evidence)
-		}
+		// printed above
 	case code == exitFailed:
 		fmt.Fprintf(e.stderr, "evident %s: FAILED: %v\n", cmd, err)
 	case code == exitUsage:
@@ -211,22 +224,32 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // loadLogKey reads a log verifier key given as a vkey or as the path of a
-// file holding one.
+// file holding one, and says which of the two went wrong.
 func loadLogKey(s string) (note.Verifier, error) {
 	if s == "" {
 		return nil, usagef("--log_key is required (the log's verifier key, or a file holding it)")
 	}
-	vkey := s
+	vkey, what := s, fmt.Sprintf("--log_key %q", s)
 	if fileExists(s) {
-		b, err := os.ReadFile(s)
+		b, err := readFileLimit(s, 4096)
 		if err != nil {
-			return nil, usagef("--log_key %q is neither a verifier key nor a readable file: %v", s, err)
+			return nil, usagef("--log_key: %v", err)
 		}
-		vkey = strings.TrimSpace(string(b))
+		vkey, what = strings.TrimSpace(string(b)), fmt.Sprintf("--log_key file %s", s)
+	}
+	// Never quote a private key.
+	if strings.HasPrefix(vkey, "PRIVATE+KEY+") {
+		if vkey == s {
+			what = "--log_key"
+		}
+		return nil, usagef("%s is a private signing key: give the log's verifier key instead (keygen writes it to <key file>.pub)", what)
 	}
 	v, err := checkpoint.NewVerifier(vkey)
 	if err != nil {
-		return nil, usagef("--log_key: %v", err)
+		if vkey == s && strings.Count(s, "+") < 2 {
+			return nil, usagef("%s: no such file, and not a verifier key (name+id+key)", what)
+		}
+		return nil, usagef("%s is not a log verifier key (name+id+key, Ed25519): %v", what, err)
 	}
 	return v, nil
 }

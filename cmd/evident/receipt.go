@@ -14,7 +14,11 @@ const receiptHelp = `
 Fetches the receipt (tlog-proof) of an entry already in the log, against the
 latest published checkpoint (or the one of --tree_size), and prints it on
 stdout or writes it to --out. With --entry and --log_key the receipt is
-verified (as "evident verify" does) before it is written.`
+verified (as "evident verify" does) before it is written.
+
+An entry the log does not hold (it answers 404) exits 1 with reason
+not_found: these are not the bytes that were logged, or not yet under a
+published checkpoint.`
 
 func runReceipt(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "receipt", "--log URL (--entry FILE | --leaf_hash HEX) [--log_key VKEY [--policy FILE]] [--out FILE]", receiptHelp)
@@ -60,7 +64,13 @@ func runReceipt(ctx context.Context, e *env, args []string) error {
 	rb, err := c.Receipt(ctx, leaf, *treeSize)
 	if err != nil {
 		if client.IsNotFound(err) {
-			return fmt.Errorf("entry %x is not in the log's published tree: %w", leaf, err)
+			// The log answered, and correctly: this is a finding, not a
+			// network failure (exit 1, reason not_found).
+			where := "the log's published tree"
+			if *treeSize > 0 {
+				where = fmt.Sprintf("the log's checkpoint of size %d", *treeSize)
+			}
+			return &failure{reason: "not_found", err: err, msg: fmt.Sprintf("entry %x is not in %s (%v)", leaf, where, err)}
 		}
 		return err
 	}
@@ -79,7 +89,7 @@ func runReceipt(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if _, err := checkpoint.VerifyReceipt(r, entry, v, policy); err != nil {
-			return verifyFailure("the log served a receipt that does not verify: "+receiptReason(err), err)
+			return receiptFailure("the log served a receipt that does not verify: ", r, entry, v, err)
 		}
 		verified = true
 	}

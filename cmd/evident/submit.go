@@ -157,7 +157,7 @@ func (s *submitter) add(ctx context.Context, entry []byte) (*client.AddResponse,
 		return nil, &failure{reason: "inclusion", err: fmt.Errorf("the log answered index %d but its receipt is for index %d", r.Index, rc.Index)}
 	}
 	if err := s.verifyReceipt(rc, entry); err != nil {
-		return nil, verifyFailure("the log returned a receipt that does not verify: "+receiptReason(err), err)
+		return nil, receiptFailure("the log returned a receipt that does not verify: ", rc, entry, s.key, err)
 	}
 	return r, nil
 }

@@ -209,7 +209,7 @@ func TestSubmitVerifiesEveryReceipt(t *testing.T) {
 	// checkpoint; the third has a bad proof.
 	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--log_key", l.VKey, "--policy", policy, a, bf, c)
 	wantCode(t, r, exitFailed)
-	if !strings.Contains(r.stderr, "inclusion proof fails") {
+	if !strings.Contains(r.stderr, "the log returned a receipt that does not verify: the entry does not match this receipt") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	for _, p := range []string{a, bf} {

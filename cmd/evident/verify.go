@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const verifyHelp = `
@@ -22,7 +27,17 @@ Verifies a receipt (a .tlog-proof file) offline, without contacting the log:
 
 RECEIPT may be "-" for stdin. Exit 0 prints one line: index, tree size,
 origin and the witnesses that cosigned, with when. Exit 1 prints the precise
-reason (--json: "reason" is malformed, signature, quorum or inclusion).`
+reason (--json: "reason" is malformed, signature, quorum, receipt_altered or
+entry_mismatch). Step 4 tells apart what can be told apart offline:
+
+  receipt_altered  the receipt's index is not below the signed tree size,
+                   or its proof does not have the length an inclusion
+                   proof of that index in that tree has;
+  entry_mismatch   otherwise: these bytes, at this index, with these proof
+                   hashes, do not lead to the signed root. Either the entry
+                   is not the one logged, or the receipt's proof hashes (or
+                   its index) were altered; only the log can say which
+                   ("evident receipt --entry FILE" fetches a fresh one).`
 
 func runVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "verify", "--log_key VKEY [--policy FILE] --entry FILE RECEIPT", verifyHelp)
@@ -64,7 +79,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := checkpoint.VerifyReceipt(r, entry, v, policy)
 	if err != nil {
-		return verifyFailure(receiptReason(err), err)
+		return receiptFailure("", r, entry, v, err)
 	}
 	cosigners := cosignersOf(s, policy)
 	out := map[string]any{
@@ -120,19 +135,63 @@ func cosignedText(cs []cosignerOut, havePolicy bool) string {
 	return "cosigned by " + strings.Join(parts, ", ")
 }
 
-// receiptReason says in words which check failed.
-func receiptReason(err error) string {
-	switch reasonOf(err) {
+// receiptFailure turns an error of checkpoint.VerifyReceipt for receipt r
+// and entry into a failure that says in words which check failed, after
+// prefix.
+func receiptFailure(prefix string, r *checkpoint.Receipt, entry []byte, key note.Verifier, err error) error {
+	f := &failure{reason: reasonOf(err), err: err}
+	switch f.reason {
 	case "malformed":
-		return "malformed receipt"
+		f.msg = "malformed receipt: " + err.Error()
 	case "signature":
-		return "log signature missing, invalid or by another key"
+		f.msg = "log signature missing, invalid or by another key: " + err.Error()
 	case "quorum":
-		return "witness quorum not met"
+		f.msg = "witness quorum not met"
+		var qe *checkpoint.QuorumError
+		if errors.As(err, &qe) && len(qe.Missing) > 0 {
+			f.msg += ": missing cosignatures from " + strings.Join(qe.Missing, ", ")
+		}
 	case "inclusion":
-		return "inclusion proof fails: the entry does not match the receipt, or the proof or index was altered"
+		f.reason, f.msg = explainInclusion(r, entry, key)
+	default:
+		f.msg = "receipt does not verify: " + err.Error()
 	}
-	return "receipt does not verify"
+	f.msg = prefix + f.msg
+	return f
+}
+
+// explainInclusion says why the inclusion proof of a receipt whose
+// checkpoint verified fails for entry, as precisely as can be told offline:
+// the signed tree size fixes how long the proof of an index must be, so an
+// index or proof length that does not fit it proves the receipt was
+// altered; beyond that, a wrong entry and a wrong proof hash (or an index
+// moved within the same proof length) give the same wrong root.
+func explainInclusion(r *checkpoint.Receipt, entry []byte, key note.Verifier) (reason, msg string) {
+	s, err := checkpoint.Open(r.Checkpoint, key)
+	if key == nil || err != nil {
+		return "inclusion", "inclusion proof fails: the entry does not match the receipt, or the proof or index was altered"
+	}
+	if r.Index >= s.Size {
+		return "receipt_altered", fmt.Sprintf("the receipt was altered: its index %d is not below the tree size %d of its signed checkpoint", r.Index, s.Size)
+	}
+	if want := inclusionProofLen(r.Index, s.Size); len(r.Proof) != want {
+		return "receipt_altered", fmt.Sprintf("the receipt was altered: its proof has %d hashes, but an inclusion proof for index %d in a tree of size %d has %d", len(r.Proof), r.Index, s.Size, want)
+	}
+	leaf := checkpoint.LeafHash(entry)
+	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, r.Index, s.Size, leaf[:], r.Proof)
+	if err != nil {
+		return "entry_mismatch", fmt.Sprintf("the entry does not match this receipt (or the receipt's proof hashes or index were altered): %v", err)
+	}
+	return "entry_mismatch", fmt.Sprintf("the entry does not match this receipt (or the receipt's proof hashes or index were altered): its leaf hash %x at index %d with this proof gives root %x, the signed checkpoint of size %d has root %x", leaf, r.Index, root, s.Size, s.Hash)
+}
+
+// inclusionProofLen is the number of hashes in an RFC 6962 inclusion proof
+// for index in a tree of size (index < size): one per level below the
+// point where the paths to index and to the last leaf split, plus one per
+// full subtree to the left above it.
+func inclusionProofLen(index, size uint64) int {
+	inner := bits.Len64(index ^ (size - 1))
+	return inner + bits.OnesCount64(index>>inner)
 }
 
 // readArg reads a file argument, "-" meaning stdin.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -139,6 +140,12 @@ func checkTampering(t *testing.T, vkey, entryPath string, good []byte, policyPat
 	proofChanged.Proof[1] = bytes.Repeat([]byte{7}, 32)
 	indexChanged := *rc
 	indexChanged.Index++
+	indexPastSize := *rc
+	indexPastSize.Index = cp.Size - 1 // the signed size (cp.Size was incremented above)
+	proofShort := *rc
+	proofShort.Proof = rc.Proof[1:]
+	proofLong := *rc
+	proofLong.Proof = append(append([][]byte(nil), rc.Proof...), bytes.Repeat([]byte{9}, 32))
 
 	for _, tc := range []struct {
 		name    string
@@ -148,9 +155,14 @@ func checkTampering(t *testing.T, vkey, entryPath string, good []byte, policyPat
 		reason  string
 		text    string
 	}{
-		{"entry byte flipped", flipped, good, "", "inclusion", "inclusion proof fails"},
-		{"proof hash changed", entry, proofChanged.Marshal(), "", "inclusion", "inclusion proof fails"},
-		{"index changed", entry, indexChanged.Marshal(), "", "inclusion", "inclusion proof fails"},
+		{"entry byte flipped", flipped, good, "", "entry_mismatch", "the entry does not match this receipt (or the receipt's proof hashes or index were altered)"},
+		{"proof hash changed", entry, proofChanged.Marshal(), "", "entry_mismatch", "the entry does not match this receipt"},
+		// An index moved within the same proof length cannot be told from a
+		// wrong entry offline.
+		{"index changed", entry, indexChanged.Marshal(), "", "entry_mismatch", "the entry does not match this receipt"},
+		{"index past the tree size", entry, indexPastSize.Marshal(), "", "receipt_altered", "the receipt was altered: its index"},
+		{"proof hash removed", entry, proofShort.Marshal(), "", "receipt_altered", "the receipt was altered: its proof has"},
+		{"proof hash added", entry, proofLong.Marshal(), "", "receipt_altered", "the receipt was altered: its proof has"},
 		{"checkpoint body edited", entry, withCheckpoint(note(editedBody, sigs...)), "", "signature", "log signature"},
 		{"log signature removed", entry, withCheckpoint(note(body, sigs[1:]...)), "", "signature", "log signature"},
 		{"log signature by another key", entry, withCheckpoint(note(body, append([][]byte{otherKey()}, sigs[1:]...)...)), "", "signature", "log signature"},
@@ -172,6 +184,12 @@ func checkTampering(t *testing.T, vkey, entryPath string, good []byte, policyPat
 			wantCode(t, r, exitFailed)
 			if !strings.Contains(r.stderr, "FAILED: "+tc.text) && !strings.Contains(r.stderr, tc.text) {
 				t.Errorf("stderr %q lacks %q", r.stderr, tc.text)
+			}
+			if tc.reason == "entry_mismatch" && !regexp.MustCompile(`gives root [0-9a-f]{64}, the signed checkpoint of size \d+ has root [0-9a-f]{64}$`).MatchString(strings.TrimSpace(r.stderr)) {
+				t.Errorf("stderr %q does not give both roots in hex", r.stderr)
+			}
+			if strings.Contains(r.stderr, "not met: witness quorum not satisfied") {
+				t.Errorf("stderr %q repeats itself", r.stderr)
 			}
 			r = evident(t, nil, "verify", "--json", "--log_key", key, "--policy", policyPath, "--entry", ep, rp)
 			wantCode(t, r, exitFailed)
