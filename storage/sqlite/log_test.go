@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -457,5 +458,46 @@ func TestGroupCommitFailure(t *testing.T) {
 	// Later commits work.
 	if got := queueOne(t, ls, tree, newLeaf(10, 100), fakeTime); got.Status != nil {
 		t.Errorf("QueueLeaves after the failure: %v", got.Status)
+	}
+}
+
+// TestWALTruncatedWhenIdle writes a few MB, then checks that the
+// write-ahead log goes back to zero bytes once nothing is written, and that
+// the write connection has the journal size limit.
+func TestWALTruncatedWhenIdle(t *testing.T) {
+	s := openTest(t, Config{})
+	tree := newInitializedTree(t, s)
+	ls := s.LogStorage()
+	for i := range 10 {
+		var leaves []*trillian.LogLeaf
+		for j := range 1000 {
+			leaves = append(leaves, newLeaf(12, uint64(i*1000+j)))
+		}
+		if _, err := ls.QueueLeaves(t.Context(), tree, leaves, fakeTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	integrateAll(t, ls, tree)
+	var limit int64
+	if err := s.wconn.QueryRowContext(t.Context(), "PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != walSizeLimit {
+		t.Errorf("journal_size_limit = %d, %v; want %d", limit, err, walSizeLimit)
+	}
+	deadline := time.Now().Add(time.Minute) // only to fail rather than hang
+	for {
+		fi, err := os.Stat(s.path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("-wal is still %d bytes after a minute without writes", fi.Size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The storage works on after the truncation.
+	if got := queueOne(t, ls, tree, newLeaf(12, 99999), fakeTime); got.Status != nil {
+		t.Errorf("QueueLeaves after truncation: %v", got.Status)
 	}
 }
