@@ -45,6 +45,12 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 		// No receipt can come until an operator repairs the log.
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if wait {
+		// No receipt can come soon: say so now rather than at WaitTimeout.
+		if err := l.pub.failingErr(false); err != nil {
+			return nil, err
+		}
+	}
 	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
 	var w *waiter
 	var regCP *published
@@ -87,7 +93,8 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 
 // await waits until a published checkpoint covers the entry. A duplicate
 // may already be covered by regCP, the latest checkpoint when w was
-// registered; any later checkpoint wakes w.
+// registered; any later checkpoint wakes w. It gives up early when
+// publishing keeps failing (ErrNotPublishing).
 func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult) (found, error) {
 	if res.Duplicate && regCP.size > 0 {
 		r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
@@ -101,15 +108,24 @@ func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddRe
 	}
 	t := time.NewTimer(l.cfg.WaitTimeout)
 	defer t.Stop()
-	select {
-	case f := <-w.ch:
-		return f, nil
-	case <-t.C:
-		return found{}, ErrTimeout
-	case <-ctx.Done():
-		return found{}, ctx.Err()
-	case <-l.pub.done:
-		return found{}, ErrUnavailable
+	failing := w.failing
+	for {
+		select {
+		case f := <-w.ch:
+			return f, nil
+		case <-t.C:
+			return found{}, ErrTimeout
+		case <-ctx.Done():
+			return found{}, ctx.Err()
+		case <-l.pub.done:
+			return found{}, ErrUnavailable
+		case <-failing:
+			// Publishing keeps failing: no receipt can come soon.
+			if err := l.pub.failingErr(true); err != nil {
+				return found{}, err
+			}
+			failing = nil // it recovered meanwhile: wait on
+		}
 	}
 }
 

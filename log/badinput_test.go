@@ -102,6 +102,13 @@ func TestBadInput(t *testing.T) {
 		{"entries no start", "GET", "/v1/entries?count=1", "", nil, false, 400},
 		{"checkpoint unknown size", "GET", "/v1/checkpoints/2000", "", nil, false, 404},
 		{"checkpoint bad size", "GET", "/v1/checkpoints/0x1", "", nil, false, 400},
+		{"unknown route", "GET", "/v1/nonexistent", "", nil, false, 404},
+		{"root", "GET", "/", "", nil, false, 404},
+		{"entries without index", "GET", "/v1/entries/", "", nil, false, 404},
+		{"add-entry with GET", "GET", "/v1/add-entry", "", nil, false, 405},
+		{"checkpoint with POST", "POST", "/checkpoint", "", strings.NewReader("x"), false, 405},
+		{"entry with DELETE", "DELETE", "/v1/entries/1", "", nil, false, 405},
+		{"metrics with POST", "POST", "/metrics", "", strings.NewReader("x"), false, 405},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, tl.srv.URL+tc.path, tc.body)
@@ -130,7 +137,28 @@ func TestBadInput(t *testing.T) {
 			if tc.want == 401 && e.Error != "unauthorized" {
 				t.Errorf("401 says %q, want just \"unauthorized\"", e.Error)
 			}
+			if allow := resp.Header.Get("Allow"); tc.want == 405 && allow == "" {
+				t.Errorf("%s %s: 405 without Allow", tc.method, tc.path)
+			}
 		})
+	}
+	// Every answer is counted, unmatched ones under a fixed label.
+	_, metrics := tl.get("/metrics")
+	for _, want := range []string{
+		`evident_http_requests_total{code="404",route="unmatched"} 3`,
+		`evident_http_requests_total{code="405",route="/v1/add-entry"} 1`,
+		`evident_http_requests_total{code="405",route="/metrics"} 1`,
+		`evident_http_requests_total{code="400",route="GET /v1/receipt"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, h := tl.getHeader("/v1/add-entry"); code != 405 || h.Get("Allow") != "POST" {
+		t.Errorf("GET /v1/add-entry: %d, Allow %q; want 405, POST", code, h.Get("Allow"))
+	}
+	if code, h := tl.getHeader("/v1/add-entry"); code != 405 || h.Get("Content-Type") != "application/json" {
+		t.Errorf("GET /v1/add-entry: %d, Content-Type %q; want 405 application/json", code, h.Get("Content-Type"))
 	}
 	time.Sleep(3 * tl.log.cfg.CheckpointInterval)
 	if after := tl.snapshot(); after != before {
@@ -178,20 +206,22 @@ func TestTrillianDown(t *testing.T) {
 	}
 	cp := tl.checkpoint()
 	tl.be.Close()
-	code, r := tl.add([]byte("after"), "")
-	if code != 503 || r.Error != ErrUnavailable.Error() {
-		t.Errorf("add with Trillian down: %d %q, want 503 %q", code, r.Error, ErrUnavailable)
+	code, h, r := tl.addAuth("Bearer "+tl.token, []byte("after"), "")
+	if code != 503 || r.Error != ErrUnavailable.Error() || h.Get("Retry-After") != retryAfter {
+		t.Errorf("add with Trillian down: %d %q, Retry-After %q; want 503 %q, Retry-After %s", code, r.Error, h.Get("Retry-After"), ErrUnavailable, retryAfter)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := tl.get("/healthz")
-		if code == 503 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz with Trillian down: %d %s", code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var body []byte
+	waitFor(t, "/healthz to turn red", func() bool {
+		code, body = tl.get("/healthz")
+		return code == 503
+	})
+	// Short reasons for the public: no storage errors, paths or addresses.
+	if !strings.HasPrefix(string(body), "cannot publish: Trillian or the state database failed\n") &&
+		!strings.HasPrefix(string(body), "Trillian's storage does not answer\n") {
+		t.Errorf("/healthz with Trillian down: %q, want a short reason", body)
+	}
+	if strings.Contains(string(body), tl.dir) || strings.Contains(string(body), "sql") {
+		t.Errorf("/healthz shows storage details: %q", body)
 	}
 	if got := tl.checkpoint(); !bytes.Equal(got.Note, cp.Note) {
 		t.Errorf("/checkpoint changed with Trillian down")

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/trillian"
 )
 
 // BenchmarkAddEntry adds entries over HTTP on loopback from parallel
@@ -24,6 +27,38 @@ func BenchmarkAddEntry(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkEntries reads entries of a published tree of 2,048 through
+// Log.Entries (what GET /v1/entries serves): 1,000 at a time, and one.
+func BenchmarkEntries(b *testing.B) {
+	tl := newTestLog(b, nil)
+	const size = 2048
+	for i := range size {
+		if _, err := tl.be.Log.QueueLeaf(b.Context(), &trillian.QueueLeafRequest{
+			LogId: tl.be.TreeID, Leaf: &trillian.LogLeaf{LeafValue: fmt.Appendf(nil, "bench entry %d", i)}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for tl.log.pub.latest().size != size {
+		if time.Now().After(deadline) {
+			b.Fatalf("the log did not publish size %d", size)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, count := range []uint64{1000, 1} {
+		b.Run(fmt.Sprintf("count=%d", count), func(b *testing.B) {
+			var start uint64 = 3
+			for b.Loop() {
+				got, err := tl.log.Entries(b.Context(), start, count)
+				if err != nil || uint64(len(got)) != count {
+					b.Fatalf("Entries(%d, %d): %d entries, %v", start, count, len(got), err)
+				}
+				start = (start + 517) % (size - count)
+			}
 		})
 	}
 }

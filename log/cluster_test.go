@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
@@ -42,15 +43,19 @@ func TestTwoServersOneLog(t *testing.T) {
 	j := &journal{index: map[string]uint64{}}
 	var receipts sync.Map
 	var wg sync.WaitGroup
+	var dups atomic.Int64
 	for k, tl := range []*testLog{a, &bl} {
 		var entries [][]byte
 		for i := range 150 {
 			entries = append(entries, entryBytes(1000*(k+1)+i))
 		}
 		entries = append(entries, entryBytes(7)) // the same entry through both
-		wg.Go(func() { submitAll(t, tl, j, &receipts, entries, 8) })
+		wg.Go(func() { dups.Add(int64(submitAll(t, tl, j, &receipts, entries, 8))) })
 	}
 	wg.Wait()
+	if got := dups.Load(); got != 1 {
+		t.Errorf("%d answers with \"duplicate\": true, want 1 (entry 7 through both)", got)
+	}
 	n := uint64(len(j.index))
 	waitFor(t, "both servers to publish everything", func() bool {
 		return a.checkpoint().Size == n && bl.checkpoint().Size == n

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
@@ -23,7 +24,9 @@ func entryBytes(i int) []byte {
 
 // submitAll adds entries from `clients` concurrent clients, waiting for
 // receipts, and records the answers.
-func submitAll(t *testing.T, tl *testLog, j *journal, receipts *sync.Map, entries [][]byte, clients int) {
+// It returns how many answers said "duplicate": true.
+func submitAll(t *testing.T, tl *testLog, j *journal, receipts *sync.Map, entries [][]byte, clients int) int {
+	var dups atomic.Int64
 	work := make(chan []byte)
 	var wg sync.WaitGroup
 	for range clients {
@@ -38,6 +41,9 @@ func submitAll(t *testing.T, tl *testLog, j *journal, receipts *sync.Map, entrie
 					t.Errorf("add-entry(%.30q): leaf_hash %x, want %x", e, r.LeafHash, leafHash(e))
 				}
 				j.record(t, e, r)
+				if r.Duplicate {
+					dups.Add(1)
+				}
 				receipts.Store(string(e), r)
 			}
 		})
@@ -47,6 +53,23 @@ func submitAll(t *testing.T, tl *testLog, j *journal, receipts *sync.Map, entrie
 	}
 	close(work)
 	wg.Wait()
+	return int(dups.Load())
+}
+
+// duplicates is how many of entries the log must answer as duplicates:
+// those in the journal, and repeats within entries.
+func duplicates(j *journal, entries [][]byte) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if _, ok := j.index[string(e)]; ok || seen[string(e)] {
+			n++
+		}
+		seen[string(e)] = true
+	}
+	return n
 }
 
 func leafHash(e []byte) []byte {
@@ -152,7 +175,10 @@ func runEndToEnd(t *testing.T, tl *testLog, n, batches, clients int) {
 			before[k] = v
 		}
 		j.mu.Unlock()
-		submitAll(t, tl, j, &receipts, batch, clients)
+		want := duplicates(j, batch)
+		if got := submitAll(t, tl, j, &receipts, batch, clients); got != want {
+			t.Errorf("batch %d: %d answers with \"duplicate\": true, want %d", b, got, want)
+		}
 		for e, i := range before {
 			if j.index[e] != i {
 				t.Errorf("entry %.30q moved from %d to %d", e, i, j.index[e])
@@ -248,7 +274,9 @@ func TestRestart(t *testing.T) {
 		more = append(more, entryBytes(i))
 	}
 	more = append(more, first[0])
-	submitAll(t, tl, j, &receipts, more, 4)
+	if got := submitAll(t, tl, j, &receipts, more, 4); got != 1 {
+		t.Errorf("after restart: %d answers with \"duplicate\": true, want 1", got)
+	}
 	checkWholeLog(t, tl, j, &receipts)
 	if cp := tl.checkpoint(); cp.Size != 80 {
 		t.Errorf("after restart and 30 more entries: size %d, want 80", cp.Size)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,13 +32,55 @@ func TestHTTPStatus(t *testing.T) {
 		{status.Error(codes.Unknown, "database is locked at /data/trillian.db"), 503, ErrUnavailable.Error(), "/data"},
 		{errors.New("SELECT failed: table checkpoints"), 503, ErrUnavailable.Error(), "SELECT"},
 		{ErrTimeout, 504, ErrTimeout.Error(), ""},
-		{context.DeadlineExceeded, 504, ErrTimeout.Error(), ""},
-		{status.Error(codes.DeadlineExceeded, "deadline at tree 99"), 504, "timed out", "tree 99"},
+		{context.DeadlineExceeded, 504, "timed out; retry later", ""},
+		{fmt.Errorf("inclusion proof: %w", context.DeadlineExceeded), 504, "timed out; retry later", "inclusion"},
+		{status.Error(codes.DeadlineExceeded, "deadline at tree 99"), 504, "timed out; retry later", "tree 99"},
+		{&notPublishingError{reason: "witness quorum not satisfied"}, 503, "the log cannot publish checkpoints now (witness quorum not satisfied); retry later", ""},
+		{&notPublishingError{queued: true, reason: "x"}, 503, "the log cannot publish checkpoints now (x); the entry is queued, submit it again later for its receipt", ""},
+		{errMethod, 405, "method not allowed", ""},
 		{fmt.Errorf("proof for 3 at 9: %w", errBadProof), 500, "internal error", "proof for"},
 	} {
 		code, msg := httpStatus(tc.err)
 		if code != tc.code || msg != tc.msg {
 			t.Errorf("httpStatus(%v) = %d %q, want %d %q", tc.err, code, msg, tc.code, tc.msg)
+		}
+		if tc.internal != "" && strings.Contains(msg, tc.internal) {
+			t.Errorf("httpStatus(%v) = %q shows %q", tc.err, msg, tc.internal)
+		}
+	}
+	// A 503 for a log that cannot publish says when it tries again.
+	for _, tc := range []struct {
+		retry time.Duration
+		want  string
+	}{{0, "1"}, {-time.Second, "1"}, {300 * time.Millisecond, "1"}, {2500 * time.Millisecond, "3"}} {
+		if got := retryAfterFor(fmt.Errorf("x: %w", &notPublishingError{retry: tc.retry})); got != tc.want {
+			t.Errorf("retryAfterFor(retry in %v) = %q, want %q", tc.retry, got, tc.want)
+		}
+	}
+	if got := retryAfterFor(ErrBacklog); got != retryAfter {
+		t.Errorf("retryAfterFor(ErrBacklog) = %q, want %q", got, retryAfter)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for _, tc := range []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"BEARER abc", "abc", true},
+		{"bEaReR   abc", "abc", true},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"Bearerabc", "", false},
+		{"Basic abc", "", false},
+		{"abc", "", false},
+		{"", "", false},
+	} {
+		token, ok := bearerToken(tc.header)
+		if token != tc.token || ok != tc.ok {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", tc.header, token, ok, tc.token, tc.ok)
 		}
 	}
 }

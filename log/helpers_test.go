@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -122,17 +123,24 @@ func (tl *testLog) add(entry []byte, query string) (int, addResult) {
 }
 
 func (tl *testLog) addAs(token string, entry []byte, query string) (int, addResult) {
+	code, _, r := tl.addAuth("Bearer "+token, entry, query)
+	return code, r
+}
+
+// addAuth posts entry with the given Authorization header (none if it is
+// "Bearer "), and returns the answer's status, header and JSON.
+func (tl *testLog) addAuth(auth string, entry []byte, query string) (int, http.Header, addResult) {
 	req, err := http.NewRequest("POST", tl.srv.URL+"/v1/add-entry"+query, bytes.NewReader(entry))
 	if err != nil {
 		tl.t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "Bearer " {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tl.t.Errorf("add-entry: %v", err)
-		return 0, addResult{}
+		return 0, nil, addResult{}
 	}
 	defer resp.Body.Close()
 	var r addResult
@@ -140,8 +148,30 @@ func (tl *testLog) addAs(token string, entry []byte, query string) (int, addResu
 	if err := json.Unmarshal(body, &r); err != nil {
 		tl.t.Errorf("add-entry answered %d with non-JSON %q", resp.StatusCode, body)
 	}
-	return resp.StatusCode, r
+	return resp.StatusCode, resp.Header, r
 }
+
+// logBuffer collects a log's slog output, for tests that check what is
+// logged.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logger returns a logger that writes to b.
+func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // get fetches path and returns the status and body.
 func (tl *testLog) get(path string) (int, []byte) {
@@ -155,6 +185,16 @@ func (tl *testLog) get(path string) (int, []byte) {
 		tl.t.Fatalf("GET %s: %v", path, err)
 	}
 	return resp.StatusCode, b
+}
+
+// getHeader fetches path and returns the status and header.
+func (tl *testLog) getHeader(path string) (int, http.Header) {
+	resp, err := http.Get(tl.srv.URL + path)
+	if err != nil {
+		tl.t.Fatalf("GET %s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
 }
 
 // getJSON fetches path, wants 200, and decodes the answer into v.

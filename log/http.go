@@ -18,8 +18,17 @@ import (
 // Handler returns the log's HTTP API (docs/api.md).
 func (l *Log) Handler() http.Handler {
 	mux := http.NewServeMux()
+	allowed := map[string][]string{} // path pattern → its methods
+	route := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, h)
+		method, path, _ := strings.Cut(pattern, " ")
+		allowed[path] = append(allowed[path], method)
+		if method == http.MethodGet {
+			allowed[path] = append(allowed[path], http.MethodHead)
+		}
+	}
 	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, l.wrap(pattern, h))
+		route(pattern, l.wrap(pattern, h))
 	}
 	handle("POST /v1/add-entry", l.handleAdd)
 	handle("GET /checkpoint", l.handleCheckpoint)
@@ -35,7 +44,21 @@ func (l *Log) Handler() http.Handler {
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})
+	route("GET /metrics", l.wrap("GET /metrics", func(w http.ResponseWriter, r *http.Request) error {
+		metrics.ServeHTTP(w, r)
+		return nil
+	}))
+	// Other methods on a known path, and unknown paths, get JSON errors
+	// too, counted under their path pattern and "unmatched".
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.Handle(path, l.wrap(path, func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return errMethod
+		}))
+	}
+	mux.Handle("/", l.wrap("unmatched", func(http.ResponseWriter, *http.Request) error { return ErrNotFound }))
 	return mux
 }
 
@@ -73,7 +96,7 @@ func (l *Log) writeError(w http.ResponseWriter, route string, err error) {
 		l.log.Error("request failed", "route", route, "status", code, "error", err)
 	}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Retry-After", retryAfterFor(err))
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }
@@ -105,7 +128,7 @@ type addResponse struct {
 
 func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	// Authenticate before reading anything else.
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok || !l.tokens.valid(token) {
 		return ErrUnauthorized
 	}
@@ -236,13 +259,18 @@ func (l *Log) handleInfo(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (l *Log) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	// The answer is for operators but public: short reasons that may name
+	// witnesses, never storage errors, paths or addresses (those go to the
+	// server's log).
 	reason := ""
 	if err := l.pub.health(); err != nil {
-		reason = "cannot publish: " + err.Error()
+		reason = "cannot publish: " + publishReason(err)
 	} else if l.cfg.Healthy != nil {
-		if err := l.cfg.Healthy(r.Context()); err != nil {
-			reason = "Trillian storage: " + err.Error()
+		err := l.cfg.Healthy(r.Context())
+		if err != nil {
+			reason = "Trillian's storage does not answer"
 		}
+		l.logHealth(err)
 	}
 	extra := ""
 	if l.cfg.CosignStatus != nil {
@@ -257,6 +285,34 @@ func (l *Log) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	}
 	_, err := fmt.Fprintf(w, "ok\n%s", extra)
 	return err
+}
+
+// logHealth logs why Trillian's storage does not answer (err, nil when it
+// does), once per distinct error: health checks poll.
+func (l *Log) logHealth(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	l.healthMu.Lock()
+	repeated := l.healthErr == msg
+	l.healthErr = msg
+	l.healthMu.Unlock()
+	if err != nil && !repeated {
+		l.log.Error("Trillian's storage does not answer", "error", err)
+	}
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header. SPEC(RFC 9110 §11.1, https://www.rfc-editor.org/rfc/rfc9110#section-11.1):
+// the scheme is case-insensitive, and one or more spaces follow it.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }
 
 // The request parsers below accept only canonical forms: decimal numbers

@@ -139,6 +139,9 @@ type Log struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	healthMu  sync.Mutex
+	healthErr string // the last storage error /healthz logged
 }
 
 // New checks cfg, loads the log's state, publishes the size-0 checkpoint of

@@ -1,11 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 
 	"github.com/google/trillian"
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -209,7 +213,12 @@ func (l *Log) rootAt(ctx context.Context, size uint64) ([32]byte, error) {
 }
 
 // Entries returns up to count entries from index start, within the
-// published tree.
+// published tree. Each entry is checked before it is served: Trillian's
+// leaf hash is the entry's, its index the one asked for, and the leaves are
+// in the tree of the latest published checkpoint (one entry by its
+// inclusion proof; a range by hashing it, with the tree left of it, to a
+// root that the checkpoint commits to). Verifying costs Trillian one proof
+// for one entry, two for a range (docs/performance.md).
 func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error) {
 	cur := l.pub.latest()
 	if count == 0 || count > MaxEntriesPerRequest {
@@ -219,20 +228,112 @@ func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error
 		return nil, ErrNotFound
 	}
 	count = min(count, cur.size-start)
+	if count == 1 {
+		e, err := l.entry(ctx, start, cur)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{e}, nil
+	}
 	r, err := l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
 		LogId: l.cfg.TreeID, StartIndex: int64(start), Count: int64(count)})
 	if err != nil {
 		return nil, fmt.Errorf("leaves from Trillian: %w", err)
 	}
+	if uint64(len(r.Leaves)) > count {
+		return nil, fmt.Errorf("Trillian returned %d leaves for a range of %d: %w", len(r.Leaves), count, errBadProof)
+	}
 	out := make([][]byte, 0, len(r.Leaves))
+	hashes := make([][32]byte, 0, len(r.Leaves))
 	for i, leaf := range r.Leaves {
 		if uint64(leaf.LeafIndex) != start+uint64(i) {
 			return nil, fmt.Errorf("Trillian returned leaf %d at position %d of a range from %d: %w", leaf.LeafIndex, i, start, errBadProof)
 		}
+		h := checkpoint.LeafHash(leaf.LeafValue)
+		if !bytes.Equal(leaf.MerkleLeafHash, h[:]) {
+			return nil, fmt.Errorf("Trillian's leaf %d: its hash is not the hash of its value: %w", leaf.LeafIndex, errBadProof)
+		}
 		out = append(out, leaf.LeafValue)
+		hashes = append(hashes, h)
 	}
 	if len(out) == 0 {
 		return nil, ErrNotFound
 	}
+	if err := l.verifyRange(ctx, start, hashes, cur); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// entry returns the entry at index, checked with its inclusion proof
+// under the published checkpoint cur (one call to Trillian).
+func (l *Log) entry(ctx context.Context, index uint64, cur *published) ([]byte, error) {
+	r, err := l.cfg.Trillian.GetEntryAndProof(ctx, &trillian.GetEntryAndProofRequest{
+		LogId: l.cfg.TreeID, LeafIndex: int64(index), TreeSize: int64(cur.size)})
+	if err != nil {
+		return nil, fmt.Errorf("entry and proof from Trillian: %w", err)
+	}
+	leaf := r.GetLeaf()
+	if leaf == nil {
+		return nil, ErrNotFound
+	}
+	h := checkpoint.LeafHash(leaf.LeafValue)
+	if uint64(leaf.LeafIndex) != index || !bytes.Equal(leaf.MerkleLeafHash, h[:]) {
+		return nil, fmt.Errorf("Trillian returned leaf %d for %d, or a leaf hash that is not its value's: %w", leaf.LeafIndex, index, errBadProof)
+	}
+	if err := checkpoint.VerifyInclusion(index, cur.size, h, r.GetProof().GetHashes(), cur.root); err != nil {
+		return nil, fmt.Errorf("Trillian's inclusion proof for entry %d at %d: %w: %w", index, cur.size, err, errBadProof)
+	}
+	return leaf.LeafValue, nil
+}
+
+// verifyRange checks that the leaves with these hashes are the tree's
+// leaves from index start, under the published checkpoint cur: with the
+// compact range of the leaves left of start (from Trillian's inclusion
+// proof of leaf start in the tree of size start+1, which consists of
+// exactly those nodes), they must hash to a root of the tree of size
+// end that is cur's, or consistent with cur's.
+func (l *Log) verifyRange(ctx context.Context, start uint64, hashes [][32]byte, cur *published) error {
+	end := start + uint64(len(hashes))
+	var left [][]byte
+	if start > 0 {
+		r, err := l.cfg.Trillian.GetInclusionProof(ctx, &trillian.GetInclusionProofRequest{
+			LogId: l.cfg.TreeID, LeafIndex: int64(start), TreeSize: int64(start + 1)})
+		if err != nil {
+			return fmt.Errorf("inclusion proof from Trillian: %w", err)
+		}
+		left = slices.Clone(r.GetProof().GetHashes())
+		if len(left) != bits.OnesCount64(start) {
+			return fmt.Errorf("Trillian's proof for leaf %d at size %d has %d hashes: %w", start, start+1, len(left), errBadProof)
+		}
+		slices.Reverse(left) // bottom-up in the proof, left to right in a range
+	}
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng, err := rf.NewRange(0, start, left)
+	if err != nil {
+		return fmt.Errorf("the tree left of leaf %d from Trillian: %v: %w", start, err, errBadProof)
+	}
+	for _, h := range hashes {
+		if err := rng.Append(h[:], nil); err != nil {
+			return fmt.Errorf("hashing leaves from %d: %w", start, err)
+		}
+	}
+	root, err := rng.GetRootHash(nil)
+	if err != nil || len(root) != 32 {
+		return fmt.Errorf("root of size %d from Trillian's leaves: %v: %w", end, err, errBadProof)
+	}
+	if end == cur.size {
+		if [32]byte(root) != cur.root {
+			return fmt.Errorf("leaves %d..%d from Trillian do not hash to the published root: %w", start, end, errBadProof)
+		}
+		return nil
+	}
+	cons, err := l.pub.consistencyFromTrillian(ctx, end, cur.size)
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.VerifyConsistency(end, cur.size, [32]byte(root), cur.root, cons); err != nil {
+		return fmt.Errorf("leaves %d..%d from Trillian are not in the published tree: %w: %w", start, end, err, errBadProof)
+	}
+	return nil
 }

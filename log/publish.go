@@ -214,7 +214,7 @@ func (p *publisher) round(ctx context.Context) error {
 		signed, err = l.cfg.Cosign(cctx, signed, p.proofFunc(next.size, next.root))
 		cancel()
 		if err != nil {
-			return fmt.Errorf("cosigning checkpoint of size %d: %w", next.size, err)
+			return &cosignError{size: next.size, err: err}
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
@@ -476,6 +476,17 @@ func (p *publisher) stalledErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stalled
+}
+
+// failingErr is a *notPublishingError when the last failFastRounds rounds
+// or more failed, else nil. queued says whether the entry was queued.
+func (p *publisher) failingErr(queued bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failures < failFastRounds {
+		return nil
+	}
+	return &notPublishingError{queued: queued, reason: publishReason(p.lastErr), retry: time.Until(p.nextRound)}
 }
 
 // health is nil when the publisher can publish, else why not.

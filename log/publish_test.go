@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/trillian"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
 )
 
 // copyTrillian copies the SQLite files of Trillian's tree from dir to dst
@@ -59,7 +63,8 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // checkpoint, turn /healthz red, and never sign again, even when the
 // rolled-back tree regrows to a different tree of the same size or larger.
 func TestStallOnRollback(t *testing.T) {
-	tl := newTestLog(t, nil)
+	logs := &logBuffer{}
+	tl := newTestLog(t, func(c *Config) { c.Logger = logs.logger() })
 	for i := 1; i <= 2; i++ {
 		if code, r := tl.add(entryBytes(i), ""); code != 200 {
 			t.Fatalf("add: %d %s", code, r.Error)
@@ -84,6 +89,12 @@ func TestStallOnRollback(t *testing.T) {
 		code, body := tl.get("/healthz")
 		return code == 503 && strings.Contains(string(body), "stalled")
 	})
+	// The evidence is in the server's log: the published note verbatim,
+	// Trillian's tree.
+	if l := logs.String(); !strings.Contains(l, "level=ERROR msg=\"STALLED: ") ||
+		!strings.Contains(l, fmt.Sprintf("published=%q", good.Note)) || !strings.Contains(l, "trillian_size=2 ") {
+		t.Errorf("the server's log lacks the STALLED evidence:\n%s", l)
+	}
 	// A stalled log refuses writes: no receipt could come.
 	if code, r := tl.add(entryBytes(100), "?wait=false"); code != 503 {
 		t.Errorf("add to a stalled log: %d %s, want 503", code, r.Error)
@@ -191,7 +202,7 @@ func TestCosign(t *testing.T) {
 	}
 	waitFor(t, "/healthz to report the witness", func() bool {
 		code, body := tl.get("/healthz")
-		return code == 503 && strings.Contains(string(body), "witness unreachable")
+		return code == 503 && strings.HasPrefix(string(body), "cannot publish: the witnesses did not cosign\n")
 	})
 	if s := tl.checkpoint(); s.Size != 5 {
 		t.Errorf("published size %d while the cosigner fails, want 5", s.Size)
@@ -202,4 +213,150 @@ func TestCosign(t *testing.T) {
 		t.Errorf("/healthz after recovery: %d", code)
 	}
 	checkChain(t, tl)
+}
+
+// TestBackoff checks the wait between publisher rounds: it doubles from
+// CheckpointInterval after each failed round up to MaxBackoff, and a good
+// round resets it.
+func TestBackoff(t *testing.T) {
+	// The publisher's own rounds never run (an hour apart): finish is
+	// driven here.
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval = time.Hour; c.MaxBackoff = 5 * time.Hour })
+	p, fail := tl.log.pub, errors.New("witness unreachable")
+	var got []time.Duration
+	for range 5 {
+		got = append(got, p.finish(t.Context(), fail))
+	}
+	got = append(got, p.finish(t.Context(), nil), p.finish(t.Context(), fail))
+	want := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour, 5 * time.Hour, 5 * time.Hour, time.Hour, time.Hour}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("waits after fail ×5, success, fail (-want +got):\n%s", diff)
+	}
+	var d time.Duration
+	for range 100 { // no overflow however long it fails
+		d = p.finish(t.Context(), fail)
+	}
+	if d != 5*time.Hour {
+		t.Errorf("wait %v after 100 failures, want the cap", d)
+	}
+}
+
+// TestFailFast has a log whose witnesses never cosign: once publishing has
+// failed for several rounds, a writer waiting for its receipt gets 503 with
+// Retry-After and the reason instead of waiting for WaitTimeout, and so
+// does any new waiting writer; ?wait=false writes are still queued. When
+// the witnesses are back, writes get receipts again.
+func TestFailFast(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	cosign := func(_ context.Context, signed []byte, _ func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
+		if failing.Load() {
+			return nil, &checkpoint.QuorumError{Missing: []string{"w1"}}
+		}
+		return signed, nil
+	}
+	tl := newTestLog(t, func(c *Config) {
+		c.Cosign = cosign
+		c.CheckpointInterval = 10 * time.Millisecond
+		c.MaxBackoff = 50 * time.Millisecond
+		c.WaitTimeout = 10 * time.Second // without failing fast: 504 after it
+	})
+	const reason = "the log cannot publish checkpoints now (witness quorum not satisfied: missing cosignatures from w1)"
+	// Waiting before publishing starts to fail.
+	code, h, r := tl.addAuth("Bearer "+tl.token, []byte("first"), "")
+	if code != 503 || r.Error != reason+"; the entry is queued, submit it again later for its receipt" || h.Get("Retry-After") == "" {
+		t.Errorf("waiting add while publishing fails: %d %q, Retry-After %q; want 503, the reason and Retry-After", code, r.Error, h.Get("Retry-After"))
+	}
+	code, h, r = tl.addAuth("Bearer "+tl.token, []byte("second"), "")
+	if code != 503 || r.Error != reason+"; retry later" || h.Get("Retry-After") == "" {
+		t.Errorf("new waiting add while publishing fails: %d %q, Retry-After %q; want 503, the reason and Retry-After", code, r.Error, h.Get("Retry-After"))
+	}
+	if code, r := tl.add([]byte("third"), "?wait=false"); code != http.StatusAccepted {
+		t.Errorf("add ?wait=false while publishing fails: %d %s, want 202", code, r.Error)
+	}
+	failing.Store(false)
+	waitFor(t, "publication after the witnesses are back", func() bool { return tl.checkpoint().Size == 2 })
+	code, r = tl.add([]byte("first"), "")
+	if code != 200 || !r.Duplicate || r.Index != 0 {
+		t.Errorf("adding the queued entry again: %d %+v, want its receipt as a duplicate", code, r)
+	}
+	if code, r := tl.add([]byte("fourth"), ""); code != 200 || r.Index != 2 {
+		t.Errorf("add after recovery: %d %+v", code, r)
+	}
+}
+
+// TestSignedCheckpoints has a log whose witnesses never reach a quorum:
+// every checkpoint it signs is recorded before the witnesses see it, and
+// consistency proofs are served from those. A witness holding a size the log
+// has no record of raises an alarm; a different root recorded at a size the
+// log is about to sign stalls it, with the evidence logged.
+func TestSignedCheckpoints(t *testing.T) {
+	logs := &logBuffer{}
+	cosign := func(context.Context, []byte, func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
+		return nil, &checkpoint.QuorumError{Missing: []string{"w1"}}
+	}
+	tl := newTestLog(t, func(c *Config) {
+		c.Cosign, c.Logger = cosign, logs.logger()
+		c.CheckpointInterval, c.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	})
+	ctx, origin := t.Context(), tl.log.Origin()
+	signed := func(size uint64) *storage.SignedCheckpoint {
+		var s *storage.SignedCheckpoint
+		waitFor(t, fmt.Sprintf("the log to sign size %d", size), func() bool {
+			var err error
+			s, err = tl.state.Signed(ctx, origin, size)
+			return err == nil
+		})
+		return s
+	}
+	tl.add([]byte("a"), "?wait=false")
+	s1 := signed(1)
+	tl.add([]byte("b"), "?wait=false")
+	s2 := signed(2)
+	if _, err := checkpoint.Open(s2.Note, tl.verifier); err != nil {
+		t.Errorf("recorded note of size 2: %v", err)
+	}
+	if tl.checkpoint().Size != 0 {
+		t.Fatalf("published without a quorum")
+	}
+	proof := tl.log.pub.proofFunc(2, s2.Root)
+	p, err := proof(ctx, 1)
+	if err != nil {
+		t.Fatalf("consistency proof from the unpublished size 1: %v", err)
+	}
+	if err := checkpoint.VerifyConsistency(1, 2, s1.Root, s2.Root, p); err != nil {
+		t.Errorf("consistency proof from the unpublished size 1: %v", err)
+	}
+
+	// As if the record of size 1 were lost: a witness holding it is an
+	// alarm.
+	if _, err := tl.state.SQL().ExecContext(ctx, `DELETE FROM signed_checkpoints WHERE size = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proof(ctx, 1); !errors.Is(err, errNeverSigned) {
+		t.Errorf("proof from a size never signed: %v, want errNeverSigned", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR msg=\"ALARM: a witness holds a checkpoint of this log at a size the log never signed") {
+		t.Errorf("no alarm in the server's log:\n%s", logs)
+	}
+
+	// Another root recorded at the next size: the log must not sign.
+	forged := []byte("forged checkpoint of size 3")
+	if err := tl.state.AddSigned(ctx, origin, 3, [32]byte{1}, forged, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tl.add([]byte("c"), "?wait=false")
+	waitFor(t, "/healthz to report the stall", func() bool {
+		code, body := tl.get("/healthz")
+		return code == 503 && strings.HasPrefix(string(body), "cannot publish: stalled: ")
+	})
+	if l := logs.String(); !strings.Contains(l, "msg=\"STALLED: ") || !strings.Contains(l, fmt.Sprintf("published=%q", forged)) {
+		t.Errorf("the server's log lacks the STALLED evidence:\n%s", l)
+	}
+	if s, err := tl.state.Signed(ctx, origin, 3); err != nil || !bytes.Equal(s.Note, forged) {
+		t.Errorf("the record of size 3 changed: %v, %v", s, err)
+	}
+	if code, r := tl.add([]byte("d"), "?wait=false"); code != 503 {
+		t.Errorf("add to a stalled log: %d %s, want 503", code, r.Error)
+	}
 }

@@ -58,12 +58,21 @@ func TestWithWitnesses(t *testing.T) {
 			if err != nil || len(s.Cosignatures) != tc.want {
 				t.Errorf("/checkpoint: %v, %d cosignatures, want %d", err, len(s.Cosignatures), tc.want)
 			}
+			// The log publishes (200, "ok"); each witness's line says how it
+			// fares, the stopped one's that it fails.
 			code, body := tl.get("/healthz")
-			if tc.stopped == 0 && (code != 200 || !strings.HasPrefix(string(body), "ok\n")) {
-				t.Errorf("/healthz: %d %s", code, body)
+			lines := strings.Split(string(body), "\n")
+			if code != 200 || len(lines) != 4 || lines[0] != "ok" || lines[3] != "" {
+				t.Fatalf("/healthz: %d %q, want 200, ok and a line per witness", code, body)
 			}
-			if tc.stopped > 0 && !strings.Contains(string(body), "w1") {
-				t.Errorf("/healthz: %d %s; want it to name the stopped witness w1", code, body)
+			for i, line := range lines[1:3] {
+				state := ": ok"
+				if i >= 2-tc.stopped {
+					state = ": FAILING: "
+				}
+				if !strings.HasPrefix(line, fmt.Sprintf("witness w%d ", i)) || !strings.Contains(line, state) {
+					t.Errorf("/healthz line %q, want witness w%d with %q", line, i, state)
+				}
 			}
 		})
 	}
