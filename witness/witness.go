@@ -33,11 +33,13 @@ import (
 
 // Defaults for Config.
 const (
-	// DefaultRateLimit is the sustained add-checkpoint requests per second
-	// allowed per log.
+	// DefaultRateLimit is the sustained rate, per log, of add-checkpoint
+	// requests that advance the witness's state (per second). Requests that
+	// write nothing (the held checkpoint again, 409, 422...) are not
+	// counted: anyone can replay a log's public checkpoints.
 	DefaultRateLimit = 10
-	// DefaultRateBurst is the number of add-checkpoint requests per log
-	// allowed at once.
+	// DefaultRateBurst is the number of such requests per log allowed at
+	// once.
 	DefaultRateBurst = 50
 )
 
@@ -52,8 +54,9 @@ type Config struct {
 	// Logs are the logs the witness follows; nil follows none until
 	// SetLogs.
 	Logs *Logs
-	// RateLimit is the sustained add-checkpoint requests per second allowed
-	// per log (DefaultRateLimit if 0; negative disables the limit).
+	// RateLimit is the sustained rate, per log, of add-checkpoint requests
+	// that advance the state, per second (DefaultRateLimit if 0; negative
+	// disables the limit).
 	RateLimit float64
 	// RateBurst is the number of requests per log allowed at once
 	// (DefaultRateBurst if 0).

@@ -62,7 +62,7 @@ func run() error {
 	dataDir := flag.String("data_dir", "./evident-witness-data", "directory for the witness key and state (created 0700)")
 	logsFile := flag.String("logs_file", "", `file listing the logs to follow, one "log <vkey> [url]" line each (reloaded on SIGHUP)`)
 	name := flag.String("name", "", "name of the witness key, e.g. witness.example.com/w1 (required on first start)")
-	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "add-checkpoint requests per second allowed per log (negative: no limit)")
+	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "checkpoints per second per log that advance the witness's state (burst 50; replays are not counted; negative: no limit)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", flag.Args())}
