@@ -1,0 +1,121 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/trillian"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/evidentlog/evident/checkpoint"
+)
+
+// lyingTrillian is the log's real Trillian client, except that, when lie is
+// set, it alters the leaves it returns as lie says: a broken or tampered
+// Trillian, whose answers the log must check before serving them.
+type lyingTrillian struct {
+	trillian.TrillianLogClient
+	lie atomic.Value // func(*trillian.LogLeaf), or nil for the truth
+}
+
+func (c *lyingTrillian) alter(leaves ...*trillian.LogLeaf) {
+	f, _ := c.lie.Load().(func(*trillian.LogLeaf))
+	for _, l := range leaves {
+		if f != nil && l.LeafIndex == 2 {
+			f(l)
+		}
+	}
+}
+
+func (c *lyingTrillian) GetLeavesByRange(ctx context.Context, in *trillian.GetLeavesByRangeRequest, opts ...grpc.CallOption) (*trillian.GetLeavesByRangeResponse, error) {
+	r, err := c.TrillianLogClient.GetLeavesByRange(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r = proto.Clone(r).(*trillian.GetLeavesByRangeResponse)
+	c.alter(r.Leaves...)
+	return r, nil
+}
+
+func (c *lyingTrillian) GetEntryAndProof(ctx context.Context, in *trillian.GetEntryAndProofRequest, opts ...grpc.CallOption) (*trillian.GetEntryAndProofResponse, error) {
+	r, err := c.TrillianLogClient.GetEntryAndProof(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r = proto.Clone(r).(*trillian.GetEntryAndProofResponse)
+	if r.Leaf != nil {
+		c.alter(r.Leaf)
+	}
+	return r, nil
+}
+
+// TestEntriesChecked serves entries from a Trillian that lies about leaf 2
+// in several ways: /v1/entries must answer 500 rather than serve a leaf the
+// published checkpoint does not commit to.
+func TestEntriesChecked(t *testing.T) {
+	var lt *lyingTrillian
+	tl := newTestLog(t, func(c *Config) {
+		lt = &lyingTrillian{TrillianLogClient: c.Trillian}
+		c.Trillian = lt
+	})
+	for i := range 5 {
+		if code, r := tl.add(entryBytes(i), ""); code != 200 {
+			t.Fatalf("add: %d %s", code, r.Error)
+		}
+	}
+	paths := []string{"/v1/entries/2", "/v1/entries?start=0&count=5", "/v1/entries?start=1&count=2", "/v1/entries?start=2&count=3"}
+	check := func(lie string, want int) {
+		t.Helper()
+		for _, path := range paths {
+			code, body := tl.get(path)
+			if code != want {
+				t.Errorf("%s: GET %s: %d %.80q, want %d", lie, path, code, body, want)
+				continue
+			}
+			if want != 200 {
+				continue
+			}
+			got := body
+			if path != "/v1/entries/2" {
+				var r struct{ Entries [][]byte }
+				if err := json.Unmarshal(body, &r); err != nil {
+					t.Fatal(err)
+				}
+				got = r.Entries[2-startOf(path)]
+			}
+			if !bytes.Equal(got, entryBytes(2)) {
+				t.Errorf("%s: GET %s: entry 2 is %q", lie, path, got)
+			}
+		}
+	}
+	check("the truth", 200)
+	for _, tc := range []struct {
+		name string
+		lie  func(*trillian.LogLeaf)
+	}{
+		{"another value", func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") }},
+		{"another value with its hash", func(l *trillian.LogLeaf) {
+			l.LeafValue = []byte("forged")
+			h := checkpoint.LeafHash(l.LeafValue)
+			l.MerkleLeafHash = h[:]
+		}},
+		{"another index", func(l *trillian.LogLeaf) { l.LeafIndex = 3 }},
+	} {
+		lt.lie.Store(tc.lie)
+		check(tc.name, 500)
+	}
+	lt.lie.Store(func(*trillian.LogLeaf) {})
+	check("the truth again", 200)
+}
+
+// startOf is the start= of an /v1/entries?start=… path.
+func startOf(path string) int {
+	var start, count int
+	fmt.Sscanf(path, "/v1/entries?start=%d&count=%d", &start, &count)
+	return start
+}
