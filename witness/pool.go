@@ -38,7 +38,9 @@ type PoolConfig struct {
 
 // Pool asks the witnesses of a policy for cosignatures on a log's new
 // checkpoints. It remembers, per witness, the size of the checkpoint the
-// witness last cosigned, to send the right consistency proof. It is safe for
+// witness last cosigned, to send the right consistency proof, and when a
+// witness asked (Retry-After on a 429 or 503) not to be asked before: until
+// then that witness fails each round without a request. It is safe for
 // concurrent use, but a log should cosign its checkpoints in order.
 type Pool struct {
 	policy   *checkpoint.Policy
