@@ -12,9 +12,19 @@
 // tlog-proof, https://c2sp.org/tlog-proof) that anyone can verify offline
 // with the log's public key and the checkpoint package alone.
 //
+// With witnesses ([Config.Cosign]), a checkpoint is published only with
+// their quorum, except the size-0 checkpoint of a new log, published at
+// once with whatever cosignatures it got: the empty tree commits to
+// nothing. Every checkpoint is recorded as signed in the state database
+// before any witness sees it, so that a witness that cosigned a checkpoint
+// whose quorum then failed can be given consistency proofs from it, and no
+// two roots are ever signed at one size. Failed rounds are retried with
+// exponential backoff up to [Config.MaxBackoff]; while they keep failing,
+// writers waiting for receipts get ErrNotPublishing at once.
+//
 // The log trusts Trillian for nothing it can check: inclusion and
 // consistency proofs are verified against signed roots before they are
-// served. The API is documented in docs/api.md.
+// served, and so are entries. The API is documented in docs/api.md.
 package log
 
 import (
