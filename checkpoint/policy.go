@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,6 +105,9 @@ func ParsePolicy(text []byte) (*Policy, error) {
 		default:
 			err = fmt.Errorf("unknown keyword %q", truncate(fields[0]))
 		}
+		if errors.Is(err, ErrMalformed) {
+			return nil, fmt.Errorf("policy line %d: %w", n, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("policy line %d: %v: %w", n, err, ErrMalformed)
 		}
@@ -143,7 +147,7 @@ func (p *Policy) addWitness(args []string, keys map[string]string, line int) err
 	}
 	v, err := NewCosignatureVerifier(args[1])
 	if err != nil {
-		return fmt.Errorf("witness %s: %v", name, err)
+		return fmt.Errorf("witness %s: %w", name, err)
 	}
 	if err := dupKey(keys, args[1], fmt.Sprintf("witness on line %d", line)); err != nil {
 		return err

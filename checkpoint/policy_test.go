@@ -195,6 +195,9 @@ func TestParsePolicyRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.what) {
 				t.Errorf("error %q does not say %q", err, tt.what)
 			}
+			if n := strings.Count(err.Error(), ErrMalformed.Error()); n != 1 {
+				t.Errorf("error %q says %q %d times, want once", err, ErrMalformed, n)
+			}
 		})
 	}
 }
