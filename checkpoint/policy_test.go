@@ -152,6 +152,7 @@ func TestParsePolicyRejects(t *testing.T) {
 		{"trailing comment", "witness A " + w[0] + " # comment\nquorum A\n", 1, "witness <name> <vkey> [<url>]"},
 		{"witness without key", "witness A\nquorum A\n", 1, "witness <name>"},
 		{"witness bad key", "witness A " + w[0][:len(w[0])-4] + "\nquorum A\n", 1, "witness A"},
+		{"log bad key", "log not-a-key\n" + A + "quorum A\n", 1, "log verifier key"},
 		{"witness with log key type", "witness A " + logVKey + "\nquorum A\n", 1, "0x04"},
 		{"witness named none", "witness none " + w[0] + "\nquorum none\n", 1, "reserved"},
 		{"duplicate witness name", A + "witness A " + w[1] + "\nquorum A\n", 2, "already defined"},
