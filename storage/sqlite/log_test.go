@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,57 +408,88 @@ func TestHardDeleteRemovesLeaves(t *testing.T) {
 	}
 }
 
-// TestGroupCommitFailure makes one statement of a group commit fail and
-// checks that every caller in the batch gets the error (none a success
-// whose leaf was rolled back) and that nothing was stored.
+// TestGroupCommitFailure makes a group commit fail in two ways. When one
+// statement fails (RAISE(ABORT) in a trigger), only the caller whose leaf
+// it was gets an error and the other callers' leaves are stored. When the
+// transaction is lost (RAISE(ROLLBACK), as SQLite does itself after some
+// I/O errors), every caller in the batch gets the error (none a success
+// whose leaf was rolled back) and nothing is stored.
 func TestGroupCommitFailure(t *testing.T) {
-	s := openTest(t, Config{})
-	tree := newInitializedTree(t, s)
-	ls := s.LogStorage()
-	bad := newLeaf(10, 0)
-	// A trigger on the write connection only (TEMP) makes inserting bad fail.
-	if err := s.lockWrite(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.wconn.ExecContext(t.Context(), fmt.Sprintf(`CREATE TEMP TRIGGER fail_bad BEFORE INSERT ON leaf_data
-		WHEN NEW.leaf_identity_hash = X'%x' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, bad.LeafIdentityHash)); err != nil {
-		t.Fatal(err)
-	}
-	const callers = 10
-	errs := make([]error, callers)
-	var wg sync.WaitGroup
-	for c := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			leaf := newLeaf(10, uint64(c+1))
-			if c == callers/2 {
-				leaf = bad
+	for _, tc := range []struct {
+		name      string
+		raise     string
+		wantFails int // callers that get an error, of 10
+		wantLeafs int // leaves stored
+	}{
+		{name: "statement fails", raise: "ABORT", wantFails: 1, wantLeafs: 9},
+		{name: "transaction lost", raise: "ROLLBACK", wantFails: 10, wantLeafs: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, Config{})
+			tree := newInitializedTree(t, s)
+			ls := s.LogStorage()
+			bad := newLeaf(10, 0)
+			// A trigger on the write connection only (TEMP) makes
+			// inserting bad fail.
+			if err := s.lockWrite(t.Context()); err != nil {
+				t.Fatal(err)
 			}
-			_, errs[c] = ls.QueueLeaves(context.Background(), tree, []*trillian.LogLeaf{leaf}, fakeTime)
-		}()
-	}
-	deadline := time.Now().Add(time.Minute)
-	for s.pending.Load() < callers {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d requests reached the committer", s.pending.Load(), callers)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	s.unlockWrite()
-	wg.Wait()
-	for c, err := range errs {
-		if err == nil {
-			t.Errorf("caller %d succeeded in a failed group commit", c)
-		}
-	}
-	var n int
-	if err := s.rdb.QueryRow("SELECT count(*) FROM leaf_data").Scan(&n); err != nil || n != 0 {
-		t.Errorf("%d leaves stored (%v), want 0", n, err)
-	}
-	// Later commits work.
-	if got := queueOne(t, ls, tree, newLeaf(10, 100), fakeTime); got.Status != nil {
-		t.Errorf("QueueLeaves after the failure: %v", got.Status)
+			if _, err := s.wconn.ExecContext(t.Context(), fmt.Sprintf(`CREATE TEMP TRIGGER fail_bad BEFORE INSERT ON leaf_data
+				WHEN NEW.leaf_identity_hash = X'%x' BEGIN SELECT RAISE(%s, 'injected failure'); END`, bad.LeafIdentityHash, tc.raise)); err != nil {
+				t.Fatal(err)
+			}
+			const callers = 10
+			errs := make([]error, callers)
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Go(func() {
+					leaf := newLeaf(10, uint64(c+1))
+					if c == callers/2 {
+						leaf = bad
+					}
+					_, errs[c] = ls.QueueLeaves(context.Background(), tree, []*trillian.LogLeaf{leaf}, fakeTime)
+				})
+			}
+			deadline := time.Now().Add(time.Minute)
+			for s.pending.Load() < callers {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d requests reached the committer", s.pending.Load(), callers)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			before := s.groupCommits.Load()
+			s.unlockWrite()
+			wg.Wait()
+			fails := 0
+			for c, err := range errs {
+				if err != nil {
+					fails++
+					t.Logf("caller %d: %v", c, err)
+					if !strings.Contains(err.Error(), "injected failure") {
+						t.Errorf("caller %d: %v, want the injected failure", c, err)
+					}
+				}
+			}
+			if errs[callers/2] == nil {
+				t.Errorf("the caller of the failing leaf succeeded")
+			}
+			if fails != tc.wantFails {
+				t.Errorf("%d callers failed, want %d", fails, tc.wantFails)
+			}
+			if tc.wantFails < callers {
+				if got := s.groupCommits.Load() - before; got != 1 {
+					t.Errorf("%d transactions, want 1 (the failure must not split the batch)", got)
+				}
+			}
+			var n int
+			if err := s.rdb.QueryRow("SELECT count(*) FROM leaf_data").Scan(&n); err != nil || n != tc.wantLeafs {
+				t.Errorf("%d leaves stored (%v), want %d", n, err, tc.wantLeafs)
+			}
+			// Later commits work.
+			if got := queueOne(t, ls, tree, newLeaf(10, 100), fakeTime); got.Status != nil {
+				t.Errorf("QueueLeaves after the failure: %v", got.Status)
+			}
+		})
 	}
 }
 

@@ -163,7 +163,11 @@ func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf
 }
 
 // commitBatch writes batch in one transaction, holding the write lock, and
-// answers every request.
+// answers every request. Each request is written under its own savepoint:
+// a statement that fails undoes only that request's leaves, and only its
+// caller gets the error. If the transaction itself is lost (SQLite rolls
+// it back after an I/O error, a full disk or a RAISE(ROLLBACK)) or COMMIT
+// fails, every caller gets the error: none of their leaves were stored.
 func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -177,27 +181,37 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 			continue
 		}
-		ok, seen := initialized[r.treeID]
-		if !seen {
-			if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
-				s.rollbackWrite()
-				s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
-				return
-			}
-			initialized[r.treeID] = ok
-		}
-		if !ok {
-			r.err = storage.ErrTreeNeedsInit
-			continue
-		}
-		res, err := s.queueOne(ctx, r)
-		if err != nil {
-			// A statement failed: nothing in this transaction can be trusted.
+		if _, err := s.w.exec(ctx, "SAVEPOINT queue_request"); err != nil {
 			s.rollbackWrite()
 			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 			return
 		}
-		r.res = res
+		res, err := s.queueRequest(ctx, r, initialized)
+		if err == nil {
+			_, err = s.w.exec(ctx, "RELEASE queue_request")
+			if err == nil {
+				r.res = res
+				continue
+			}
+		}
+		// Undo this request's statements only; if that fails too, the
+		// transaction is gone and nothing in it was stored.
+		if _, rerr := s.w.exec(ctx, "ROLLBACK TO queue_request"); rerr != nil {
+			s.rollbackWrite()
+			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: the group commit was rolled back after: %w (%v)", err, rerr))
+			return
+		}
+		if _, rerr := s.w.exec(ctx, "RELEASE queue_request"); rerr != nil {
+			s.rollbackWrite()
+			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: the group commit was rolled back after: %w (%v)", err, rerr))
+			return
+		}
+		if errors.Is(err, storage.ErrTreeNeedsInit) {
+			r.err = err
+			continue
+		}
+		delete(initialized, r.treeID) // read again: the failure may have been there
+		r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
 	if d := s.cfg.ackBeforeCommit; d > 0 {
 		s.finish(batch, nil) // deliberately broken, for the crash test only
@@ -213,6 +227,22 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 	}
 	s.groupCommits.Add(1)
 	s.finish(batch, nil)
+}
+
+// queueRequest writes r's leaves, if r's tree has a root; initialized
+// caches that per tree for the batch.
+func (s *Storage) queueRequest(ctx context.Context, r *queueReq, initialized map[int64]bool) ([]*trillian.QueuedLogLeaf, error) {
+	ok, seen := initialized[r.treeID]
+	if !seen {
+		if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
+			return nil, err
+		}
+		initialized[r.treeID] = ok
+	}
+	if !ok {
+		return nil, storage.ErrTreeNeedsInit
+	}
+	return s.queueOne(ctx, r)
 }
 
 // failAll answers every request of a batch whose transaction was rolled

@@ -34,7 +34,10 @@
 // QueueLeaves calls that arrive while a write is in progress are coalesced:
 // one goroutine commits the waiting requests, up to Config.MaxQueueBatch
 // leaves, in a single transaction with a single fsync, and each caller gets
-// its own per-leaf results. This group commit is what makes durable queueing
+// its own per-leaf results. Each request is written under its own
+// savepoint, so a statement that fails fails only its own caller; if the
+// transaction as a whole is lost or COMMIT fails, every caller in it gets
+// the error. This group commit is what makes durable queueing
 // fast: with many concurrent callers the cost of an fsync is shared. A
 // QueueLeaves waits at most Config.WriteLockTimeout for its turn, like any
 // write. The write-ahead log is copied into the database file by a
