@@ -52,7 +52,8 @@ type publisher struct {
 	lastErr   error         // the last round's failure, nil after a good round
 	failures  int           // failed rounds in a row
 	nextRound time.Time     // when the next round starts (after a failure)
-	failing   chan struct{} // closed once failures reach failFastRounds
+	failing   chan struct{} // closed once failures reach failFastRounds, or on a stall
+	closed    bool          // failing is closed
 	accepted  uint64
 	startSize uint64
 	done      chan struct{}
@@ -161,20 +162,26 @@ const failFastRounds = 4
 // before the next one.
 func (p *publisher) finish(ctx context.Context, err error) time.Duration {
 	interval := p.l.cfg.CheckpointInterval
+	var inc *InconsistencyError
+	stall := errors.As(err, &inc)
 	p.mu.Lock()
 	repeated := err != nil && p.lastErr != nil && err.Error() == p.lastErr.Error()
 	p.lastErr = err
 	if err == nil {
-		if p.failures >= failFastRounds {
-			p.failing = make(chan struct{})
+		if p.closed {
+			p.failing, p.closed = make(chan struct{}), false
 		}
 		p.failures = 0
 		p.mu.Unlock()
 		return interval
 	}
 	p.failures++
-	if p.failures == failFastRounds {
+	if stall {
+		p.stalled = fmt.Errorf("publisher stalled: %w", inc)
+	}
+	if (p.failures >= failFastRounds || stall) && !p.closed {
 		close(p.failing) // wakes the waiting writers
+		p.closed = true
 	}
 	wait := p.l.cfg.MaxBackoff
 	if shift := p.failures - 1; shift < 30 && interval<<shift < wait {
@@ -184,9 +191,8 @@ func (p *publisher) finish(ctx context.Context, err error) time.Duration {
 	p.mu.Unlock()
 
 	p.l.metrics.publishErrs.Inc()
-	var inc *InconsistencyError
-	if errors.As(err, &inc) {
-		p.stall(inc)
+	if stall {
+		p.logStall(inc)
 	} else if ctx.Err() == nil && !repeated {
 		// Logged once per distinct error; /healthz shows it meanwhile.
 		p.l.log.Error("publishing a checkpoint", "error", err, "retry_in", wait)
@@ -478,15 +484,20 @@ func (p *publisher) stalledErr() error {
 	return p.stalled
 }
 
-// failingErr is a *notPublishingError when the last failFastRounds rounds
-// or more failed, else nil. queued says whether the entry was queued.
+// failingErr is a *notPublishingError when the publisher stalled or the
+// last failFastRounds rounds or more failed, else nil. queued says whether
+// the entry was queued.
 func (p *publisher) failingErr(queued bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failures < failFastRounds {
-		return nil
+	err := p.stalled
+	if err == nil {
+		if p.failures < failFastRounds {
+			return nil
+		}
+		err = p.lastErr
 	}
-	return &notPublishingError{queued: queued, reason: publishReason(p.lastErr), retry: time.Until(p.nextRound)}
+	return &notPublishingError{queued: queued, reason: publishReason(err), retry: time.Until(p.nextRound)}
 }
 
 // health is nil when the publisher can publish, else why not.
@@ -499,11 +510,9 @@ func (p *publisher) health() error {
 	return p.lastErr
 }
 
-// stall stops publishing for good and records the evidence.
-func (p *publisher) stall(e *InconsistencyError) {
-	p.mu.Lock()
-	p.stalled = fmt.Errorf("publisher stalled: %w", e)
-	p.mu.Unlock()
+// logStall logs the evidence of a stall (finish has stopped publishing for
+// good).
+func (p *publisher) logStall(e *InconsistencyError) {
 	p.l.metrics.stalled.Set(1)
 	proof := make([]string, len(e.Proof))
 	for i, h := range e.Proof {

@@ -145,8 +145,12 @@ func TestCosign(t *testing.T) {
 		mu      sync.Mutex
 		held    checkpoint.Checkpoint // the witness's state
 		calls   int
+		capped  atomic.Bool // a call had a deadline
 	)
 	cosign := func(ctx context.Context, signed []byte, proof func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
+		if _, ok := ctx.Deadline(); ok {
+			capped.Store(true)
+		}
 		if failing.Load() {
 			return nil, errors.New("witness unreachable")
 		}
@@ -213,6 +217,11 @@ func TestCosign(t *testing.T) {
 		t.Errorf("/healthz after recovery: %d", code)
 	}
 	checkChain(t, tl)
+	// Without CosignTimeout the witnesses' own timeout rules (for example
+	// witness.Pool's, which may exceed the log's 30 s for Trillian).
+	if capped.Load() {
+		t.Error("Cosign was called with a deadline, want none without CosignTimeout")
+	}
 }
 
 // TestBackoff checks the wait between publisher rounds: it doubles from
@@ -358,5 +367,33 @@ func TestSignedCheckpoints(t *testing.T) {
 	}
 	if code, r := tl.add([]byte("d"), "?wait=false"); code != 503 {
 		t.Errorf("add to a stalled log: %d %s, want 503", code, r.Error)
+	}
+}
+
+// TestStallWakesWaiters: a writer waiting for its receipt when the
+// publisher stalls gets 503 with the reason at once, not 504 later.
+func TestStallWakesWaiters(t *testing.T) {
+	// The publisher's own rounds never run: finish is driven here.
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval = time.Hour })
+	p := tl.log.pub
+	type answer struct {
+		code int
+		r    addResult
+	}
+	done := make(chan answer)
+	go func() {
+		code, r := tl.add([]byte("waiting"), "")
+		done <- answer{code, r}
+	}()
+	waitFor(t, "the writer to wait", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.waiters) == 1
+	})
+	p.finish(t.Context(), &InconsistencyError{Published: p.latest().note, Reason: "test"})
+	a := <-done
+	want := "the log cannot publish checkpoints now (stalled: Trillian's tree is inconsistent with a checkpoint the log signed); the entry is queued, submit it again later for its receipt"
+	if a.code != 503 || a.r.Error != want {
+		t.Errorf("waiting writer after a stall: %d %q, want 503 %q", a.code, a.r.Error, want)
 	}
 }
