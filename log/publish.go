@@ -183,10 +183,11 @@ func (p *publisher) finish(ctx context.Context, err error) time.Duration {
 		close(p.failing) // wakes the waiting writers
 		p.closed = true
 	}
-	wait := p.l.cfg.MaxBackoff
-	if shift := p.failures - 1; shift < 30 && interval<<shift < wait {
-		wait = interval << shift
+	wait := interval
+	for i := 1; i < p.failures && wait < p.l.cfg.MaxBackoff; i++ {
+		wait *= 2
 	}
+	wait = min(wait, p.l.cfg.MaxBackoff)
 	p.nextRound = time.Now().Add(wait)
 	p.mu.Unlock()
 
