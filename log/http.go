@@ -92,7 +92,9 @@ func (w *codeWriter) WriteHeader(code int) {
 
 func (l *Log) writeError(w http.ResponseWriter, route string, err error) {
 	code, msg := httpStatus(err)
-	if code >= 500 && !errors.Is(err, context.Canceled) { // not the client going away
+	// Not the client going away, nor a log that cannot publish (the
+	// publisher logs why, once).
+	if code >= 500 && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrNotPublishing) {
 		l.log.Error("request failed", "route", route, "status", code, "error", err)
 	}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
