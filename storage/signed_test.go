@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -59,4 +60,23 @@ func TestSignedCheckpoints(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkAddSigned records signed checkpoints in an SQLite state database
+// (one fsync'd transaction each), as a log with witnesses does once per
+// publishing round.
+func BenchmarkAddSigned(b *testing.B) {
+	db, err := OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	note := make([]byte, 200)
+	var size uint64
+	for b.Loop() {
+		size++
+		if err := db.AddSigned(b.Context(), "example.com/log", size, [32]byte{byte(size)}, note, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
