@@ -69,31 +69,31 @@ func (p *publisher) recordSigned(ctx context.Context, size uint64, root [32]byte
 	return &InconsistencyError{Published: other.Note, Size: size, Root: root, Reason: "a different root of this size was signed and shown to witnesses"}
 }
 
-// signedRoot returns the root of the checkpoint of the given size that the
-// log signed: a published one, or else one recorded as shown to witnesses.
-// A size the log never signed is an alarm: a witness holds a checkpoint
-// under the log's key that the log has no record of.
-func (p *publisher) signedRoot(ctx context.Context, size uint64) ([32]byte, error) {
+// signedAt returns the checkpoint of the given size that the log signed: a
+// published one, or else one recorded as shown to witnesses (its note
+// without cosignatures). A size the log never signed is an alarm: a witness
+// holds a checkpoint under the log's key that the log has no record of.
+func (p *publisher) signedAt(ctx context.Context, size uint64) (*published, error) {
 	if size <= p.latest().size {
-		root, err := p.l.publishedRoot(ctx, size)
+		cp, err := p.l.publishedAt(ctx, size)
 		if !errors.Is(err, storage.ErrNotFound) {
-			return root, err
+			return cp, err
 		}
 	}
 	s, err := p.l.cfg.State.Signed(ctx, p.l.cfg.Origin, size)
 	if errors.Is(err, storage.ErrNotFound) {
 		p.l.log.Error("ALARM: a witness holds a checkpoint of this log at a size the log never signed: the signing key may be used elsewhere, the state database may have lost data, or the checkpoint was signed before this log recorded signed checkpoints",
 			"origin", p.l.cfg.Origin, "size", size, "published_size", p.latest().size)
-		return [32]byte{}, fmt.Errorf("size %d: %w", size, errNeverSigned)
+		return nil, fmt.Errorf("size %d: %w", size, errNeverSigned)
 	}
 	if err != nil {
-		return [32]byte{}, err
+		return nil, err
 	}
 	v, err := checkpoint.Open(s.Note, p.l.verifier)
 	if err != nil || v.Size != size || v.Hash != s.Root {
-		return [32]byte{}, fmt.Errorf("the recorded signed checkpoint of size %d does not verify with the log's key: %v", size, err)
+		return nil, fmt.Errorf("the recorded signed checkpoint of size %d does not verify with the log's key: %v", size, err)
 	}
-	return s.Root, nil
+	return &published{size: size, root: s.Root, note: s.Note}, nil
 }
 
 // proofFunc returns the consistency proofs to the checkpoint being cosigned
@@ -103,7 +103,7 @@ func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, 
 		if oldSize > size {
 			return nil, fmt.Errorf("consistency proof from %d to the smaller %d", oldSize, size)
 		}
-		oldRoot, err := p.signedRoot(ctx, oldSize)
+		old, err := p.signedAt(ctx, oldSize)
 		if err != nil {
 			return nil, err
 		}
@@ -111,8 +111,8 @@ func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, 
 		if err != nil {
 			return nil, err
 		}
-		if err := checkpoint.VerifyConsistency(oldSize, size, oldRoot, root, proof); err != nil {
-			return nil, &InconsistencyError{Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from signed size %d: %v", oldSize, err)}
+		if err := checkpoint.VerifyConsistency(oldSize, size, old.root, root, proof); err != nil {
+			return nil, &InconsistencyError{Published: old.note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from signed size %d: %v", oldSize, err)}
 		}
 		return proof, nil
 	}
