@@ -110,4 +110,8 @@ func TestTokenRefresh(t *testing.T) {
 	if code, _ := tl.add([]byte("z"), "?wait=false"); code != 202 {
 		t.Errorf("the first token after revoking the second: %d", code)
 	}
+	// SPEC(RFC 9110 §11.1): the scheme is case-insensitive.
+	if code, _, r := tl.addAuth("bearer "+tl.token, []byte("lower"), "?wait=false"); code != 202 {
+		t.Errorf("Authorization: bearer …: %d %s, want 202", code, r.Error)
+	}
 }
