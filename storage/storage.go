@@ -1,5 +1,6 @@
 // Package storage holds Evident's own state, beside the Merkle tree that
-// Trillian keeps: the checkpoints the log has published, the hashes of write
+// Trillian keeps: the checkpoints the log has published, the checkpoints it
+// signed and showed witnesses before publishing, the hashes of write
 // tokens, small settings, and a witness's per-log state and evidence.
 //
 // One small SQL layer serves two engines: an SQLite file in the data
@@ -37,7 +38,9 @@ const (
 )
 
 // SchemaVersion is the version of the schema this code writes and reads.
-const SchemaVersion = 1
+// Version 2 added signed_checkpoints; opening a version-1 database adds the
+// missing tables (every CREATE is idempotent) and keeps all data.
+const SchemaVersion = 2
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.

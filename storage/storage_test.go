@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/internal/testdb"
 )
@@ -35,7 +36,7 @@ func eachDB(t *testing.T, f func(t *testing.T, db *DB)) {
 
 func TestOpenCreatesSchema(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *DB) {
-		for _, table := range []string{"settings", "checkpoints", "write_tokens", "witness_state", "witness_evidence"} {
+		for _, table := range []string{"settings", "checkpoints", "signed_checkpoints", "write_tokens", "witness_state", "witness_evidence"} {
 			var n int
 			if err := db.SQL().QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 				t.Errorf("table %s: %v", table, err)
@@ -76,6 +77,36 @@ func TestReopenKeepsData(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("database file mode = %o, want 600", perm)
 	}
+}
+
+// TestMigrateFromVersion1 opens a database as version 1 left it (no
+// signed_checkpoints) and checks that migrating adds the table and keeps the
+// data.
+func TestMigrateFromVersion1(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if err := db.AddCheckpoint(ctx, "o", 1, []byte("note"), time.UnixMilli(1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range []string{"DROP TABLE signed_checkpoints", "UPDATE schema_version SET version = 1"} {
+			if _, err := db.SQL().ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.migrate(ctx); err != nil {
+			t.Fatalf("migrating from version 1: %v", err)
+		}
+		var n, v int
+		if err := db.SQL().QueryRowContext(ctx, "SELECT COUNT(*) FROM signed_checkpoints").Scan(&n); err != nil {
+			t.Errorf("signed_checkpoints after migrating: %v", err)
+		}
+		if err := db.SQL().QueryRowContext(ctx, "SELECT version FROM schema_version").Scan(&v); err != nil || v != SchemaVersion {
+			t.Errorf("schema version = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		if c, err := db.Checkpoint(ctx, "o", 1); err != nil || string(c.Note) != "note" {
+			t.Errorf("checkpoint after migrating: %v, %v", c, err)
+		}
+	})
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
