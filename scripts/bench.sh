@@ -14,6 +14,10 @@ go test -run XXX -bench 'AddCheckpoint|PoolCosign' -benchtime 3s -count 3 ./witn
 # with 16 concurrent submitters, entries/s with 256 waiting submitters and
 # with ?wait=false, and the server's CPU per entry.
 EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/evident-server | grep 'evident-server load:'
+# Entries served checked against the published checkpoint, and the cost of
+# recording each signed checkpoint before witnesses see it.
+go test -run '^$' -bench 'BenchmarkEntries' -count 3 ./log/
+go test -run '^$' -bench 'BenchmarkAddSigned' -count 3 ./storage/
 
 # Storage (docs/performance.md, "Storage (storage/sqlite)"): durably queued
 # leaves/s with 1, 16 and 256 concurrent callers, integrated leaves/s with
