@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -531,5 +532,96 @@ func TestWALTruncatedWhenIdle(t *testing.T) {
 	// The storage works on after the truncation.
 	if got := queueOne(t, ls, tree, newLeaf(12, 99999), fakeTime); got.Status != nil {
 		t.Errorf("QueueLeaves after truncation: %v", got.Status)
+	}
+}
+
+// TestQueueLeavesOwnDeadline checks that a QueueLeaves that arrives while
+// the group committer waits for the write lock joins the waiting batch, and
+// that each request fails on its own deadline (arrival plus
+// WriteLockTimeout), with an error that says truly how long it waited.
+func TestQueueLeavesOwnDeadline(t *testing.T) {
+	// queueAB sends A, waits until the committer has it, then sends B; it
+	// returns their errors and how long each call took.
+	queueAB := func(t *testing.T, s *Storage, tree *trillian.Tree) func() ([2]error, [2]time.Duration) {
+		var errs [2]error
+		var took [2]time.Duration
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				start := time.Now()
+				_, errs[i] = s.LogStorage().QueueLeaves(context.Background(), tree, []*trillian.LogLeaf{newLeaf(13, uint64(i))}, fakeTime)
+				took[i] = time.Since(start)
+			})
+			waitFor(t, fmt.Sprintf("request %d with the committer", i), func() bool {
+				return s.pending.Load() == int64(i+1) && len(s.queue) == 0
+			})
+		}
+		return func() ([2]error, [2]time.Duration) { wg.Wait(); return errs, took }
+	}
+
+	t.Run("arrivals join the waiting batch", func(t *testing.T) {
+		s := openTest(t, Config{WriteLockTimeout: time.Hour})
+		tree := newInitializedTree(t, s)
+		release := holdWriteLock(t, s)
+		before := s.groupCommits.Load()
+		wait := queueAB(t, s, tree) // B is taken from the queue while A waits
+		release()
+		errs, _ := wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("QueueLeaves: %v", errs)
+		}
+		if got := s.groupCommits.Load() - before; got != 1 {
+			t.Errorf("%d transactions, want 1", got)
+		}
+	})
+
+	t.Run("each request waits its own timeout", func(t *testing.T) {
+		const timeout = time.Second
+		s := openTest(t, Config{WriteLockTimeout: timeout})
+		tree := newInitializedTree(t, s)
+		holdWriteLock(t, s)
+		errs, took := queueAB(t, s, tree)()
+		for i, err := range errs {
+			if !errors.Is(err, ErrWriteTimeout) {
+				t.Fatalf("request %d: %v, want ErrWriteTimeout", i, err)
+			}
+			var waited time.Duration
+			if m := regexp.MustCompile(`waited ([0-9.]+m?s)`).FindStringSubmatch(err.Error()); m != nil {
+				waited, _ = time.ParseDuration(m[1])
+			}
+			t.Logf("request %d: took %v: %v", i, took[i], err)
+			// The claim is at least the timeout and at most the time the
+			// call took. The slack of half the timeout is loose: waiting
+			// a second timeout, as a request that joined the next batch
+			// did, misses it by a whole one.
+			if waited < timeout || waited > took[i] || took[i]-waited > timeout/2 {
+				t.Errorf("request %d took %v and says it waited %v (timeout %v)", i, took[i], waited, timeout)
+			}
+		}
+	})
+}
+
+// holdWriteLock takes s's write lock, as a long write would, until release
+// is called or the test ends (before s is closed).
+func holdWriteLock(t *testing.T, s *Storage) (release func()) {
+	t.Helper()
+	if err := s.lockWrite(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	release = sync.OnceFunc(s.unlockWrite)
+	t.Cleanup(release)
+	return release
+}
+
+// waitFor polls cond until it holds, failing the test after a minute (only
+// to fail rather than hang).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

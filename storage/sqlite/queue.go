@@ -20,6 +20,10 @@ type queueReq struct {
 	treeID int64
 	leaves []*trillian.LogLeaf
 	ts     int64 // queue timestamp, Unix nanoseconds
+	// arrived is when QueueLeaves was called; the request fails with
+	// ErrWriteTimeout if the committer does not hold the write lock for it
+	// by deadline (arrived + Config.WriteLockTimeout).
+	arrived, deadline time.Time
 
 	res  []*trillian.QueuedLogLeaf
 	err  error
@@ -54,7 +58,9 @@ func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
-	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), done: make(chan struct{})}
+	now := time.Now()
+	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), done: make(chan struct{}),
+		arrived: now, deadline: now.Add(s.cfg.WriteLockTimeout)}
 	if err := s.send(ctx, req); err != nil {
 		return nil, err
 	}
@@ -81,7 +87,7 @@ func (s *Storage) send(ctx context.Context, req *queueReq) error {
 		return nil
 	default:
 	}
-	t := time.NewTimer(s.cfg.WriteLockTimeout)
+	t := time.NewTimer(time.Until(req.deadline))
 	defer t.Stop()
 	select {
 	case s.queue <- req:
@@ -91,7 +97,7 @@ func (s *Storage) send(ctx context.Context, req *queueReq) error {
 		return fmt.Errorf("sqlite storage: queueing leaves: %w", ctx.Err())
 	case <-t.C:
 		s.pending.Add(-1)
-		return fmt.Errorf("%w (queue full for %v)", ErrWriteTimeout, s.cfg.WriteLockTimeout)
+		return fmt.Errorf("%w (waited %v, the queue was full)", ErrWriteTimeout, time.Since(req.arrived).Truncate(time.Millisecond))
 	}
 }
 
@@ -108,13 +114,69 @@ func (s *Storage) committer() {
 			return
 		}
 		batch, n := s.gather([]*queueReq{first}, len(first.leaves))
-		if err := s.lockWrite(context.Background()); err != nil {
-			s.finish(batch, err)
+		batch, n = s.lockForBatch(batch, n)
+		if batch == nil {
 			continue
 		}
-		// More requests arrive while we wait for the lock: take them too.
 		batch, _ = s.gather(batch, n)
 		s.commitBatch(batch)
+	}
+}
+
+// lockForBatch takes the write lock for batch, which holds n leaves. While
+// it waits it adds requests that arrive (up to Config.MaxQueueBatch leaves),
+// and fails each request on its own deadline, and each whose caller gave
+// up. It returns the requests still waiting, and their number of leaves,
+// with the lock held; or nil, without the lock, when none is left.
+func (s *Storage) lockForBatch(batch []*queueReq, n int) ([]*queueReq, int) {
+	for {
+		now := time.Now()
+		live := make([]*queueReq, 0, len(batch))
+		var next time.Time
+		n = 0
+		for _, r := range batch {
+			switch {
+			case r.ctx.Err() != nil:
+				r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", r.ctx.Err())
+				s.finish([]*queueReq{r}, nil)
+			case !now.Before(r.deadline):
+				r.err = fmt.Errorf("%w (waited %v)", ErrWriteTimeout, now.Sub(r.arrived).Truncate(time.Millisecond))
+				s.finish([]*queueReq{r}, nil)
+			default:
+				live = append(live, r)
+				n += len(r.leaves)
+				if next.IsZero() || r.deadline.Before(next) {
+					next = r.deadline
+				}
+			}
+		}
+		batch = live
+		if len(batch) == 0 {
+			return nil, 0
+		}
+		var more <-chan *queueReq
+		if n < s.cfg.MaxQueueBatch {
+			more = s.queue
+		}
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case s.wsem <- struct{}{}:
+			t.Stop()
+			if s.closed.Load() {
+				s.unlockWrite()
+				s.finish(batch, ErrClosed)
+				return nil, 0
+			}
+			return batch, n
+		case r := <-more:
+			batch = append(batch, r)
+		case <-t.C:
+		case <-s.closing:
+			t.Stop()
+			s.finish(batch, ErrClosed)
+			return nil, 0
+		}
+		t.Stop()
 	}
 }
 

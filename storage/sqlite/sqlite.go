@@ -29,19 +29,26 @@
 // for at most Config.WriteLockTimeout (or until its context ends) and then
 // fails with ErrWriteTimeout. Reads (snapshots, GetActiveLogIDs) run on a
 // separate pool of read-only connections and see a consistent snapshot of
-// the last committed state; they never wait for writers.
+// the last committed state; they never wait for writers, but may wait for
+// one of the Config.MaxReadConns connections while that many reads are in
+// progress (until their context ends).
 //
 // QueueLeaves calls that arrive while a write is in progress are coalesced:
 // one goroutine commits the waiting requests, up to Config.MaxQueueBatch
 // leaves, in a single transaction with a single fsync, and each caller gets
-// its own per-leaf results. Each request is written under its own
-// savepoint, so a statement that fails fails only its own caller; if the
-// transaction as a whole is lost or COMMIT fails, every caller in it gets
-// the error. This group commit is what makes durable queueing
-// fast: with many concurrent callers the cost of an fsync is shared. A
-// QueueLeaves waits at most Config.WriteLockTimeout for its turn, like any
-// write. The write-ahead log is copied into the database file by a
-// background checkpoint every 100 ms, off the commit path.
+// its own per-leaf results. This group commit is what makes durable
+// queueing fast: with many concurrent callers the cost of an fsync is
+// shared. Each request is written under its own savepoint, so a statement
+// that fails fails only its own caller; if the transaction as a whole is
+// lost or COMMIT fails, every caller in it gets the error.
+//
+// A QueueLeaves waits at most Config.WriteLockTimeout from its call for its
+// turn, like any write: each request has its own deadline, requests that
+// arrive while the committer waits for the lock join its batch, and a
+// request whose deadline passes fails alone, saying how long it waited.
+//
+// The write-ahead log is copied into the database file by a background
+// checkpoint every 100 ms, off the commit path.
 //
 // # Duplicates
 //
@@ -81,8 +88,8 @@
 //     starts the log again from its beginning cuts it back to 64 MiB
 //     (journal_size_limit), and once nothing has been written for a
 //     checkpoint interval (100 ms) it is truncated to zero bytes. Keep room
-//     for the database, a log about three times its size under heavy load,
-//     and a copy for backups.
+//     for the database, a log of a few hundred MB under heavy load, and a
+//     copy for backups.
 //   - Throughput is bound by one writer, and each queued leaf costs about
 //     one page write in the identity hash index. Trillian's log server uses
 //     the Merkle leaf hash as the identity hash unless the personality sets
