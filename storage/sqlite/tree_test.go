@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // dequeue runs DequeueLeaves in a transaction that is rolled back.
@@ -289,11 +290,17 @@ func TestGetActiveLogIDs(t *testing.T) {
 		t.Errorf("GetActiveLogIDs = %v, want %v", got, want)
 	}
 	// Other tree types and storage settings are refused at creation.
+	withSettings := proto.Clone(stestonly.LogTree).(*trillian.Tree)
+	withSettings.StorageSettings = &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.Empty"}
 	for _, bad := range []*trillian.Tree{
 		{TreeState: trillian.TreeState_ACTIVE, TreeType: trillian.TreeType_UNKNOWN_TREE_TYPE, MaxRootDuration: stestonly.LogTree.MaxRootDuration},
+		withSettings,
 	} {
-		if _, err := storage.CreateTree(ctx, as, bad); err == nil {
-			t.Errorf("CreateTree(%v) succeeded", bad)
+		if _, err := storage.CreateTree(ctx, as, bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("CreateTree(%v) = %v, want code InvalidArgument", bad, err)
 		}
+	}
+	if got, err := s.LogStorage().GetActiveLogIDs(ctx); err != nil || len(got) != len(want) {
+		t.Errorf("after refused creations, GetActiveLogIDs = %v, %v; want %d trees", got, err, len(want))
 	}
 }
