@@ -72,10 +72,12 @@ type Config struct {
 	SQLitePath string
 	// SkipIntegrityCheck skips SQLite's PRAGMA quick_check when New opens
 	// SQLitePath. The check reads the whole file, so that New refuses a
-	// damaged file (sqlite.ErrCorrupt) instead of serving from it: about
-	// 0.2 s per 100,000 leaves (50 MB) from the page cache, 1 s from disk,
-	// on the 2-core machine of docs/performance.md. Damage found later
-	// fails the calls that meet it with sqlite.ErrCorrupt.
+	// damaged file (sqlite.ErrCorrupt) instead of serving from it. On the
+	// 2-core machine of docs/performance.md it took 0.2 s for 100,000
+	// leaves (50 MB) and 1 s for 1,000,000 (502 MB) from the page cache,
+	// 1-1.4 s and 10-11 s from disk. Damage found later fails the calls
+	// that meet it with sqlite.ErrCorrupt (see the storage/sqlite package
+	// doc for what neither finds).
 	SkipIntegrityCheck bool
 	// MySQLDSN is the go-sql-driver/mysql DSN of the database of an
 	// in-process Trillian on Trillian's own MySQL storage.

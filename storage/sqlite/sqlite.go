@@ -83,8 +83,9 @@
 //   - Disk: about 500 bytes per 256-byte leaf (50 MB for 100,000 leaves),
 //     plus the write-ahead log beside the file. The log grows while readers
 //     or the sequencer hold old snapshots and checkpoints cannot catch up:
-//     it peaked at 138 MB beside a 50 MB database with 256 callers queueing
-//     100,000 leaves while the sequencer and readers ran. A writer that
+//     with 256 callers queueing 100,000 leaves while the sequencer ran, it
+//     peaked at 84 MB beside the 50 MB database, and at 138 MB when readers
+//     ran as well. A writer that
 //     starts the log again from its beginning cuts it back to 64 MiB
 //     (journal_size_limit), and once nothing has been written for a
 //     checkpoint interval (100 ms) it is truncated to zero bytes. Keep room
