@@ -85,12 +85,11 @@
 //     or the sequencer hold old snapshots and checkpoints cannot catch up:
 //     with 256 callers queueing 100,000 leaves while the sequencer ran, it
 //     peaked at 84 MB beside the 50 MB database, and at 138 MB when readers
-//     ran as well. A writer that
-//     starts the log again from its beginning cuts it back to 64 MiB
-//     (journal_size_limit), and once nothing has been written for a
-//     checkpoint interval (100 ms) it is truncated to zero bytes. Keep room
-//     for the database, a log of a few hundred MB under heavy load, and a
-//     copy for backups.
+//     ran as well. A writer that starts the log again from its beginning
+//     cuts it back to 64 MiB (journal_size_limit), and once nothing has
+//     been written for a checkpoint interval (100 ms) it is truncated to
+//     zero bytes. Keep room for the database, a log of a few hundred MB
+//     under heavy load, and a copy for backups.
 //   - Throughput is bound by one writer, and each queued leaf costs about
 //     one page write in the identity hash index. Trillian's log server uses
 //     the Merkle leaf hash as the identity hash unless the personality sets
@@ -250,11 +249,11 @@ type Storage struct {
 
 // Open opens the storage file at path, creating it (mode 0600) and its
 // schema if it does not exist. The directory must exist and be writable:
-// SQLite creates the -wal and -shm files next to the database file. It fails
-// with a clear error, never a panic, if the file or its directory is not
-// writable (naming which), is not a
-// database, is damaged or truncated (ErrCorrupt), was created by something
-// else (ErrNotStorage), or has a newer schema (ErrSchemaTooNew).
+// SQLite creates the -wal and -shm files next to the database file. It
+// fails with a clear error, never a panic, if the file or its directory is
+// not writable (naming which), is not a database, is damaged or truncated
+// (ErrCorrupt), was created by something else (ErrNotStorage), or has a
+// newer schema (ErrSchemaTooNew).
 func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 	cfg = cfg.withDefaults()
 	if err := prepareFile(path); err != nil {
