@@ -333,3 +333,15 @@ func TestSubmitJSONLWriteFailure(t *testing.T) {
 	wantCode(t, r, exitOK)
 	checkReceipts(t, l.VKey, in.Bytes(), input+".receipts", n)
 }
+
+// TestJSONLStatsFirstInInputOrder: the summary's first error is the failed
+// line that comes first in the input, whatever order the answers came in.
+func TestJSONLStatsFirstInInputOrder(t *testing.T) {
+	st := &jsonlStats{}
+	for _, n := range []int{41, 7, 19} {
+		st.fail(n, fmt.Errorf("line %d: refused", n))
+	}
+	if st.firstLine != 7 || st.firstErr.Error() != "line 7: refused" || st.failed.Load() != 3 {
+		t.Errorf("first %d %v, failed %d; want line 7 of 3", st.firstLine, st.firstErr, st.failed.Load())
+	}
+}
