@@ -591,10 +591,11 @@ func TestQueueLeavesOwnDeadline(t *testing.T) {
 			}
 			t.Logf("request %d: took %v: %v", i, took[i], err)
 			// The claim is at least the timeout and at most the time the
-			// call took. The slack of half the timeout is loose: waiting
-			// a second timeout, as a request that joined the next batch
-			// did, misses it by a whole one.
-			if waited < timeout || waited > took[i] || took[i]-waited > timeout/2 {
+			// call took. (That B waited only its own timeout, not the rest
+			// of A's and then one more, is what "with the committer" above
+			// checks: it joined A's batch, which fails each on its own
+			// deadline. No bound on the time taken is asserted.)
+			if waited < timeout || waited > took[i] {
 				t.Errorf("request %d took %v and says it waited %v (timeout %v)", i, took[i], waited, timeout)
 			}
 		}
