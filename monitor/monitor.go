@@ -13,9 +13,10 @@
 //   - a consistency proof fetched from the log must verify against the
 //     nearest smaller and the nearest larger checkpoint kept; consistency
 //     is transitive, so this covers every one (*InconsistencyError); a log
-//     that refuses the proof (a 4xx answer other than 429, or an answer
-//     that does not parse) between two checkpoints it signed is an
-//     *InconsistencyError too: it hides a fork as well as a bad proof does;
+//     that keeps refusing the proof (a 4xx answer other than 429, or an
+//     answer that does not parse) between two checkpoints it signed, for
+//     Config.RefusalGrace, is an *InconsistencyError too: it hides a fork
+//     as well as a bad proof does;
 //   - the log's archive (/v1/checkpoints/{size}) must still serve the same
 //     root for the previous checkpoint (*ForkError).
 //
@@ -33,6 +34,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
@@ -54,9 +56,19 @@ type Config struct {
 	// the sizes from the file names and opens only the largest; Check opens
 	// only the ones it compares with.
 	StateDir string
+	// RefusalGrace is how long the log may refuse a consistency proof
+	// between two checkpoints it signed before that is a violation; the
+	// request is repeated every second meanwhile (0: DefaultRefusalGrace).
+	// A log of several personalities behind a load balancer may answer
+	// from one that has not yet published the newer checkpoint.
+	RefusalGrace time.Duration
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultRefusalGrace is the default Config.RefusalGrace: personalities
+// publish every 100 ms by default, so a few seconds cover any honest lag.
+const DefaultRefusalGrace = 3 * time.Second
 
 // Monitor follows one log's checkpoints. It is not safe for concurrent use.
 type Monitor struct {
@@ -105,6 +117,9 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	m := &Monitor{cfg: cfg, log: cfg.Logger}
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.cfg.RefusalGrace <= 0 {
+		m.cfg.RefusalGrace = DefaultRefusalGrace
 	}
 	if err := m.list(); err != nil {
 		return nil, &stateError{fmt.Sprintf("state directory %s: %v", cfg.StateDir, err)}
@@ -292,7 +307,7 @@ func (m *Monitor) consistent(ctx context.Context, older, newer kept) error {
 	var proof [][]byte
 	if older.size > 0 {
 		var err error
-		if proof, err = m.cfg.Client.ConsistencyProof(ctx, older.size, newer.size); err != nil {
+		if proof, err = m.consistencyProof(ctx, older.size, newer.size); err != nil {
 			if refused(err) {
 				problem := fmt.Sprintf("the log refuses to prove consistency between checkpoints it signed (sizes %d and %d): %v", older.size, newer.size, err)
 				return &InconsistencyError{OldSize: older.size, NewSize: newer.size, Err: err,
@@ -307,6 +322,27 @@ func (m *Monitor) consistent(ctx context.Context, older, newer kept) error {
 			Evidence: newEvidence(m.cfg.Client.URL(), problem, [][]byte{older.note, newer.note}, proof)}
 	}
 	return nil
+}
+
+// consistencyProof fetches a consistency proof, repeating a refusal every
+// second until RefusalGrace has passed.
+func (m *Monitor) consistencyProof(ctx context.Context, first, second uint64) ([][]byte, error) {
+	deadline := time.Now().Add(m.cfg.RefusalGrace)
+	for {
+		p, err := m.cfg.Client.ConsistencyProof(ctx, first, second)
+		left := time.Until(deadline)
+		if err == nil || !refused(err) || left <= 0 {
+			return p, err
+		}
+		m.log.Debug("the log refused a consistency proof; asking again", "first", first, "second", second, "err", err)
+		t := time.NewTimer(min(time.Second, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 }
 
 // refused reports whether the log's answer to a proof request is a

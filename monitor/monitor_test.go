@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/internal/testlog"
@@ -214,11 +215,14 @@ func TestMonitorProofRefused(t *testing.T) {
 		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
 			l := testlog.New(t, 0)
 			addEntries(l, 0, 3)
-			m := newMonitor(t, l, t.TempDir(), nil)
+			m, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, StateDir: t.TempDir(), RefusalGrace: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
 			check(t, m)
 			addEntries(l, 3, 5)
 			l.SetRefuseConsistency(tc.code)
-			_, err := m.Check(t.Context())
+			_, err = m.Check(t.Context())
 			if got := errors.Is(err, ErrViolation); got != tc.violation {
 				t.Fatalf("Check = %v; violation %v, want %v", err, got, tc.violation)
 			}
@@ -306,5 +310,31 @@ func TestMonitorLogKeyNotInPolicy(t *testing.T) {
 	_, err = newAuditor(t, l, AuditorConfig{Policy: policy}).Audit(t.Context())
 	if !errors.As(err, &ve) || !errors.Is(err, checkpoint.ErrSignature) {
 		t.Errorf("Audit = %v, want a *VerifyError: key not in the policy", err)
+	}
+}
+
+// TestMonitorRefusalPasses: a refusal that ends within RefusalGrace (a
+// lagging personality catching up) is not a violation.
+func TestMonitorRefusalPasses(t *testing.T) {
+	l := testlog.New(t, 0)
+	addEntries(l, 0, 3)
+	m, err := New(t.Context(), Config{Client: logClient(t, l), LogKey: l.Verifier, StateDir: t.TempDir(), RefusalGrace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, m)
+	addEntries(l, 3, 5)
+	l.SetRefuseConsistency(400)
+	go func() {
+		for l.Requests("GET /v1/proof/consistency") < 1 {
+			time.Sleep(time.Millisecond) // polling for the first refusal, not timing anything
+		}
+		l.SetRefuseConsistency(0)
+	}()
+	if res := check(t, m); !res.New || res.Checkpoint.Size != 8 {
+		t.Errorf("check = %+v", res)
+	}
+	if n := l.Requests("GET /v1/proof/consistency"); n < 2 {
+		t.Errorf("%d proof requests, want a refusal then a proof", n)
 	}
 }

@@ -24,9 +24,10 @@ the log still serves the same root for it.
 
 On a violation it writes an evidence file (both signed checkpoints and the
 proof, JSON) into --state_dir, prints a SECURITY ERROR and exits 1. A log
-that refuses a consistency proof between two checkpoints it signed (a 4xx
-answer other than 429) is a violation too: it hides a fork as well as a bad
-proof does.
+that keeps refusing a consistency proof between two checkpoints it signed
+(a 4xx answer other than 429, asked again every second for 3 s, which
+covers a personality behind a load balancer that lags a round) is a
+violation too: it hides a fork as well as a bad proof does.
 
 With --once it checks once and exits (for cron); otherwise it polls every
 --interval until interrupted (exit 130). Transport errors, 5xx and 429
