@@ -157,6 +157,10 @@ func httpStatus(err error) (int, string) {
 			return http.StatusTooManyRequests, "too many requests; retry later"
 		case codes.DeadlineExceeded:
 			return http.StatusGatewayTimeout, "timed out; retry later"
+		case codes.DataLoss:
+			// Damaged storage (sqlite.ErrCorrupt): retrying will not help,
+			// and the operator has the detail in the server's log.
+			return http.StatusInternalServerError, "internal error"
 		}
 	}
 	// Anything else is Trillian or storage failing: tell the client to

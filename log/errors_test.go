@@ -35,6 +35,7 @@ func TestHTTPStatus(t *testing.T) {
 		{context.DeadlineExceeded, 504, "timed out; retry later", ""},
 		{fmt.Errorf("inclusion proof: %w", context.DeadlineExceeded), 504, "timed out; retry later", "inclusion"},
 		{status.Error(codes.DeadlineExceeded, "deadline at tree 99"), 504, "timed out; retry later", "tree 99"},
+		{fmt.Errorf("reading leaves: %w", status.Error(codes.DataLoss, "sqlite storage: /data/trillian.db is damaged")), 500, "internal error", "/data"},
 		{&notPublishingError{reason: "witness quorum not satisfied"}, 503, "the log cannot publish checkpoints now (witness quorum not satisfied); retry later", ""},
 		{&notPublishingError{queued: true, reason: "x"}, 503, "the log cannot publish checkpoints now (x); the entry is queued, submit it again later for its receipt", ""},
 		{errMethod, 405, "method not allowed", ""},

@@ -31,5 +31,5 @@ go test -count=1 -timeout 25m "$@"
 # under -race takes too long for CI on 2 cores).
 if [ "$*" = "./..." ]; then
 	go test -count=1 -race -timeout 15m -run 'Concurrent|Race|EndToEnd$|TwoServers' \
-		./storage/ ./storage/sqlite/ ./witness/ ./log/
+		./storage/ ./storage/sqlite/ ./storage/backend/ ./witness/ ./log/
 fi
