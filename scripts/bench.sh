@@ -30,6 +30,8 @@ go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtim
 # 100,000 entries (entries/s, and the CLI's CPU per entry).
 go test -run '^$' -bench AuditVerify -cpu 1 -benchtime 2s -count 3 ./monitor
 EVIDENT_AUDIT_ENTRIES=100000 go test -run '^$' -bench AuditE2E -benchtime 3x -count 2 ./cmd/evident
+# The same window against a distant log (100 ms per request, test log).
+go test -run '^$' -bench AuditDistantLog -benchtime 2x ./monitor
 # The real evident binary submitting 10,000 JSONL lines per run to the real
 # evident-server (--concurrency 256, receipts verified): lines/s and CPU/line.
 go test -run '^$' -bench SubmitJSONLE2E -benchtime 2x -count 2 ./cmd/evident
