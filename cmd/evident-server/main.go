@@ -29,7 +29,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/trillian"
 	tprom "github.com/google/trillian/monitoring/prometheus"
+	"github.com/google/trillian/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
@@ -68,12 +70,28 @@ type options struct {
 	witnessTimeout     time.Duration
 }
 
+// dsnEnv is the environment variable that may hold the MySQL DSN, so that a
+// password in it stays out of the process list.
+const dsnEnv = "EVIDENT_SERVER_MYSQL_DSN"
+
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
+	var dsnFile string
 	fs := flag.NewFlagSet("evident-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: evident-server [flags]\n\nRuns an Evident transparency log. With no flags: a durable log in ./evident-data,\nTrillian in-process on SQLite, HTTP on 127.0.0.1:8080.\n\nFlags:\n")
+		fmt.Fprintf(stderr, `Usage: evident-server [flags]
+
+Runs an Evident transparency log. With no flags: a durable log in ./evident-data,
+Trillian in-process on SQLite, HTTP on 127.0.0.1:8080.
+
+The first SIGINT or SIGTERM stops accepting connections and lets in-flight
+requests finish (up to --shutdown_timeout); a second one exits at once.
+The MySQL DSN may come from the environment variable %s
+instead of a flag, to keep a password out of the process list.
+
+Flags:
+`, dsnEnv)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on")
@@ -81,14 +99,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.origin, "origin", "", "the log's `origin` (its key name), set on first start only; default: host name plus a random suffix")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint_interval", evlog.DefaultCheckpointInterval, "how often to publish a checkpoint when the tree grew")
 	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d)", evlog.MaxEntrySize))
-	fs.StringVar(&o.mysqlDSN, "mysql_dsn", "", "keep the tree and state in this MySQL/MariaDB `dsn` (go-sql-driver form) instead of SQLite; load Trillian's storage/mysql/schema/storage.sql into it first")
+	fs.StringVar(&o.mysqlDSN, "mysql_dsn", "", "keep the tree and state in this MySQL/MariaDB `dsn` (go-sql-driver form) instead of SQLite; load Trillian's storage/mysql/schema/storage.sql into it first. A DSN with a password belongs in $"+dsnEnv+" or --mysql_dsn_file instead")
+	fs.StringVar(&dsnFile, "mysql_dsn_file", "", "read the MySQL/MariaDB DSN from this `file` (one line; keep it 0600) instead of --mysql_dsn")
 	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
 	fs.Int64Var(&o.treeID, "tree_id", 0, "the log's Trillian tree `ID`; default: the tree this log created on first start (recorded in its state database)")
 	fs.DurationVar(&o.sequencerInterval, "sequencer_interval", backend.DefaultSequencerInterval, "in-process Trillian: time between sequencer runs")
 	fs.IntVar(&o.batchSize, "batch_size", backend.DefaultBatchSize, "in-process Trillian: most entries integrated per sequencer run")
 	fs.IntVar(&o.maxBacklog, "max_backlog", evlog.DefaultMaxBacklog, "refuse new entries with 503 while this many wait for a checkpoint")
 	fs.DurationVar(&o.waitTimeout, "wait_timeout", evlog.DefaultWaitTimeout, "how long add-entry waits for a checkpoint before answering 504")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown_timeout", 30*time.Second, "on SIGINT/SIGTERM, how long to wait for in-flight requests")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown_timeout", 30*time.Second, "on the first SIGINT/SIGTERM, how long to wait for in-flight requests (a second signal exits at once)")
 	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
@@ -101,10 +120,73 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.maxEntrySize < 1 || o.maxEntrySize > evlog.MaxEntrySize {
 		return nil, fmt.Errorf("--max_entry_size must be between 1 and %d", evlog.MaxEntrySize)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"checkpoint_interval", o.checkpointInterval},
+		{"sequencer_interval", o.sequencerInterval},
+		{"wait_timeout", o.waitTimeout},
+		{"shutdown_timeout", o.shutdownTimeout},
+		{"witness_timeout", o.witnessTimeout},
+	} {
+		if d.v <= 0 {
+			return nil, fmt.Errorf("--%s must be positive, not %v", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"batch_size", o.batchSize}, {"max_backlog", o.maxBacklog}} {
+		if n.v < 1 {
+			return nil, fmt.Errorf("--%s must be at least 1, not %d", n.name, n.v)
+		}
+	}
+	if o.treeID < 0 {
+		return nil, fmt.Errorf("--tree_id must not be negative")
+	}
+	if o.origin != "" {
+		if _, _, err := checkpoint.GenerateKey(o.origin); err != nil {
+			return nil, fmt.Errorf("--origin: %w", err)
+		}
+	}
 	if o.witnessFailOpen && o.witnessPolicyFile == "" {
 		return nil, errors.New("--witness_fail_open needs --witness_policy_file")
 	}
+	if err := mysqlDSN(o, dsnFile, os.Getenv(dsnEnv)); err != nil {
+		return nil, err
+	}
+	if o.dataDir == "" {
+		return nil, errors.New("--data_dir must not be empty")
+	}
 	return o, nil
+}
+
+// mysqlDSN sets o.mysqlDSN from at most one of --mysql_dsn (already in it),
+// --mysql_dsn_file and the environment. Its errors never quote the DSN.
+func mysqlDSN(o *options, file, env string) error {
+	n := 0
+	for _, set := range []bool{o.mysqlDSN != "", file != "", env != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("give the MySQL DSN once: --mysql_dsn, --mysql_dsn_file or $%s", dsnEnv)
+	}
+	switch {
+	case env != "":
+		o.mysqlDSN = strings.TrimSpace(env)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("--mysql_dsn_file: %w", err)
+		}
+		if o.mysqlDSN = strings.TrimSpace(string(b)); o.mysqlDSN == "" || strings.Contains(o.mysqlDSN, "\n") {
+			return fmt.Errorf("--mysql_dsn_file %s must hold the DSN on one line", file)
+		}
+	}
+	return nil
 }
 
 func main() {
@@ -121,53 +203,58 @@ func main() {
 	klog.SetSlogLogger(slog.New(minLevel{slog.LevelError, logger.Handler()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, logger, os.Stdout); err != nil {
+	if err := run(ctx, stop, o, logger, os.Stdout); err != nil {
 		logger.Error("evident-server failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer) error {
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	skey, vkey, err := loadOrCreateKey(o.dataDir, o.origin)
+// run serves the log until ctx ends, then calls stop (so that a second
+// signal ends the process at once) and shuts down gracefully.
+//
+// Everything that can be checked is checked before anything is created: the
+// flags, the key and token files, the witness policy and the listening
+// address; then whether the data directory or state database already hold
+// a log whose key is missing.
+func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdout io.Writer) error {
+	key, err := loadKey(o.dataDir, o.origin)
 	if err != nil {
 		return err
 	}
-	signer, err := checkpoint.NewSigner(skey)
+	signer, err := checkpoint.NewSigner(key.skey)
 	if err != nil {
 		return fmt.Errorf("%s: %w", keyFile, err)
 	}
 	var pool *witness.Pool
 	if o.witnessPolicyFile != "" {
-		if pool, err = openWitnessPool(o, vkey, logger); err != nil {
+		if pool, err = openWitnessPool(o, key.vkey, logger); err != nil {
 			return err
 		}
 	}
-
-	token, err := loadOrCreateToken(o.dataDir)
+	if key.isNew && o.treeID != 0 && o.mysqlDSN == "" && o.trillianAddr == "" {
+		return fmt.Errorf("--tree_id: %s is missing, and a new SQLite log creates its own tree (drop --tree_id, or restore the key of the log that owns the tree)", keyFile)
+	}
+	token, newToken, err := loadToken(o.dataDir)
 	if err != nil {
 		return err
 	}
-	for _, f := range []string{keyFile, tokenFile} {
-		if fi, err := os.Stat(filepath.Join(o.dataDir, f)); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			logger.Warn("secret file is readable by others; chmod 600 it", "file", filepath.Join(o.dataDir, f), "mode", fi.Mode().Perm().String())
-		}
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
 	}
+	defer lis.Close()
 
-	var state *storage.DB
-	if o.mysqlDSN != "" {
-		state, err = storage.OpenMySQL(ctx, o.mysqlDSN)
-	} else {
-		state, err = storage.OpenSQLite(ctx, filepath.Join(o.dataDir, stateDB))
-	}
+	state, err := openState(ctx, o, key.isNew)
 	if err != nil {
 		return err
 	}
 	defer state.Close()
-	if err := state.AddToken(ctx, tokenFile, token); err != nil {
-		return err
+	if key.isNew && o.treeID == 0 {
+		// Written before the tree is created, so that no tree exists
+		// without its key.
+		if err := key.write(o.dataDir); err != nil {
+			return err
+		}
 	}
 
 	bcfg := backend.Config{
@@ -191,11 +278,29 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		return err
 	}
 	defer be.Close()
+	if key.isNew && o.treeID != 0 {
+		// --tree_id names a tree this server did not create: a new key may
+		// only start a log on an empty one.
+		if err := checkTreeEmpty(ctx, be); err != nil {
+			return err
+		}
+		if err := key.write(o.dataDir); err != nil {
+			return err
+		}
+	}
+	if err := installToken(ctx, o.dataDir, state, token, newToken, logger); err != nil {
+		return err
+	}
+	for _, f := range []string{keyFile, tokenFile} {
+		if fi, err := os.Stat(filepath.Join(o.dataDir, f)); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logger.Warn("secret file is readable by others; chmod 600 it", "file", filepath.Join(o.dataDir, f), "mode", fi.Mode().Perm().String())
+		}
+	}
 
 	cfg := evlog.Config{
 		Origin:             signer.Name(),
 		Signer:             signer,
-		VKey:               vkey,
+		VKey:               key.vkey,
 		Trillian:           be.Log,
 		TreeID:             be.TreeID,
 		State:              state,
@@ -216,10 +321,6 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	}
 	defer l.Close()
 
-	lis, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           l.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -230,7 +331,7 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "origin: %s\nvkey: %s\nwrite token: %s\ntree: %d\nlistening: http://%s\n",
-		signer.Name(), vkey, filepath.Join(o.dataDir, tokenFile), be.TreeID, lis.Addr())
+		signer.Name(), key.vkey, filepath.Join(o.dataDir, tokenFile), be.TreeID, lis.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
@@ -239,13 +340,84 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: finishing in-flight requests")
+	// From here on a second SIGINT or SIGTERM ends the process at once.
+	stop()
+	logger.Info("shutting down: finishing in-flight requests (a second signal exits at once)")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("in-flight requests did not finish", "error", err)
 	}
 	// The deferred closes run in order: log (publisher), Trillian, state.
+	return nil
+}
+
+// openState opens the state database: in MySQL, or state.db in the data
+// directory, which it creates (0700) if needed. When the log's key is
+// missing (isNew), it first makes sure that neither the data directory nor
+// the state database hold a log whose key that was; see errKeyLost.
+func openState(ctx context.Context, o *options, isNew bool) (*storage.DB, error) {
+	if isNew {
+		for _, f := range []string{stateDB, treeDB} {
+			if _, err := os.Stat(filepath.Join(o.dataDir, f)); err == nil {
+				return nil, errKeyLost(o.dataDir, fmt.Sprintf("the data directory holds %s", f))
+			}
+		}
+	}
+	var state *storage.DB
+	var err error
+	if o.mysqlDSN != "" {
+		state, err = storage.OpenMySQL(ctx, o.mysqlDSN)
+	} else {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		state, err = storage.OpenSQLite(ctx, filepath.Join(o.dataDir, stateDB))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if isNew {
+		_, err := state.Setting(ctx, backend.TreeIDSetting)
+		if err == nil {
+			err = errKeyLost(o.dataDir, "the state database records the log's Trillian tree")
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			state.Close()
+			return nil, err
+		}
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			state.Close()
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	return state, nil
+}
+
+// errKeyLost is the error for a log whose key file is missing while its data
+// (what) is not: a new key would sign the existing tree under a new origin.
+func errKeyLost(dir, what string) error {
+	return fmt.Errorf("%s is missing from %s, but %s: this log exists and its signing key is lost. "+
+		"Restore %s and %s from a backup of the data directory; a new key would sign the existing tree under a new origin, "+
+		"which verifiers and witnesses would not accept", keyFile, dir, what, keyFile, vkeyFile)
+}
+
+// checkTreeEmpty returns errKeyLost-style advice if the log's Trillian
+// tree already holds entries.
+func checkTreeEmpty(ctx context.Context, be *backend.Backend) error {
+	resp, err := be.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: be.TreeID})
+	if err != nil {
+		return fmt.Errorf("reading the root of Trillian tree %d: %w", be.TreeID, err)
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return fmt.Errorf("reading the root of Trillian tree %d: %w", be.TreeID, err)
+	}
+	if root.TreeSize > 0 {
+		return fmt.Errorf("%s is missing and Trillian tree %d already holds %d entries: "+
+			"restore the key of the log that owns it (%s and %s), or give a new log a new tree",
+			keyFile, be.TreeID, root.TreeSize, keyFile, vkeyFile)
+	}
 	return nil
 }
 
@@ -275,40 +447,49 @@ func openWitnessPool(o *options, vkey string, logger *slog.Logger) (*witness.Poo
 	return pool, nil
 }
 
-// loadOrCreateKey returns the log's signing and verifier keys, creating
-// them on first start.
-func loadOrCreateKey(dir, origin string) (skey, vkey string, err error) {
+// logKey is the log's note signing and verifier keys.
+type logKey struct {
+	skey, vkey string
+	// isNew is true for keys generated by this start, not yet written.
+	isNew bool
+}
+
+// loadKey reads the log's keys from dir or, when log.key is missing,
+// generates new ones for origin (without writing them: see write).
+func loadKey(dir, origin string) (logKey, error) {
 	kp, vp := filepath.Join(dir, keyFile), filepath.Join(dir, vkeyFile)
 	b, err := os.ReadFile(kp)
 	if err == nil {
-		skey = strings.TrimSpace(string(b))
 		v, err := os.ReadFile(vp)
 		if err != nil {
-			return "", "", fmt.Errorf("reading %s: %w", vkeyFile, err)
+			return logKey{}, fmt.Errorf("reading %s: %w", vkeyFile, err)
 		}
-		vkey = strings.TrimSpace(string(v))
-		if name, _, _ := strings.Cut(vkey, "+"); origin != "" && name != origin {
-			return "", "", fmt.Errorf("--origin %q differs from the log's origin %q (fixed at first start)", origin, name)
+		k := logKey{skey: strings.TrimSpace(string(b)), vkey: strings.TrimSpace(string(v))}
+		if name, _, _ := strings.Cut(k.vkey, "+"); origin != "" && name != origin {
+			return logKey{}, fmt.Errorf("--origin %q differs from the log's origin %q (fixed at first start)", origin, name)
 		}
-		return skey, vkey, nil
+		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("reading %s: %w", keyFile, err)
+		return logKey{}, fmt.Errorf("reading %s: %w", keyFile, err)
 	}
 	if origin == "" {
 		origin = defaultOrigin()
 	}
-	skey, vkey, err = checkpoint.GenerateKey(origin)
-	if err != nil {
-		return "", "", fmt.Errorf("generating the log key for origin %q: %w", origin, err)
+	k := logKey{isNew: true}
+	if k.skey, k.vkey, err = checkpoint.GenerateKey(origin); err != nil {
+		return logKey{}, fmt.Errorf("generating the log key for origin %q: %w", origin, err)
 	}
-	if err := os.WriteFile(vp, []byte(vkey+"\n"), 0o644); err != nil {
-		return "", "", err
+	return k, nil
+}
+
+// write stores a new key in dir: log.vkey, then log.key (0600, never
+// overwritten).
+func (k logKey) write(dir string) error {
+	if err := os.WriteFile(filepath.Join(dir, vkeyFile), []byte(k.vkey+"\n"), 0o644); err != nil {
+		return err
 	}
-	if err := writeSecret(kp, skey); err != nil {
-		return "", "", err
-	}
-	return skey, vkey, nil
+	return writeSecret(filepath.Join(dir, keyFile), k.skey)
 }
 
 // defaultOrigin is the host name plus a random suffix, unique per log.
@@ -326,23 +507,51 @@ func defaultOrigin() string {
 	return host + "/evident/" + rand.Text()[:8]
 }
 
-// loadOrCreateToken returns the write token, creating it on first start.
-func loadOrCreateToken(dir string) (string, error) {
+// loadToken returns the write token from the data directory or, when the
+// file is missing, a new one (isNew) that installToken writes.
+func loadToken(dir string) (token string, isNew bool, err error) {
 	p := filepath.Join(dir, tokenFile)
 	b, err := os.ReadFile(p)
 	if err == nil {
 		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
+			return t, false, nil
 		}
-		return "", fmt.Errorf("%s is empty", p)
+		return "", false, fmt.Errorf("%s is empty", p)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return "", false, err
 	}
 	var r [32]byte
 	rand.Read(r[:])
-	t := hex.EncodeToString(r[:])
-	return t, writeSecret(p, t)
+	return hex.EncodeToString(r[:]), true, nil
+}
+
+// installToken writes a new token's file, then makes the token the only one
+// stored under the file's name: a token replaced by a rotation (the file
+// deleted, or given new contents) stops working at once on this server and
+// within the token refresh on every other server sharing the state
+// database. A stale copy of a replaced token is refused, so it cannot
+// revoke its successor.
+func installToken(ctx context.Context, dir string, state *storage.DB, token string, isNew bool, logger *slog.Logger) error {
+	p := filepath.Join(dir, tokenFile)
+	if isNew {
+		if err := writeSecret(p, token); err != nil {
+			return err
+		}
+	}
+	revoked, err := state.ReplaceTokens(ctx, tokenFile, token)
+	if errors.Is(err, storage.ErrTokenRevoked) {
+		return fmt.Errorf("%s holds a write token that a rotation replaced: copy the current %s from a server that has it "+
+			"(every server sharing the state database needs the same file), or delete %s to rotate again: %w", p, tokenFile, p, err)
+	}
+	if err != nil {
+		return err
+	}
+	if revoked > 0 {
+		logger.Warn("write token rotated: the previous token no longer works; give every server sharing the state database this file",
+			"file", p, "revoked", revoked)
+	}
+	return nil
 }
 
 // writeSecret creates path (0600) with s and a newline, failing if it

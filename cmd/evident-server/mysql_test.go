@@ -45,12 +45,34 @@ func TestMySQLMode(t *testing.T) {
 	if err := s.terminate(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
-	s = startServer(t, dir, "--mysql_dsn", dsn)
+
+	// The DSN from a file, which keeps a password out of the process list.
+	dsnPath := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(dsnPath, []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = startServer(t, dir, "--mysql_dsn_file", dsnPath)
 	if c := s.checkpoint(); c.Size != 1 {
 		t.Errorf("after restart: size %d, want 1", c.Size)
 	}
 	code, r, err = s.add(client, []byte("again on mariadb"), "")
 	if err != nil || code != 200 || r.Index != 1 {
 		t.Errorf("add after restart: %d %+v %v", code, r, err)
+	}
+	if err := s.terminate(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+
+	// Without its key, the log in MariaDB is not made a new log: the data
+	// directory holds no database, but the state database records the tree.
+	if err := os.Remove(filepath.Join(dir, keyFile)); err != nil {
+		t.Fatal(err)
+	}
+	out2 := runFails(t, 1, []string{dsnEnv + "=" + dsn}, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out2, "state database records") || !strings.Contains(out2, "Restore log.key") {
+		t.Errorf("start on MariaDB without %s: want a refusal with advice:\n%s", keyFile, out2)
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
+		t.Errorf("start on MariaDB without %s created a new key", keyFile)
 	}
 }
