@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/internal/testdb"
+	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/backend"
 )
 
@@ -74,5 +75,24 @@ func TestMySQLMode(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
 		t.Errorf("start on MariaDB without %s created a new key", keyFile)
+	}
+
+	// Nor does a new key take over the tree when it is named with --tree_id
+	// and the state database does not record it.
+	state, err := storage.OpenMySQL(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
+	if _, err := state.SQL().ExecContext(t.Context(), `DELETE FROM settings WHERE name = ?`, backend.TreeIDSetting); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := filepath.Join(t.TempDir(), "data")
+	out2 = runFails(t, 1, []string{dsnEnv + "=" + dsn}, "--data_dir", dir2, "--listen", "127.0.0.1:0", "--tree_id", s.Lines["tree"])
+	if !strings.Contains(out2, "already holds 2 entries") {
+		t.Errorf("a new key on --tree_id %s, a tree with entries: want a refusal:\n%s", s.Lines["tree"], out2)
+	}
+	if _, err := os.Stat(filepath.Join(dir2, keyFile)); err == nil {
+		t.Errorf("a new key on --tree_id %s, a tree with entries, was written", s.Lines["tree"])
 	}
 }
