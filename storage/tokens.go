@@ -138,8 +138,10 @@ func (d *DB) ReplaceTokens(ctx context.Context, name, token string) (revoked int
 		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
 	}
 	if n == 0 {
+		// A duplicate is a server sharing the database that stored the same
+		// token since the count (MySQL; SQLite transactions are serial).
 		if _, err := tx.ExecContext(ctx, `INSERT INTO write_tokens (token_hash, name, created_at) VALUES (?, ?, ?)`,
-			h[:], name, now.UnixMilli()); err != nil {
+			h[:], name, now.UnixMilli()); err != nil && !isDuplicate(err) {
 			return 0, fmt.Errorf("adding write token %q: %w", name, err)
 		}
 	}

@@ -79,3 +79,28 @@ func TestReplaceTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestReplaceTokensConcurrently starts several servers' worth of
+// ReplaceTokens with one token on a new database at once, as a cluster's
+// personalities may on their first start: all succeed, and one token is
+// stored.
+func TestReplaceTokensConcurrently(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		errs := make(chan error, 8)
+		for range cap(errs) {
+			go func() {
+				_, err := db.ReplaceTokens(t.Context(), "write-token", "shared")
+				errs <- err
+			}()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent ReplaceTokens with one token: %v", err)
+			}
+		}
+		want := map[TokenHash]string{HashToken("shared"): "write-token"}
+		if diff := cmp.Diff(want, storedTokens(t, db)); diff != "" {
+			t.Errorf("Tokens (-want +got):\n%s", diff)
+		}
+	})
+}
