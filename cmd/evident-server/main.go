@@ -8,6 +8,15 @@
 // start creates the data directory (0700), the log's Ed25519 note signing
 // key (log.key, 0600; its name is the origin), the verifier key (log.vkey)
 // and a write token (write-token, 0600); later starts reuse them.
+//
+// On every start the stored write token is made to match write-token:
+// deleting the file (or giving it a new token) and restarting rotates the
+// token, and the old one stops working. A missing log.key is created only
+// for a new log: if the data directory or state database already hold a
+// log, the server refuses to start rather than sign that log under a new
+// origin. Flags, files and the listening address are checked before
+// anything is created. The first SIGINT or SIGTERM drains in-flight
+// requests; a second one exits at once. See docs/deployment.md.
 package main
 
 import (
