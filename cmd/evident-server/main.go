@@ -77,6 +77,7 @@ type options struct {
 	witnessPolicyFile  string
 	witnessFailOpen    bool
 	witnessTimeout     time.Duration
+	skipIntegrity      bool
 }
 
 // dsnEnv is the environment variable that may hold the MySQL DSN, so that a
@@ -120,6 +121,7 @@ Flags:
 	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
+	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -267,12 +269,13 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 
 	bcfg := backend.Config{
-		State:             state,
-		TreeID:            o.treeID,
-		BatchSize:         o.batchSize,
-		SequencerInterval: o.sequencerInterval,
-		MetricFactory:     tprom.MetricFactory{Prefix: "trillian_"},
-		Logger:            logger,
+		State:              state,
+		TreeID:             o.treeID,
+		BatchSize:          o.batchSize,
+		SequencerInterval:  o.sequencerInterval,
+		SkipIntegrityCheck: o.skipIntegrity,
+		MetricFactory:      tprom.MetricFactory{Prefix: "trillian_"},
+		Logger:             logger,
 	}
 	switch {
 	case o.trillianAddr != "":

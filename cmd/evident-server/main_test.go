@@ -194,7 +194,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Errorf("--help: %v", err)
 	}
-	for _, f := range []string{"-listen", "-data_dir", "-origin", "-checkpoint_interval", "-max_entry_size", "-mysql_dsn", "-mysql_dsn_file", "EVIDENT_SERVER_MYSQL_DSN", "second one exits", "-trillian_addr", "-tree_id", "-witness_policy_file", "-witness_fail_open"} {
+	for _, f := range []string{"-listen", "-data_dir", "-origin", "-checkpoint_interval", "-max_entry_size", "-mysql_dsn", "-mysql_dsn_file", "EVIDENT_SERVER_MYSQL_DSN", "second one exits", "-trillian_addr", "-tree_id", "-witness_policy_file", "-witness_fail_open", "-skip_integrity_check"} {
 		if !bytes.Contains(out, []byte(f)) {
 			t.Errorf("--help does not mention %s", f)
 		}
