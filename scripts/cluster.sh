@@ -62,10 +62,13 @@ start() {
 	done
 	for i in $(seq 1 "$servers"); do
 		data=$dir/evident-data-$i
-		if [ "$i" -gt 1 ] && [ ! -f "$data/log.key" ]; then
-			# Every personality signs as the one log: same key and token.
+		if [ "$i" -gt 1 ]; then
+			# Every personality signs as the one log: same key and token. The
+			# token is copied on every start, so that a rotation on the first
+			# (delete its write-token, restart it) reaches the others.
 			mkdir -m 0700 -p "$data"
-			cp -p "$dir/evident-data-1/log.key" "$dir/evident-data-1/log.vkey" "$dir/evident-data-1/write-token" "$data/"
+			[ -f "$data/log.key" ] || cp -p "$dir/evident-data-1/log.key" "$dir/evident-data-1/log.vkey" "$data/"
+			cp -p "$dir/evident-data-1/write-token" "$data/"
 		fi
 		listen=0
 		[ "$port" -eq 0 ] || listen=$((port + i - 1))
