@@ -118,3 +118,18 @@ func scanRow(r interface{ Scan(...any) error }) (*StoredCheckpoint, error) {
 	c.PublishedAt = time.UnixMilli(at)
 	return &c, nil
 }
+
+// HasCheckpoints reports whether the database holds any published
+// checkpoint, of any origin: a state database that does belongs to a log
+// that exists.
+func (d *DB) HasCheckpoints(ctx context.Context) (bool, error) {
+	var one int
+	err := d.db.QueryRowContext(ctx, `SELECT 1 FROM checkpoints LIMIT 1`).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking for checkpoints: %w", err)
+	}
+	return true, nil
+}

@@ -14,6 +14,9 @@ func TestCheckpoints(t *testing.T) {
 		if _, err := db.LatestCheckpoint(ctx, "o"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("LatestCheckpoint of an empty log: err = %v, want ErrNotFound", err)
 		}
+		if has, err := db.HasCheckpoints(ctx); err != nil || has {
+			t.Fatalf("HasCheckpoints of an empty database = %v, %v; want false", has, err)
+		}
 		at := time.UnixMilli(1_700_000_000_123)
 		for _, size := range []uint64{0, 5, 3} {
 			if err := db.AddCheckpoint(ctx, "o", size, []byte{byte(size), 0xff}, at); err != nil {
@@ -22,6 +25,9 @@ func TestCheckpoints(t *testing.T) {
 		}
 		if err := db.AddCheckpoint(ctx, "other", 9, []byte("x"), at); err != nil {
 			t.Fatal(err)
+		}
+		if has, err := db.HasCheckpoints(ctx); err != nil || !has {
+			t.Errorf("HasCheckpoints after adding = %v, %v; want true", has, err)
 		}
 		// The same note again is fine; a different one of that size is not,
 		// and changes nothing.

@@ -398,6 +398,14 @@ func openState(ctx context.Context, o *options, isNew bool) (*storage.DB, error)
 			state.Close()
 			return nil, err
 		}
+		has, err := state.HasCheckpoints(ctx)
+		if err == nil && has {
+			err = errKeyLost(o.dataDir, "the state database holds the log's published checkpoints")
+		}
+		if err != nil {
+			state.Close()
+			return nil, err
+		}
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			state.Close()
 			return nil, fmt.Errorf("creating data directory: %w", err)

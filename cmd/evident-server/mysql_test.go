@@ -77,8 +77,8 @@ func TestMySQLMode(t *testing.T) {
 		t.Errorf("start on MariaDB without %s created a new key", keyFile)
 	}
 
-	// Nor does a new key take over the tree when it is named with --tree_id
-	// and the state database does not record it.
+	// Nor when the state database no longer records the tree but holds the
+	// log's checkpoints.
 	state, err := storage.OpenMySQL(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +88,16 @@ func TestMySQLMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir2 := filepath.Join(t.TempDir(), "data")
+	out2 = runFails(t, 1, []string{dsnEnv + "=" + dsn}, "--data_dir", dir2, "--listen", "127.0.0.1:0", "--tree_id", s.Lines["tree"])
+	if !strings.Contains(out2, "published checkpoints") || !strings.Contains(out2, "Restore log.key") {
+		t.Errorf("a new key on a state database holding checkpoints: want a refusal with advice:\n%s", out2)
+	}
+
+	// Nor does a new key take over the tree when it is named with --tree_id
+	// and the state database holds nothing of it.
+	if _, err := state.SQL().ExecContext(t.Context(), `DELETE FROM checkpoints`); err != nil {
+		t.Fatal(err)
+	}
 	out2 = runFails(t, 1, []string{dsnEnv + "=" + dsn}, "--data_dir", dir2, "--listen", "127.0.0.1:0", "--tree_id", s.Lines["tree"])
 	if !strings.Contains(out2, "already holds 2 entries") {
 		t.Errorf("a new key on --tree_id %s, a tree with entries: want a refusal:\n%s", s.Lines["tree"], out2)
