@@ -45,13 +45,24 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 		// No receipt can come until an operator repairs the log.
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
 	if wait {
-		// No receipt can come soon: say so now rather than at WaitTimeout.
+		// No receipt can come soon: say so now rather than at WaitTimeout,
+		// unless the entry is already published (a client resubmitting
+		// after a 504) and so has its receipt.
 		if err := l.pub.failingErr(false); err != nil {
-			return nil, err
+			f, ok, lerr := l.lookup(ctx, res.LeafHash, l.pub.latest())
+			if lerr != nil || !ok {
+				return nil, err
+			}
+			res.Duplicate = true
+			l.metrics.added.WithLabelValues("duplicate").Inc()
+			if err := l.fillReceipt(ctx, res, f); err != nil {
+				return nil, err
+			}
+			return res, nil
 		}
 	}
-	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
 	var w *waiter
 	var regCP *published
 	if wait {
@@ -96,14 +107,9 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 // registered; any later checkpoint wakes w. It gives up early when
 // publishing keeps failing (ErrNotPublishing).
 func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult) (found, error) {
-	if res.Duplicate && regCP.size > 0 {
-		r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
-			LogId: l.cfg.TreeID, LeafHash: res.LeafHash[:], TreeSize: int64(regCP.size)})
-		switch {
-		case err == nil && len(r.Proof) > 0:
-			return found{index: uint64(r.Proof[0].LeafIndex), cp: regCP, proof: r.Proof[0].Hashes}, nil
-		case err != nil && status.Code(err) != codes.NotFound:
-			return found{}, fmt.Errorf("looking up a duplicate: %w", err)
+	if res.Duplicate {
+		if f, ok, err := l.lookup(ctx, res.LeafHash, regCP); ok || err != nil {
+			return f, err
 		}
 	}
 	t := time.NewTimer(l.cfg.WaitTimeout)
@@ -124,9 +130,28 @@ func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddRe
 			if err := l.pub.failingErr(true); err != nil {
 				return found{}, err
 			}
-			failing = nil // it recovered meanwhile: wait on
+			// It recovered meanwhile: wait on, and watch for the next
+			// outage.
+			failing = l.pub.failingChan()
 		}
 	}
+}
+
+// lookup finds the entry with leaf hash hash under the published
+// checkpoint cp, if cp covers it.
+func (l *Log) lookup(ctx context.Context, hash [32]byte, cp *published) (found, bool, error) {
+	if cp.size == 0 {
+		return found{}, false, nil
+	}
+	r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
+		LogId: l.cfg.TreeID, LeafHash: hash[:], TreeSize: int64(cp.size)})
+	switch {
+	case err == nil && len(r.Proof) > 0:
+		return found{index: uint64(r.Proof[0].LeafIndex), cp: cp, proof: r.Proof[0].Hashes}, true, nil
+	case err != nil && status.Code(err) != codes.NotFound:
+		return found{}, false, fmt.Errorf("looking up a duplicate: %w", err)
+	}
+	return found{}, false, nil
 }
 
 // fillReceipt fetches and verifies the inclusion proof of res's leaf at

@@ -85,6 +85,8 @@ func publishReason(err error) string {
 		return "stalled: Trillian's tree is inconsistent with a checkpoint the log signed"
 	case errors.Is(err, errNeverSigned):
 		return errNeverSigned.Error()
+	case errors.Is(err, errTrillianBehind):
+		return errTrillianBehind.Error()
 	case errors.As(err, &q):
 		return q.Error()
 	case errors.As(err, &ce):

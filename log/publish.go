@@ -501,6 +501,14 @@ func (p *publisher) failingErr(queued bool) error {
 	return &notPublishingError{queued: queued, reason: publishReason(err), retry: time.Until(p.nextRound)}
 }
 
+// failingChan returns the channel closed when publishing next starts
+// failing for good (already closed if it is failing now).
+func (p *publisher) failingChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failing
+}
+
 // health is nil when the publisher can publish, else why not.
 func (p *publisher) health() error {
 	p.mu.Lock()

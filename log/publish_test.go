@@ -290,6 +290,16 @@ func TestFailFast(t *testing.T) {
 	if code, r := tl.add([]byte("fourth"), ""); code != 200 || r.Index != 2 {
 		t.Errorf("add after recovery: %d %+v", code, r)
 	}
+	// Failing again: an entry already published still gets its receipt.
+	failing.Store(true)
+	tl.add([]byte("fifth"), "?wait=false")
+	waitFor(t, "publishing to fail for good", func() bool { return tl.log.pub.failingErr(false) != nil })
+	if code, r := tl.add([]byte("first"), ""); code != 200 || !r.Duplicate || r.Index != 0 || r.Receipt == "" {
+		t.Errorf("adding a published entry again while publishing fails: %d %+v, want its receipt as a duplicate", code, r)
+	}
+	if code, r := tl.add([]byte("sixth"), ""); code != 503 {
+		t.Errorf("new waiting add while publishing fails again: %d %+v, want 503", code, r)
+	}
 }
 
 // TestSignedCheckpoints has a log whose witnesses never reach a quorum:
@@ -368,6 +378,35 @@ func TestSignedCheckpoints(t *testing.T) {
 	}
 }
 
+// TestTrillianBehindSigned: a Trillian tree smaller than a checkpoint the
+// log signed and showed witnesses (as after restoring an old backup of
+// Trillian's database) is not signed: the log would otherwise show witnesses
+// two views. /healthz says why.
+func TestTrillianBehindSigned(t *testing.T) {
+	cosign := func(context.Context, []byte, func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
+		return nil, &checkpoint.QuorumError{Missing: []string{"w1"}}
+	}
+	tl := newTestLog(t, func(c *Config) {
+		c.Cosign = cosign
+		c.CheckpointInterval, c.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	})
+	ctx, origin := t.Context(), tl.log.Origin()
+	if err := tl.state.AddSigned(ctx, origin, 5, [32]byte{1}, []byte("signed before a restore"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tl.add([]byte("a"), "?wait=false")
+	waitFor(t, "/healthz to say Trillian is behind", func() bool {
+		code, body := tl.get("/healthz")
+		return code == 503 && strings.HasPrefix(string(body), "cannot publish: "+errTrillianBehind.Error())
+	})
+	if s, err := tl.state.Signed(ctx, origin, 1); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the log signed size 1 below its signed size 5: %v, %v", s, err)
+	}
+	if err := tl.log.pub.stalledErr(); err != nil {
+		t.Errorf("stalled while Trillian is only behind: %v", err)
+	}
+}
+
 // TestStallWakesWaiters: a writer waiting for its receipt when the
 // publisher stalls gets 503 with the reason at once, not 504 later.
 func TestStallWakesWaiters(t *testing.T) {
@@ -393,5 +432,47 @@ func TestStallWakesWaiters(t *testing.T) {
 	want := "the log cannot publish checkpoints now (stalled: Trillian's tree is inconsistent with a checkpoint the log signed); the entry is queued, submit it again later for its receipt"
 	if a.code != 503 || a.r.Error != want {
 		t.Errorf("waiting writer after a stall: %d %q, want 503 %q", a.code, a.r.Error, want)
+	}
+}
+
+// TestWaiterSeesSecondOutage: a writer woken by an outage that is over by
+// the time it looks waits on, and a second outage during the same wait
+// still answers it with 503 at once, not 504 at WaitTimeout.
+func TestWaiterSeesSecondOutage(t *testing.T) {
+	// The publisher's own rounds never run: its state is driven here.
+	// Without noticing the second outage, the writer would get 504 after
+	// WaitTimeout.
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.WaitTimeout = time.Hour, 20*time.Second })
+	p := tl.log.pub
+	type answer struct {
+		code int
+		r    addResult
+	}
+	done := make(chan answer)
+	go func() {
+		code, r := tl.add([]byte("waiting"), "")
+		done <- answer{code, r}
+	}()
+	waitFor(t, "the writer to wait", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.waiters) == 1
+	})
+	// An outage and its end, at once: the writer wakes to a log that
+	// publishes again.
+	p.mu.Lock()
+	close(p.failing)
+	p.failing = make(chan struct{})
+	p.mu.Unlock()
+	select {
+	case a := <-done:
+		t.Fatalf("the writer gave up after an outage that was over: %d %q", a.code, a.r.Error)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for range failFastRounds {
+		p.finish(t.Context(), errors.New("test: state database down"))
+	}
+	if a := <-done; a.code != 503 || !strings.Contains(a.r.Error, "the entry is queued") {
+		t.Errorf("waiting writer in the second outage: %d %q, want 503 saying the entry is queued", a.code, a.r.Error)
 	}
 }

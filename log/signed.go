@@ -16,24 +16,34 @@ import (
 // proof from it. So, with witnesses, the log records every checkpoint it
 // signs in the state database (shared by every server of the log) before
 // any witness sees it, never signs two roots of one size, verifies every
-// new tree against the largest one it signed, and proves consistency from
+// new tree against the largest one it signed (and does not sign a smaller
+// tree than that), and proves consistency from
 // any checkpoint it signed, published or not.
 
 // errNeverSigned means a witness asked for a consistency proof from a size
 // of which the log has no signed checkpoint.
 var errNeverSigned = errors.New("a witness holds a checkpoint of a size this log never signed")
 
+// errTrillianBehind means Trillian's tree is smaller than a checkpoint the
+// log signed and showed witnesses: signing it would give witnesses two
+// views. The log waits; if Trillian's database was restored from an older
+// backup, the log stalls once the tree reaches that size with another root.
+var errTrillianBehind = errors.New("Trillian's tree is smaller than a checkpoint the log signed and showed witnesses")
+
 // checkSigned verifies that Trillian's tree (size, root) extends the
-// largest checkpoint the log signed at or below size, when that one is
-// larger than the published size pub (the published one is checked by the
-// caller).
+// largest checkpoint the log signed, when that one is larger than the
+// published size pub (the published one is checked by the caller). A tree
+// smaller than that checkpoint is not signed (errTrillianBehind).
 func (p *publisher) checkSigned(ctx context.Context, pub, size uint64, root [32]byte) error {
-	s, err := p.l.cfg.State.LatestSigned(ctx, p.l.cfg.Origin, size)
+	s, err := p.l.cfg.State.LatestSigned(ctx, p.l.cfg.Origin, 1<<63-1)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if s.Size > size {
+		return fmt.Errorf("%w (Trillian's size %d, signed size %d)", errTrillianBehind, size, s.Size)
 	}
 	if s.Size <= pub {
 		return nil
