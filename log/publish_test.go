@@ -407,26 +407,36 @@ func TestTrillianBehindSigned(t *testing.T) {
 	}
 }
 
+// waitingAnswer is the answer a writer waiting for its receipt got.
+type waitingAnswer struct {
+	code int
+	r    addResult
+}
+
+// startWaiter adds an entry and waits for its receipt in the background;
+// it returns once the writer waits, and the answer comes on the channel.
+func startWaiter(t *testing.T, tl *testLog) <-chan waitingAnswer {
+	done := make(chan waitingAnswer, 1)
+	go func() {
+		code, r := tl.add([]byte("waiting"), "")
+		done <- waitingAnswer{code, r}
+	}()
+	p := tl.log.pub
+	waitFor(t, "the writer to wait", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.waiters) == 1
+	})
+	return done
+}
+
 // TestStallWakesWaiters: a writer waiting for its receipt when the
 // publisher stalls gets 503 with the reason at once, not 504 later.
 func TestStallWakesWaiters(t *testing.T) {
 	// The publisher's own rounds never run: finish is driven here.
 	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval = time.Hour })
 	p := tl.log.pub
-	type answer struct {
-		code int
-		r    addResult
-	}
-	done := make(chan answer)
-	go func() {
-		code, r := tl.add([]byte("waiting"), "")
-		done <- answer{code, r}
-	}()
-	waitFor(t, "the writer to wait", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return len(p.waiters) == 1
-	})
+	done := startWaiter(t, tl)
 	p.finish(t.Context(), &InconsistencyError{Published: p.latest().note, Reason: "test"})
 	a := <-done
 	want := "the log cannot publish checkpoints now (stalled: Trillian's tree is inconsistent with a checkpoint the log signed); the entry is queued, submit it again later for its receipt"
@@ -444,20 +454,7 @@ func TestWaiterSeesSecondOutage(t *testing.T) {
 	// WaitTimeout.
 	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.WaitTimeout = time.Hour, 20*time.Second })
 	p := tl.log.pub
-	type answer struct {
-		code int
-		r    addResult
-	}
-	done := make(chan answer)
-	go func() {
-		code, r := tl.add([]byte("waiting"), "")
-		done <- answer{code, r}
-	}()
-	waitFor(t, "the writer to wait", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return len(p.waiters) == 1
-	})
+	done := startWaiter(t, tl)
 	// An outage and its end, at once: the writer wakes to a log that
 	// publishes again.
 	p.mu.Lock()

@@ -78,9 +78,10 @@ func TestWithWitnesses(t *testing.T) {
 	}
 }
 
-// startWitness starts a real witness following the log with verifier key
-// logVKey, on loopback, and returns its URL and its cosignature vkey.
-func startWitness(t *testing.T, logVKey, name string, srvs *[]*httptest.Server) (url, vkey string) {
+// newWitness makes a real witness, its state in a SQLite file, following
+// the log with verifier key logVKey; it returns the witness and its
+// cosignature vkey.
+func newWitness(t *testing.T, logVKey, name string) (*witness.Witness, string) {
 	ctx := t.Context()
 	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
 	if err != nil {
@@ -99,6 +100,14 @@ func startWitness(t *testing.T, logVKey, name string, srvs *[]*httptest.Server) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.Close() })
+	return w, vkey
+}
+
+// startWitness starts a real witness following the log with verifier key
+// logVKey, on loopback, and returns its URL and its cosignature vkey.
+func startWitness(t *testing.T, logVKey, name string, srvs *[]*httptest.Server) (url, vkey string) {
+	w, vkey := newWitness(t, logVKey, name)
 	srv := httptest.NewServer(w.Handler())
 	t.Cleanup(srv.Close)
 	*srvs = append(*srvs, srv)
@@ -115,24 +124,8 @@ type switchableWitness struct {
 }
 
 func startSwitchableWitness(t *testing.T, logVKey, name string) *switchableWitness {
-	ctx := t.Context()
-	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := storage.OpenSQLite(ctx, filepath.Join(t.TempDir(), "witness.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	logs, err := witness.ParseLogs([]byte("log " + logVKey + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw := &switchableWitness{vkey: vkey}
-	if sw.w, err = witness.New(ctx, witness.Config{DB: db, Key: skey, Logs: logs, RateLimit: -1}); err != nil {
-		t.Fatal(err)
-	}
+	sw := &switchableWitness{}
+	sw.w, sw.vkey = newWitness(t, logVKey, name)
 	h := sw.w.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if sw.down.Load() {
