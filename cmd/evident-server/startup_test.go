@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"net"
 	"net/http"
@@ -15,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
+	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -256,7 +254,7 @@ func TestSkipIntegrityCheck(t *testing.T) {
 	if err := s.terminate(); err != nil {
 		t.Fatal(err)
 	}
-	damageLeafTable(t, filepath.Join(dir, treeDB))
+	testdb.DamageSQLite(t, filepath.Join(dir, treeDB), "leaf_data")
 	out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
 	if !strings.Contains(out, "corrupt") {
 		t.Errorf("start on a damaged trillian.db: want a refusal naming the damage:\n%s", out)
@@ -264,45 +262,5 @@ func TestSkipIntegrityCheck(t *testing.T) {
 	s = startServer(t, dir, "--skip_integrity_check")
 	if c := s.checkpoint(); c.Size != 0 {
 		t.Errorf("with --skip_integrity_check: size %d, want 0", c.Size)
-	}
-}
-
-// damageLeafTable makes the root pages of the leaf table (and its indexes)
-// of a closed SQLite file invalid b-tree pages.
-func damageLeafTable(t *testing.T, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pageSize int64
-	var pages []int64
-	err = db.QueryRow("PRAGMA page_size").Scan(&pageSize)
-	if err == nil {
-		var rows *sql.Rows
-		if rows, err = db.Query("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'leaf_data'"); err == nil {
-			for rows.Next() {
-				var p int64
-				if err = rows.Scan(&p); err != nil {
-					break
-				}
-				pages = append(pages, p)
-			}
-			rows.Close()
-		}
-	}
-	db.Close()
-	if err != nil || len(pages) == 0 {
-		t.Fatalf("finding the leaf table's pages: %v (%d pages)", err, len(pages))
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, p := range pages {
-		if _, err := f.WriteAt([]byte{0xff}, (p-1)*pageSize); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package testdb gives tests a fresh, empty MySQL/MariaDB database on the
 // server named by the EVIDENT_MYSQL_DSN environment variable
 // (scripts/test.sh starts MariaDB and sets it). Without the variable the
-// test is skipped, visibly, with the reason.
+// test is skipped, visibly, with the reason. DamageSQLite damages an
+// SQLite file the way a bad disk would, for tests of what notices.
 package testdb
 
 import (

@@ -2,10 +2,8 @@ package backend
 
 import (
 	"bytes"
-	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/sqlite"
 )
@@ -206,7 +205,7 @@ func TestSQLiteIntegrityCheck(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	damageLeafPages(t, cfg.SQLitePath)
+	testdb.DamageSQLite(t, cfg.SQLitePath, "leaf_data")
 	if b, err := New(t.Context(), cfg); !errors.Is(err, sqlite.ErrCorrupt) {
 		if err == nil {
 			b.Close()
@@ -222,44 +221,5 @@ func TestSQLiteIntegrityCheck(t *testing.T) {
 	_, err = b.Log.QueueLeaf(t.Context(), &trillian.QueueLeafRequest{LogId: b.TreeID, Leaf: &trillian.LogLeaf{LeafValue: []byte("gamma")}})
 	if status.Code(err) != codes.DataLoss {
 		t.Errorf("QueueLeaf on a damaged file: %v, want code DataLoss", err)
-	}
-}
-
-// damageLeafPages makes the root pages of Trillian's leaf table and its
-// indexes in a closed storage/sqlite file invalid b-tree pages.
-func damageLeafPages(t *testing.T, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var pageSize int64
-	if err := db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'leaf_data'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	for rows.Next() {
-		var page int64
-		if err := rows.Scan(&page); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt([]byte{0xff}, (page-1)*pageSize); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil || n == 0 {
-		t.Fatalf("damaged %d pages (%v)", n, err)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/google/trillian/util/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/evidentlog/evident/internal/testdb"
 )
 
 // makeStore creates a storage file holding one initialized tree with a few
@@ -323,45 +325,12 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// damageTables makes the root pages of leaf_data and its indexes invalid
-// b-tree pages in the (closed) file at path: Open, which does not read them,
-// succeeds without the integrity check, and every read or write of a leaf
-// meets the damage.
+// damageTables makes the root pages of leaf_data and its four indexes
+// invalid b-tree pages.
 func damageTables(t testing.TB, path string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pageSize int64
-	if err := db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'leaf_data'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pages []int64
-	for rows.Next() {
-		var p int64
-		if err := rows.Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		pages = append(pages, p)
-	}
-	if err := rows.Err(); err != nil || len(pages) != 5 {
-		t.Fatalf("leaf_data root pages %v, %v; want 5", pages, err)
-	}
-	db.Close()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, p := range pages {
-		if _, err := f.WriteAt([]byte{0xff}, (p-1)*pageSize); err != nil { // not a b-tree page type
-			t.Fatal(err)
-		}
+	if pages := testdb.DamageSQLite(t, path, "leaf_data"); len(pages) != 5 {
+		t.Fatalf("leaf_data root pages %v; want 5", pages)
 	}
 }
 
