@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -150,28 +149,6 @@ func (tl *testLog) addAuth(auth string, entry []byte, query string) (int, http.H
 	}
 	return resp.StatusCode, resp.Header, r
 }
-
-// logBuffer collects a log's slog output, for tests that check what is
-// logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logger returns a logger that writes to b.
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // get fetches path and returns the status and body.
 func (tl *testLog) get(path string) (int, []byte) {

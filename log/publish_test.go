@@ -19,6 +19,7 @@ import (
 	"github.com/google/trillian"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/logbuf"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -63,8 +64,8 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // checkpoint, turn /healthz red, and never sign again, even when the
 // rolled-back tree regrows to a different tree of the same size or larger.
 func TestStallOnRollback(t *testing.T) {
-	logs := &logBuffer{}
-	tl := newTestLog(t, func(c *Config) { c.Logger = logs.logger() })
+	logs := &logbuf.Buffer{}
+	tl := newTestLog(t, func(c *Config) { c.Logger = logs.Logger() })
 	for i := 1; i <= 2; i++ {
 		if code, r := tl.add(entryBytes(i), ""); code != 200 {
 			t.Fatalf("add: %d %s", code, r.Error)
@@ -308,12 +309,12 @@ func TestFailFast(t *testing.T) {
 // has no record of raises an alarm; a different root recorded at a size the
 // log is about to sign stalls it, with the evidence logged.
 func TestSignedCheckpoints(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	cosign := func(context.Context, []byte, func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
 		return nil, &checkpoint.QuorumError{Missing: []string{"w1"}}
 	}
 	tl := newTestLog(t, func(c *Config) {
-		c.Cosign, c.Logger = cosign, logs.logger()
+		c.Cosign, c.Logger = cosign, logs.Logger()
 		c.CheckpointInterval, c.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
 	})
 	ctx, origin := t.Context(), tl.log.Origin()

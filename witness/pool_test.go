@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/logbuf"
 )
 
 // testPool returns a Pool for ws with "group g <k> ..." as its quorum.
@@ -147,8 +148,8 @@ func TestPoolForkedWitness(t *testing.T) {
 	mustAdd(t, w2, evil, 0)
 	l.grow(2)
 	p := testPool(t, "1", false, w1, w2)
-	logs := &logBuffer{}
-	p.logger = logs.logger()
+	logs := &logbuf.Buffer{}
+	p.logger = logs.Logger()
 	// The log retries the same checkpoint round after round (its quorum is
 	// not met, say): the fork is logged at error level once.
 	for range 3 {
@@ -161,7 +162,7 @@ func TestPoolForkedWitness(t *testing.T) {
 			t.Errorf("forked witness status %+v, want an error and size 5", st[1])
 		}
 	}
-	if n := logs.count("ERROR", "POSSIBLE FORK"); n != 1 {
+	if n := logs.Count("ERROR", "POSSIBLE FORK"); n != 1 {
 		t.Errorf("%d POSSIBLE FORK errors in 3 rounds, want 1:\n%s", n, logs)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/logbuf"
 )
 
 // TestRaceNeverRollsBack: request A (5 -> 8) is stalled between reading the
@@ -469,37 +469,6 @@ func testConcurrentLogs(t *testing.T, b backend) {
 	}
 }
 
-// logBuffer collects a witness's or pool's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns the number of lines at level that contain s.
-func (b *logBuffer) count(level, s string) int {
-	n := 0
-	for _, line := range strings.Split(b.String(), "\n") {
-		if strings.Contains(line, "level="+level) && strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
-
 // TestEvidenceKeptOnce: a split view submitted again and again, from any
 // old size, with other signature lines, after the witness cosigned its
 // held checkpoint again and after a restart, is one record of evidence,
@@ -508,9 +477,9 @@ func TestEvidenceKeptOnce(t *testing.T) { eachBackend(t, testEvidenceKeptOnce) }
 
 func testEvidenceKeptOnce(t *testing.T, b backend) {
 	l := newTestLog(t, "example.com/log").grow(5)
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	w := b.newWitness(t, "example.com/witness", []*testLog{l})
-	w.logger = logs.logger()
+	w.logger = logs.Logger()
 	mustAdd(t, w, l, 0)
 	fork := l.rewrite("evil").grow(5)
 	forkReqs := []*Request{
@@ -530,7 +499,7 @@ func testEvidenceKeptOnce(t *testing.T, b backend) {
 	dir := w.dir
 	w.close()
 	w = b.open(t, dir, w.skey, []*testLog{l})
-	w.logger = logs.logger()
+	w.logger = logs.Logger()
 	submit(w)
 	ev, err := w.ListEvidence(t.Context(), 0)
 	if err != nil {
@@ -542,7 +511,7 @@ func testEvidenceKeptOnce(t *testing.T, b backend) {
 	if proven, err := VerifyEvidence(&ev[0], mustVerifier(t, l.vkey)); !proven || err != nil {
 		t.Errorf("VerifyEvidence = %v, %v; want proven", proven, err)
 	}
-	if n := logs.count("ERROR", "POSSIBLE SPLIT VIEW"); n != 1 {
+	if n := logs.Count("ERROR", "POSSIBLE SPLIT VIEW"); n != 1 {
 		t.Errorf("%d error lines for one split view, want 1:\n%s", n, logs)
 	}
 }
@@ -552,8 +521,8 @@ func testEvidenceKeptOnce(t *testing.T, b backend) {
 // invalid proof, not kept or logged as a split view.
 func TestJunkProofIsNotEvidence(t *testing.T) {
 	l := newTestLog(t, "example.com/log").grow(5)
-	logs := &logBuffer{}
-	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.Logger = logs.logger() })
+	logs := &logbuf.Buffer{}
+	w := newTestWitness(t, "example.com/witness", []*testLog{l}, func(c *Config) { c.Logger = logs.Logger() })
 	mustAdd(t, w, l, 0)
 	l.grow(3)
 	r := l.request(5)
@@ -564,7 +533,7 @@ func TestJunkProofIsNotEvidence(t *testing.T) {
 	if ev, err := w.ListEvidence(t.Context(), 0); err != nil || len(ev) != 0 {
 		t.Errorf("evidence after a junk proof: %+v, %v; want none", ev, err)
 	}
-	if n := logs.count("WARN", "invalid consistency proof"); n != 1 || strings.Contains(logs.String(), "SPLIT VIEW") {
+	if n := logs.Count("WARN", "invalid consistency proof"); n != 1 || strings.Contains(logs.String(), "SPLIT VIEW") {
 		t.Errorf("logs after a junk proof:\n%s", logs)
 	}
 	mustAdd(t, w, l, 5)
