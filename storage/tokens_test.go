@@ -104,3 +104,43 @@ func TestReplaceTokensConcurrently(t *testing.T) {
 		}
 	})
 }
+
+func TestTokens(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if err := db.AddToken(ctx, "first", ""); err == nil {
+			t.Error("AddToken with an empty token succeeded")
+		}
+		for _, tok := range []string{"secret-1", "secret-2", "secret-1"} {
+			if err := db.AddToken(ctx, "n-"+tok, tok); err != nil {
+				t.Fatalf("AddToken(%s): %v", tok, err)
+			}
+		}
+		list, err := db.Tokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[TokenHash]string{}
+		for _, tk := range list {
+			got[tk.Hash] = tk.Name
+		}
+		want := map[TokenHash]string{HashToken("secret-1"): "n-secret-1", HashToken("secret-2"): "n-secret-2"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Tokens (-want +got):\n%s", diff)
+		}
+		var raw []byte
+		if err := db.SQL().QueryRowContext(ctx, `SELECT token_hash FROM write_tokens WHERE name = 'n-secret-2'`).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if string(raw) == "secret-2" {
+			t.Error("the token itself is stored")
+		}
+		if err := db.DeleteToken(ctx, "secret-1"); err != nil {
+			t.Fatal(err)
+		}
+		list, err = db.Tokens(ctx)
+		if err != nil || len(list) != 1 || list[0].Hash != HashToken("secret-2") {
+			t.Errorf("after DeleteToken: Tokens = %v, %v", list, err)
+		}
+	})
+}
