@@ -218,6 +218,19 @@ func TestCrossCheckSumdbKeys(t *testing.T) {
 	mustAdd(t, w, l, 9)
 }
 
+// newForkScene returns a log of size 4 and three witnesses (w1, w2, w3)
+// that each hold its checkpoint of size 4, before the log forks.
+func newForkScene(t *testing.T) (*testLog, []*testWitness) {
+	l := newTestLog(t, "example.com/log").grow(4)
+	var ws []*testWitness
+	for i := range 3 {
+		w := newTestWitness(t, fmt.Sprintf("example.com/w%d", i+1), []*testLog{l})
+		mustAdd(t, w, l, 0)
+		ws = append(ws, w)
+	}
+	return l, ws
+}
+
 // TestMaliciousLog: a log forks after size 4 and shows the two histories
 // to three witnesses in every order it can. Fork A reaches two witnesses
 // first, so a 2-of-3 client accepts it; the test checks that each witness
@@ -225,14 +238,7 @@ func TestCrossCheckSumdbKeys(t *testing.T) {
 // both forks, and that the evidence the witnesses keep verifies offline.
 // TestMaliciousLogSplitView is the split view that accepts neither fork.
 func TestMaliciousLog(t *testing.T) {
-	l := newTestLog(t, "example.com/log").grow(4)
-	var ws []*testWitness
-	for i := range 3 {
-		ws = append(ws, newTestWitness(t, fmt.Sprintf("example.com/w%d", i+1), []*testLog{l}))
-	}
-	for _, w := range ws {
-		mustAdd(t, w, l, 0)
-	}
+	l, ws := newForkScene(t)
 	a := l.fork("A").grow(4) // size 8
 	b := l.fork("B").grow(4) // size 8, another root
 	b10 := b.fork("B").grow(2)
@@ -351,14 +357,7 @@ func TestMaliciousLog(t *testing.T) {
 // 2-of-3 client accepts no forked checkpoint, and w1 and w2 keep evidence
 // that proves the split view offline.
 func TestMaliciousLogSplitView(t *testing.T) {
-	l := newTestLog(t, "example.com/log").grow(4)
-	var ws []*testWitness
-	for i := range 3 {
-		ws = append(ws, newTestWitness(t, fmt.Sprintf("example.com/w%d", i+1), []*testLog{l}))
-	}
-	for _, w := range ws {
-		mustAdd(t, w, l, 0)
-	}
+	l, ws := newForkScene(t)
 	a := l.fork("A").grow(4)
 	b := l.fork("B").grow(4)
 	forks := []*testLog{a, b, a.fork("A").grow(3), b.fork("B").grow(3)}
