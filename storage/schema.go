@@ -7,7 +7,7 @@ func schema(d Dialect) []string {
 	if d == MySQL {
 		blob, hash, text, id = "LONGBLOB", "BINARY(32)", "VARCHAR(255)", "BIGINT PRIMARY KEY AUTO_INCREMENT"
 	}
-	return []string{
+	return append([]string{
 		// settings: small named values a server keeps across restarts (for
 		// example the Trillian tree ID of the log).
 		`CREATE TABLE IF NOT EXISTS settings (
@@ -64,5 +64,5 @@ func schema(d Dialect) []string {
 			reason ` + blob + ` NOT NULL,
 			found_at BIGINT NOT NULL
 		)`,
-	}
+	}, eventsSchema(d)...)
 }

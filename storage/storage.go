@@ -38,9 +38,10 @@ const (
 )
 
 // SchemaVersion is the version of the schema this code writes and reads.
-// Version 2 added signed_checkpoints; opening a version-1 database adds the
-// missing tables (every CREATE is idempotent) and keeps all data.
-const SchemaVersion = 2
+// Version 2 added signed_checkpoints, version 3 events; opening an older
+// database adds the missing tables (every CREATE is idempotent) and keeps
+// all data.
+const SchemaVersion = 3
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.
