@@ -256,6 +256,16 @@ func parseTime(s string) (time.Time, string) {
 	return t.UTC(), ""
 }
 
+// ParseTime parses an RFC 3339 date-time in MinTime..MaxTime, as
+// occurred_at is read, and returns it in UTC. Errors wrap ErrInvalid.
+func ParseTime(s string) (time.Time, error) {
+	t, msg := parseTime(s)
+	if msg != "" {
+		return t, &FieldError{"", msg}
+	}
+	return t, nil
+}
+
 // FormatTime writes t as entries do: RFC 3339 in UTC, fractional seconds
 // only when not zero, without trailing zeros.
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

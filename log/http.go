@@ -40,6 +40,7 @@ func (l *Log) Handler() http.Handler {
 	handle("GET /v1/checkpoints/{size}", l.handlePublished)
 	handle("GET /v1/info", l.handleInfo)
 	handle("GET /healthz", l.handleHealth)
+	l.eventRoutes(handle) // typed events and evidence bundles (events.go)
 	gatherers := prometheus.Gatherers{l.metrics.reg}
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)
