@@ -351,7 +351,9 @@ func TestEvidenceBundle(t *testing.T) {
 
 	// Any change is caught.
 	for name, tamper := range map[string]func(b *event.Bundle){
-		"entry":       func(b *event.Bundle) { b.Events[0].Entry = strings.Replace(b.Events[0].Entry, `"score":0`, `"score":9`, 1) },
+		"entry": func(b *event.Bundle) {
+			b.Events[0].Entry = strings.Replace(b.Events[0].Entry, `"score":0`, `"score":9`, 1)
+		},
 		"data":        func(b *event.Bundle) { b.Events[1].Data = json.RawMessage(`{"score":2}`) },
 		"salt":        func(b *event.Bundle) { b.Events[1].Salt[0] ^= 1 },
 		"consistency": func(b *event.Bundle) { b.Consistency = nil },
