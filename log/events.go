@@ -154,7 +154,10 @@ func (l *Log) storeEvent(ctx context.Context, req *event.Request) (*storage.Stor
 	if err != nil {
 		return nil, err
 	}
-	if existing && !sameEvent(stored, req) {
+	switch {
+	case existing && !stored.ErasedAt.IsZero():
+		return nil, &conflictError{fmt.Sprintf("id: %q names an event whose data was erased (leaf hash %x); it cannot be submitted again", req.ID, stored.LeafHash)}
+	case existing && !sameEvent(stored, req):
 		return nil, &conflictError{fmt.Sprintf("id: %q names another event (leaf hash %x); an id names one event forever", req.ID, stored.LeafHash)}
 	}
 	return stored, nil
@@ -163,7 +166,7 @@ func (l *Log) storeEvent(ctx context.Context, req *event.Request) (*storage.Stor
 // sameEvent reports whether the stored event is what req asks to log.
 func sameEvent(s *storage.StoredEvent, req *event.Request) bool {
 	e, err := event.ParseEntry(s.Entry)
-	if err != nil || s.ErasedAt != (time.Time{}) {
+	if err != nil {
 		return false
 	}
 	data := e.Data
