@@ -12,9 +12,12 @@
 // In-process, the wiring follows Trillian's own testonly/integration log
 // environment: an extension.Registry, the log RPC server and the admin
 // server called directly (no socket, no gRPC marshalling), and a sequencer
-// (log.NewSequencerManager run by a log.OperationManager) that integrates
-// queued leaves every [Config.SequencerInterval], up to [Config.BatchSize] at
-// a time.
+// that runs Trillian's own integration (log.IntegrateBatch) as soon as
+// leaves are queued, up to [Config.BatchSize] at a time and batch after
+// batch until the queue is empty, instead of on a fixed tick. Each batch
+// that grows the tree wakes whoever waits on [Backend.Grown] (the log's
+// publisher), so that no entry waits out a timer on its way to a
+// checkpoint.
 //
 // On SQLite, New first reads the whole file (SQLite's quick_check, see
 // [Config.SkipIntegrityCheck]) and refuses a damaged one.
@@ -46,10 +49,6 @@ import (
 const (
 	// DefaultBatchSize is the most leaves the sequencer integrates per run.
 	DefaultBatchSize = 2000
-	// DefaultSequencerInterval is the time between sequencer runs. Together
-	// with DefaultBatchSize it caps integration at 40,000 leaves/s, and adds
-	// at most this much to the time until an entry is provable.
-	DefaultSequencerInterval = 50 * time.Millisecond
 	// DefaultConnectTimeout is how long New waits for a remote Trillian.
 	DefaultConnectTimeout = 30 * time.Second
 )
@@ -101,8 +100,10 @@ type Config struct {
 	// BatchSize is the most leaves the in-process sequencer integrates per
 	// run (DefaultBatchSize when zero).
 	BatchSize int
-	// SequencerInterval is the time between in-process sequencer runs
-	// (DefaultSequencerInterval when zero).
+	// SequencerInterval, when positive, makes the in-process sequencer
+	// also look for queued leaves this often. Leaves queued through this
+	// process are integrated at once without it; it is only for leaves
+	// that another process queued in the same tree. Zero: never poll.
 	SequencerInterval time.Duration
 	// MetricFactory receives Trillian's metrics; nil discards them.
 	// Trillian's monitoring/prometheus factory registers with the global
@@ -124,6 +125,20 @@ type Backend struct {
 	Admin trillian.TrillianAdminClient
 	// TreeID is the log's Trillian tree.
 	TreeID int64
+	// Grown, in-process, returns a channel that is closed when the tree
+	// next grows (taken before looking at the tree, it misses no growth).
+	// It is nil for a remote Trillian, whose growth must be polled.
+	Grown func() <-chan struct{}
+	// LeafHashes, in-process, returns the Merkle leaf hashes of the leaves
+	// [start, end) as the sequencer integrated them, if it still holds
+	// them all (it keeps the latest 32,768). They are Trillian's word:
+	// check them against the tree's root. Nil for a remote Trillian.
+	LeafHashes func(start, end uint64) ([][32]byte, bool)
+	// QueueBatch, in-process, queues leaves with the given values in one
+	// call to Trillian's storage (one durable commit), as QueueLeaf queues
+	// one: per leaf, in order, the queued leaf, with status AlreadyExists
+	// for a duplicate. Nil for a remote Trillian.
+	QueueBatch func(ctx context.Context, values [][]byte) ([]*trillian.QueuedLogLeaf, error)
 
 	healthy func(context.Context) error
 	start   func()
@@ -140,9 +155,6 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
-	}
-	if cfg.SequencerInterval <= 0 {
-		cfg.SequencerInterval = DefaultSequencerInterval
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

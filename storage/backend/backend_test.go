@@ -182,7 +182,9 @@ func TestMySQLWithoutSchema(t *testing.T) {
 // it as a remote one.
 func TestRemote(t *testing.T) {
 	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
-	local, err := New(t.Context(), Config{memory: true, State: state})
+	// Leaves queued over gRPC bypass the in-process client, so the local
+	// sequencer finds them only by polling.
+	local, err := New(t.Context(), Config{memory: true, State: state, SequencerInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

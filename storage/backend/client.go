@@ -12,6 +12,7 @@ import (
 	terrors "github.com/google/trillian/server/errors"
 	tstorage "github.com/google/trillian/storage"
 	"github.com/google/trillian/trees"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +28,11 @@ import (
 type logClient struct {
 	s     *server.TrillianLogRPCServer
 	trees *treeCache
+	// queued is called after every queueing call (also a failed one: its
+	// leaves may have been stored), to wake the sequencer.
+	queued func()
+	// storage is Trillian's log storage, for queueBatch.
+	storage tstorage.LogStorage
 }
 
 // treeCacheTTL is how long a tree read from admin storage is reused: a tree
@@ -48,21 +54,59 @@ func (c *treeCache) withTree(ctx context.Context, req any) context.Context {
 	if c == nil || !ok {
 		return ctx
 	}
-	id := r.GetLogId()
+	t, err := c.get(ctx, r.GetLogId())
+	if err != nil {
+		return ctx
+	}
+	return trees.NewContext(ctx, t)
+}
+
+// get returns tree id, read from admin storage at most once per
+// treeCacheTTL.
+func (c *treeCache) get(ctx context.Context, id int64) (*trillian.Tree, error) {
 	c.mu.Lock()
 	t := c.tree
 	fresh := t != nil && t.TreeId == id && time.Since(c.at) < treeCacheTTL
 	c.mu.Unlock()
-	if !fresh {
-		var err error
-		if t, err = tstorage.GetTree(ctx, c.admin, id); err != nil {
-			return ctx
-		}
-		c.mu.Lock()
-		c.tree, c.at = t, time.Now()
-		c.mu.Unlock()
+	if fresh {
+		return t, nil
 	}
-	return trees.NewContext(ctx, t)
+	t, err := tstorage.GetTree(ctx, c.admin, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.tree, c.at = t, time.Now()
+	c.mu.Unlock()
+	return t, nil
+}
+
+// queueBatch queues leaves in one call to Trillian's storage, as Trillian's
+// log server queues one leaf (Merkle leaf hash per RFC 6962, identity hash
+// equal to it), so that a storage that commits per call writes them all in
+// one transaction.
+func (c logClient) queueBatch(ctx context.Context, treeID int64, values [][]byte) ([]*trillian.QueuedLogLeaf, error) {
+	defer c.queued()
+	tree, err := c.trees.get(ctx, treeID)
+	if err != nil {
+		return nil, toStatus(terrors.WrapError(err))
+	}
+	if tree.TreeType != trillian.TreeType_LOG || tree.TreeState != trillian.TreeState_ACTIVE {
+		return nil, status.Errorf(codes.FailedPrecondition, "tree %d is a %v tree in state %v; queueing needs an ACTIVE LOG", treeID, tree.TreeType, tree.TreeState)
+	}
+	leaves := make([]*trillian.LogLeaf, len(values))
+	for i, v := range values {
+		h := rfc6962.DefaultHasher.HashLeaf(v)
+		leaves[i] = &trillian.LogLeaf{LeafValue: v, MerkleLeafHash: h, LeafIdentityHash: h}
+	}
+	res, err := c.storage.QueueLeaves(trees.NewContext(ctx, tree), tree, leaves, time.Now())
+	if err != nil {
+		return nil, toStatus(terrors.WrapError(err))
+	}
+	if len(res) != len(values) {
+		return nil, status.Errorf(codes.Internal, "storage answered %d leaves of %d", len(res), len(values))
+	}
+	return res, nil
 }
 
 // adminClient is the same for Trillian's admin server.
@@ -97,6 +141,7 @@ func toStatus(err error) error {
 }
 
 func (c logClient) QueueLeaf(ctx context.Context, in *trillian.QueueLeafRequest, _ ...grpc.CallOption) (*trillian.QueueLeafResponse, error) {
+	defer c.queued()
 	return callIn(ctx, c.trees, c.s.QueueLeaf, in)
 }
 
@@ -125,6 +170,7 @@ func (c logClient) InitLog(ctx context.Context, in *trillian.InitLogRequest, _ .
 }
 
 func (c logClient) AddSequencedLeaves(ctx context.Context, in *trillian.AddSequencedLeavesRequest, _ ...grpc.CallOption) (*trillian.AddSequencedLeavesResponse, error) {
+	defer c.queued()
 	return callIn(ctx, c.trees, c.s.AddSequencedLeaves, in)
 }
 

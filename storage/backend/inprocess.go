@@ -10,7 +10,6 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/google/trillian"
 	"github.com/google/trillian/extension"
-	tlog "github.com/google/trillian/log"
 	"github.com/google/trillian/quota"
 	"github.com/google/trillian/server"
 	"github.com/google/trillian/server/admin"
@@ -52,27 +51,27 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	adminServer := admin.New(reg, []trillian.TreeType{trillian.TreeType_LOG})
 
 	seqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	om := tlog.NewOperationManager(tlog.OperationInfo{
-		Registry:    reg,
-		BatchSize:   cfg.BatchSize,
-		NumWorkers:  1,
-		RunInterval: cfg.SequencerInterval,
-		TimeSource:  clock.System,
-	}, tlog.NewSequencerManager(reg, 0))
+	seq := newSequencer(reg, cfg.BatchSize, cfg.SequencerInterval, cfg.Logger)
 	var wg sync.WaitGroup
-
-	return &Backend{
-		Log:     logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}},
-		Admin:   adminClient{adminServer},
-		healthy: func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
-		// The sequencer starts once the tree exists and is initialized.
-		start: func() { wg.Go(func() { om.OperationLoop(seqCtx) }) },
+	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, storage: reg.LogStorage}
+	b := &Backend{
+		Log:        lc,
+		Admin:      adminClient{adminServer},
+		Grown:      seq.grown.wait,
+		LeafHashes: seq.leafHashes,
+		healthy:    func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
 		stop: func() error {
 			cancel()
 			wg.Wait()
 			return closeStorage()
 		},
-	}, nil
+	}
+	b.QueueBatch = func(ctx context.Context, values [][]byte) ([]*trillian.QueuedLogLeaf, error) {
+		return lc.queueBatch(ctx, b.TreeID, values)
+	}
+	// The sequencer starts once the tree exists and is initialized.
+	b.start = func() { wg.Go(func() { seq.run(seqCtx, b.TreeID) }) }
+	return b, nil
 }
 
 // openMySQL opens Trillian's MySQL database and checks that Trillian's

@@ -1,0 +1,235 @@
+package backend
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/extension"
+	tlog "github.com/google/trillian/log"
+	tstorage "github.com/google/trillian/storage"
+	"github.com/google/trillian/util/clock"
+)
+
+// sequencer runs Trillian's integration (log.IntegrateBatch, the work of
+// Trillian's sequencer) for one tree as soon as leaves are queued, instead
+// of on a fixed tick: every successful QueueLeaf or AddSequencedLeaves
+// through this process's client wakes it, and it integrates batch after
+// batch until the queue is empty. Leaves queued while a batch is being
+// integrated go into the next one, so under load each batch carries
+// everything that arrived meanwhile, and when idle it does nothing at all.
+//
+// Each batch that grows the tree closes the channel that Grown handed out,
+// which wakes the log's publisher. The sequencer also keeps the Merkle leaf
+// hashes of the leaves it integrated lately (as Trillian's integration
+// assigned them their indexes), so that the publisher need not read new
+// leaves back from storage; the publisher checks them against the tree's
+// root before it uses them.
+type sequencer struct {
+	reg      extension.Registry
+	batch    int
+	interval time.Duration // fallback poll; 0: only when woken
+	log      *slog.Logger
+
+	wake  chan struct{} // buffered, 1: a pending wake-up
+	grown signal
+	tree  *trillian.Tree // set by start
+
+	mu     sync.Mutex
+	start  uint64     // the index of hashes[0]
+	hashes [][32]byte // the leaf hashes of [start, start+len(hashes))
+}
+
+// keptHashes is how many recent leaf hashes the sequencer keeps (1 MiB).
+const keptHashes = 1 << 15
+
+func newSequencer(reg extension.Registry, batch int, interval time.Duration, log *slog.Logger) *sequencer {
+	tlog.InitMetrics(reg.MetricFactory)
+	return &sequencer{reg: reg, batch: batch, interval: interval, log: log, wake: make(chan struct{}, 1)}
+}
+
+// kick wakes the sequencer; it never blocks.
+func (s *sequencer) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// seqBackoff bounds the wait after a failed integration: storage that
+// fails is not asked again at once, and leaves queued meanwhile wake it.
+const (
+	seqMinBackoff = 10 * time.Millisecond
+	seqMaxBackoff = 2 * time.Second
+)
+
+// run integrates until ctx ends. It starts with a pass, for leaves queued
+// before this process started.
+func (s *sequencer) run(ctx context.Context, treeID int64) {
+	s.kick()
+	var poll <-chan time.Time
+	if s.interval > 0 {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		poll = t.C
+	}
+	backoff := time.Duration(0)
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-poll:
+		}
+		err := s.drain(ctx, treeID)
+		switch {
+		case err == nil:
+			backoff, lastErr = 0, ""
+			continue
+		case ctx.Err() != nil:
+			return
+		}
+		if err.Error() != lastErr {
+			// Logged once per distinct error; the publisher's /healthz
+			// shows that the tree does not grow.
+			s.log.Error("integrating queued leaves", "tree_id", treeID, "error", err)
+			lastErr = err.Error()
+		}
+		backoff = min(max(2*backoff, seqMinBackoff), seqMaxBackoff)
+		s.kick() // try again after the backoff
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// drain integrates batches until one comes back short.
+func (s *sequencer) drain(ctx context.Context, treeID int64) error {
+	tree, err := s.treeFor(ctx, treeID)
+	if err != nil {
+		return err
+	}
+	for {
+		ls := &capturingStorage{LogStorage: s.reg.LogStorage}
+		n, err := tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, ls, s.reg.QuotaManager)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.keep(ls.leaves)
+			s.grown.notify()
+		}
+		if n < s.batch {
+			return nil
+		}
+	}
+}
+
+// keep remembers the hashes of newly integrated leaves, dropping the oldest
+// beyond keptHashes. Leaves that do not follow on from those kept replace
+// them.
+func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range leaves {
+		if l.LeafIndex < 0 || len(l.MerkleLeafHash) != 32 {
+			s.hashes = s.hashes[:0]
+			return
+		}
+		if uint64(l.LeafIndex) != s.start+uint64(len(s.hashes)) {
+			s.start, s.hashes = uint64(l.LeafIndex), s.hashes[:0]
+		}
+		s.hashes = append(s.hashes, [32]byte(l.MerkleLeafHash))
+	}
+	if drop := len(s.hashes) - keptHashes; drop > 0 {
+		s.start += uint64(drop)
+		s.hashes = append(s.hashes[:0:0], s.hashes[drop:]...)
+	}
+}
+
+// leafHashes returns the Merkle leaf hashes of [start, end), if it still
+// holds all of them.
+func (s *sequencer) leafHashes(start, end uint64) ([][32]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start < s.start || end > s.start+uint64(len(s.hashes)) || start > end {
+		return nil, false
+	}
+	return append([][32]byte(nil), s.hashes[start-s.start:end-s.start]...), true
+}
+
+// capturingStorage is Trillian's log storage, seen by one IntegrateBatch:
+// it records the leaves that the batch's transaction sequenced, once the
+// transaction committed.
+type capturingStorage struct {
+	tstorage.LogStorage
+	leaves []*trillian.LogLeaf
+}
+
+func (c *capturingStorage) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f tstorage.LogTXFunc) error {
+	var got []*trillian.LogLeaf
+	err := c.LogStorage.ReadWriteTransaction(ctx, tree, func(ctx context.Context, tx tstorage.LogTreeTX) error {
+		got = got[:0] // should the storage run f again
+		return f(ctx, capturingTX{LogTreeTX: tx, got: &got})
+	})
+	if err == nil {
+		c.leaves = append(c.leaves, got...)
+	}
+	return err
+}
+
+type capturingTX struct {
+	tstorage.LogTreeTX
+	got *[]*trillian.LogLeaf
+}
+
+func (t capturingTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.LogLeaf) error {
+	if err := t.LogTreeTX.UpdateSequencedLeaves(ctx, leaves); err != nil {
+		return err
+	}
+	*t.got = append(*t.got, leaves...)
+	return nil
+}
+
+// treeFor reads the tree once; its type and ID never change.
+func (s *sequencer) treeFor(ctx context.Context, treeID int64) (*trillian.Tree, error) {
+	if s.tree == nil {
+		t, err := tstorage.GetTree(ctx, s.reg.AdminStorage, treeID)
+		if err != nil {
+			return nil, err
+		}
+		s.tree = t
+	}
+	return s.tree, nil
+}
+
+// signal is a broadcast: wait returns a channel that the next notify
+// closes. A caller takes the channel before it looks at the state the
+// signal announces changes of, so that no change is missed.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
