@@ -169,7 +169,7 @@ func TestBadInput(t *testing.T) {
 // TestBacklog503 fills the backlog of a log that does not publish, and
 // wants 503 with Retry-After for the next entry, which is not queued.
 func TestBacklog503(t *testing.T) {
-	tl := newTestLog(t, func(c *Config) { c.MaxBacklog = 2; c.CheckpointInterval = time.Hour })
+	tl := newTestLog(t, func(c *Config) { c.MaxBacklog = 2; c.CheckpointInterval, c.Grown = time.Hour, nil })
 	for _, e := range []string{"a", "b"} {
 		if code, r := tl.add([]byte(e), "?wait=false"); code != http.StatusAccepted {
 			t.Fatalf("add %s: %d %s", e, code, r.Error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/compact"
@@ -29,37 +30,38 @@ type batchProver struct {
 
 var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 
-// newBatchProver returns a prover for the tree of size old+len(leaves) with
-// the given root, given the root of the tree of size old. It fails unless
-// the leaves, with the right edge of the old tree read from Trillian, hash
-// to exactly that root.
-func (l *Log) newBatchProver(ctx context.Context, old *published, leaves [][32]byte, root [32]byte) (*batchProver, error) {
-	b := &batchProver{size: old.size + uint64(len(leaves)), nodes: map[compact.NodeID][]byte{}}
-	edge, err := l.rightEdge(ctx, old)
-	if err != nil {
-		return nil, err
+// newBatchProver returns a prover for the tree made of edge, the compact
+// range [0, old) of a verified tree, and the hashes of the leaves that
+// follow it, and the new tree's compact range. It fails unless they hash to
+// exactly root. edge is not changed.
+func newBatchProver(edge *compact.Range, leaves [][32]byte, root [32]byte) (*batchProver, *compact.Range, error) {
+	old := edge.End()
+	b := &batchProver{size: old + uint64(len(leaves)), nodes: make(map[compact.NodeID][]byte, 2*len(leaves)+64)}
+	hashes := edge.Hashes()
+	for i, id := range compact.RangeNodes(0, old, nil) {
+		b.nodes[id] = hashes[i]
 	}
-	for i, id := range compact.RangeNodes(0, old.size, nil) {
-		b.nodes[id] = edge[i]
-	}
-	r, err := rangeFactory.NewRange(0, old.size, edge)
+	r, err := rangeFactory.NewRange(0, old, slices.Clone(hashes))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	visit := func(id compact.NodeID, h []byte) { b.nodes[id] = h }
 	for _, h := range leaves {
 		if err := r.Append(h[:], visit); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	got, err := r.GetRootHash(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if b.size == 0 {
+		got = checkpoint.EmptyRoot[:]
 	}
 	if !bytes.Equal(got, root[:]) {
-		return nil, fmt.Errorf("new leaves %d..%d do not hash to the checkpoint's root: %w", old.size, b.size, errBadProof)
+		return nil, nil, fmt.Errorf("new leaves %d..%d do not hash to the checkpoint's root: %w", old, b.size, errBadProof)
 	}
-	return b, nil
+	return b, r, nil
 }
 
 // inclusion returns the inclusion proof of leaf index in the new tree.
@@ -78,13 +80,13 @@ func (b *batchProver) inclusion(index uint64) ([][]byte, error) {
 	return nonNil(p), err
 }
 
-// rightEdge returns the compact range of the published tree old: the
-// hashes of the perfect subtrees that make up [0, old.size), left to right.
+// rightEdge returns the compact range of the published tree old (the
+// hashes of the perfect subtrees that make up [0, old.size), left to right).
 // It derives them from the last leaf and its inclusion proof, and checks
 // that they hash to old's root.
-func (l *Log) rightEdge(ctx context.Context, old *published) ([][]byte, error) {
+func (l *Log) rightEdge(ctx context.Context, old *published) (*compact.Range, error) {
 	if old.size == 0 {
-		return nil, nil
+		return rangeFactory.NewEmptyRange(0), nil
 	}
 	r, err := l.cfg.Trillian.GetEntryAndProof(ctx, &trillian.GetEntryAndProofRequest{
 		LogId: l.cfg.TreeID, LeafIndex: int64(old.size - 1), TreeSize: int64(old.size)})
@@ -131,5 +133,5 @@ func (l *Log) rightEdge(ctx context.Context, old *published) ([][]byte, error) {
 	if root, err := cr.GetRootHash(nil); err != nil || !bytes.Equal(root, old.root[:]) {
 		return nil, fmt.Errorf("right edge of size %d does not hash to its root: %w", old.size, errBadProof)
 	}
-	return edge, nil
+	return cr, nil
 }

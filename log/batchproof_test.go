@@ -34,9 +34,19 @@ func TestBatchProver(t *testing.T) {
 	}
 	for _, sizes := range [][2]uint64{{0, 1}, {0, 40}, {1, 2}, {5, 6}, {6, 9}, {7, 8}, {8, 16}, {13, 40}, {31, 33}, {32, 40}, {39, 40}} {
 		old, size := sizes[0], sizes[1]
-		b, err := tl.log.newBatchProver(ctx, &published{size: old, root: root(old)}, leaves[old:size], root(size))
+		edge, err := tl.log.rightEdge(ctx, &published{size: old, root: root(old)})
+		if err != nil {
+			t.Fatalf("rightEdge(%d): %v", old, err)
+		}
+		b, next, err := newBatchProver(edge, leaves[old:size], root(size))
 		if err != nil {
 			t.Fatalf("newBatchProver(%d→%d): %v", old, size, err)
+		}
+		if edge.End() != old || next.End() != size {
+			t.Errorf("newBatchProver(%d→%d): ranges end at %d and %d", old, size, edge.End(), next.End())
+		}
+		if want, err := tl.log.rightEdge(ctx, &published{size: size, root: root(size)}); err != nil || !want.Equal(next) {
+			t.Errorf("newBatchProver(%d→%d): new range differs from the right edge read from Trillian (%v)", old, size, err)
 		}
 		for i := old; i < size; i++ {
 			got, err := b.inclusion(i)
@@ -57,7 +67,11 @@ func TestBatchProver(t *testing.T) {
 		}
 	}
 	// Leaves that do not hash to the root are refused.
-	if _, err := tl.log.newBatchProver(ctx, &published{size: 5, root: root(5)}, leaves[6:9], root(8)); err == nil {
+	edge, err := tl.log.rightEdge(ctx, &published{size: 5, root: root(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := newBatchProver(edge, leaves[6:9], root(8)); err == nil {
 		t.Error("newBatchProver accepted the wrong leaves")
 	}
 }

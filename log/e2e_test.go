@@ -196,6 +196,31 @@ func TestEndToEnd(t *testing.T) {
 	runEndToEnd(t, tl, 1000, 10, 16)
 }
 
+// TestEndToEndPolling runs the log as it runs on a remote Trillian: the
+// publisher polls for growth every CheckpointInterval and reads the new
+// leaves back from Trillian.
+func TestEndToEndPolling(t *testing.T) {
+	tl := newTestLog(t, func(c *Config) { c.Grown, c.LeafHashes = nil, nil })
+	runEndToEnd(t, tl, 300, 3, 16)
+}
+
+// TestEndToEndWrongLeafHashes gives the publisher wrong leaf hashes for
+// the new leaves: it must notice (they do not hash to Trillian's root),
+// fall back to a consistency proof, and still give every writer a good
+// receipt.
+func TestEndToEndWrongLeafHashes(t *testing.T) {
+	tl := newTestLog(t, func(c *Config) {
+		c.LeafHashes = func(start, end uint64) ([][32]byte, bool) {
+			h := make([][32]byte, end-start)
+			for i := range h {
+				h[i][0] = byte(i + 1)
+			}
+			return h, true
+		}
+	})
+	runEndToEnd(t, tl, 200, 2, 16)
+}
+
 // TestEndToEndMySQL runs the log with Trillian in-process on MariaDB
 // (Trillian's own storage/mysql) and the state in MariaDB.
 func TestEndToEndMySQL(t *testing.T) {
@@ -288,6 +313,6 @@ func TestRestart(t *testing.T) {
 func TestWakeByHash(t *testing.T) {
 	defer func(m uint64) { maxScan = m }(maxScan)
 	maxScan = 0
-	tl := newTestLog(t, nil)
+	tl := newTestLog(t, func(c *Config) { c.LeafHashes = nil })
 	runEndToEnd(t, tl, 60, 2, 8)
 }

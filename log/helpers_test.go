@@ -53,7 +53,7 @@ func (tl *testLog) start() {
 	t := tl.t
 	ctx := t.Context()
 	var err error
-	bcfg := backend.Config{SequencerInterval: 20 * time.Millisecond}
+	bcfg := backend.Config{}
 	if tl.mysqlDSN != "" {
 		tl.state, err = storage.OpenMySQL(ctx, tl.mysqlDSN)
 		bcfg.MySQLDSN = tl.mysqlDSN
@@ -83,6 +83,9 @@ func (tl *testLog) start() {
 		TreeID:             tl.be.TreeID,
 		State:              tl.state,
 		Healthy:            tl.be.Healthy,
+		Grown:              tl.be.Grown,
+		LeafHashes:         tl.be.LeafHashes,
+		QueueBatch:         tl.be.QueueBatch,
 		CheckpointInterval: 50 * time.Millisecond,
 		WaitTimeout:        20 * time.Second,
 	}

@@ -45,9 +45,9 @@ import (
 
 // Defaults for Config.
 const (
-	// DefaultCheckpointInterval is how often the publisher looks for growth.
-	// Together with the sequencer's interval it bounds the time from submit
-	// to receipt.
+	// DefaultCheckpointInterval is how often the publisher looks for growth
+	// when Trillian cannot say when its tree grew (Config.Grown is nil: a
+	// remote Trillian), and the first wait after a failed round.
 	DefaultCheckpointInterval = 100 * time.Millisecond
 	// MaxEntrySize is the largest entry any log accepts: tlog-tiles entry
 	// bundles carry uint16 lengths.
@@ -97,8 +97,23 @@ type Config struct {
 	// Healthy, when set, reports whether Trillian's storage answers (for
 	// /healthz).
 	Healthy func(context.Context) error
+	// Grown, when set, returns a channel that is closed when Trillian's
+	// tree next grows (backend.Backend.Grown, in-process). The publisher
+	// then starts a round as soon as the tree grew, and does nothing while
+	// it does not; without it, it looks every CheckpointInterval.
+	Grown func() <-chan struct{}
+	// LeafHashes, when set, returns the Merkle leaf hashes of the entries
+	// [start, end) if it has them at hand (backend.Backend.LeafHashes,
+	// in-process), so that the publisher need not read new entries back
+	// from Trillian. They are checked against Trillian's root before use.
+	LeafHashes func(start, end uint64) ([][32]byte, bool)
+	// QueueBatch, when set, queues the entries of a batch in one durable
+	// commit (backend.Backend.QueueBatch, in-process). Without it a batch
+	// is queued with concurrent QueueLeaf calls.
+	QueueBatch QueueBatchFunc
 
 	// CheckpointInterval is how often the publisher looks for growth
+	// without Grown, and the first wait after a failed round
 	// (DefaultCheckpointInterval when zero).
 	CheckpointInterval time.Duration
 	// MaxEntrySize is the largest accepted entry, at most MaxEntrySize

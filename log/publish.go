@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
+	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -47,6 +48,7 @@ type publisher struct {
 
 	mu        sync.Mutex
 	cur       *published
+	edge      *compact.Range // the compact range of cur's tree, when known (only run touches it)
 	waiters   map[[32]byte][]*waiter
 	stalled   error         // set once; the publisher never signs again
 	lastErr   error         // the last round's failure, nil after a good round
@@ -134,23 +136,38 @@ func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
 	return &published{size: 0, root: checkpoint.EmptyRoot, note: signed}, nil
 }
 
-// run publishes every CheckpointInterval until ctx ends. After a failed
-// round it waits longer, doubling up to MaxBackoff, so that failing
-// witnesses and storage are not asked ten times a second.
+// run publishes until ctx ends, starting CheckpointInterval after New:
+// with Config.Grown, a round starts as soon as Trillian's tree grew (rounds never overlap, so under load each one
+// covers everything integrated while the last one ran); without, every
+// CheckpointInterval. After a failed round it waits, doubling from
+// CheckpointInterval up to MaxBackoff, so that failing witnesses and
+// storage are not asked ten times a second.
 func (p *publisher) run(ctx context.Context) {
 	t := time.NewTimer(p.l.cfg.CheckpointInterval)
 	defer t.Stop()
+	var grown <-chan struct{} // nil: poll
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-grown:
 		}
 		if p.stalledErr() != nil {
 			return // for good: /healthz and add-entry report it
 		}
+		if p.l.cfg.Grown != nil {
+			// Taken before the round reads the tree: growth during the
+			// round closes it, and the next round starts at once.
+			grown = p.l.cfg.Grown()
+		}
 		err := p.round(ctx)
-		t.Reset(p.finish(ctx, err))
+		wait := p.finish(ctx, err)
+		if err == nil && grown != nil {
+			continue // until the tree grows
+		}
+		grown = nil // after a failure, wait out the backoff
+		t.Reset(wait)
 	}
 }
 
@@ -209,7 +226,7 @@ const roundTimeout = 30 * time.Second
 func (p *publisher) round(ctx context.Context) error {
 	l := p.l
 	start := time.Now()
-	signed, next, err := p.sign(ctx)
+	signed, next, g, err := p.sign(ctx)
 	if err != nil || next == nil {
 		return err
 	}
@@ -236,53 +253,107 @@ func (p *publisher) round(ctx context.Context) error {
 		}
 	}
 	l.metrics.publish.Observe(time.Since(start).Seconds())
-	p.advance(ctx, next)
+	p.advance(ctx, next, g)
 	return nil
 }
 
 // sign reads Trillian's tree and, if it grew, verifies it against what the
 // log signed before, signs it, and (with witnesses) records it as signed
-// before any witness sees it. It returns nil, nil, nil when the tree did
-// not grow.
-func (p *publisher) sign(ctx context.Context) ([]byte, *published, error) {
+// before any witness sees it. It returns nils when the tree did not grow.
+//
+// The new tree is verified by recomputing its root from the compact range
+// of the published tree and the new leaves' hashes (see growth), or, where
+// those are not at hand, with a consistency proof from Trillian.
+func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, error) {
 	l := p.l
 	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
 	defer cancel()
 	size, root, err := p.trillianRoot(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cur := p.latest()
 	if size < cur.size || size == cur.size && root != cur.root {
-		return nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
+		return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
 	}
 	if size == cur.size {
-		return nil, nil, nil
-	}
-	proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil
 	}
 	// Verify before signing: the new tree must extend everything published.
-	if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
-		return nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
+	g, err := p.growth(ctx, cur, size, root)
+	if err != nil {
+		l.log.Warn("recomputing the new tree from its leaves failed; asking Trillian for a consistency proof", "from", cur.size, "to", size, "error", err)
+	}
+	if g == nil {
+		proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
+			return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
+		}
 	}
 	if l.cfg.Cosign != nil {
 		// And everything witnesses may hold.
 		if err := p.checkSigned(ctx, cur.size, size, root); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}, l.cfg.Signer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signing checkpoint: %w", err)
+		return nil, nil, nil, fmt.Errorf("signing checkpoint: %w", err)
 	}
 	if l.cfg.Cosign != nil {
 		if err := p.recordSigned(ctx, size, root, signed); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return signed, &published{size: size, root: root}, nil
+	return signed, &published{size: size, root: root}, g, nil
+}
+
+// growth is what the publisher learns of the leaves that a new checkpoint
+// adds: their hashes, the inclusion proofs of each, and the new tree's
+// compact range.
+type growth struct {
+	leaves [][32]byte
+	prover *batchProver
+	edge   *compact.Range
+}
+
+// growth recomputes the tree of (size, root) from the compact range of the
+// published tree cur and the hashes of the leaves [cur.size, size): from
+// the sequencer (Config.LeafHashes), or else read from Trillian when there
+// are at most maxScan. If the root comes out equal to Trillian's, the new
+// tree extends cur by construction: no consistency proof is needed. It
+// returns nil, nil when the leaves are not at hand, and nil and an error
+// when they did not hash to root (the caller then checks with a proof).
+func (p *publisher) growth(ctx context.Context, cur *published, size uint64, root [32]byte) (*growth, error) {
+	var leaves [][32]byte
+	ok := false
+	if p.l.cfg.LeafHashes != nil {
+		leaves, ok = p.l.cfg.LeafHashes(cur.size, size)
+	}
+	if !ok {
+		if size-cur.size > maxScan {
+			return nil, nil
+		}
+		var err error
+		if leaves, err = p.readLeaves(ctx, cur.size, size); err != nil {
+			return nil, err
+		}
+	}
+	edge := p.edge
+	if edge == nil || edge.End() != cur.size {
+		var err error
+		if edge, err = p.l.rightEdge(ctx, cur); err != nil {
+			return nil, err
+		}
+	}
+	prover, next, err := newBatchProver(edge, leaves, root)
+	if err != nil {
+		return nil, err
+	}
+	return &growth{leaves: leaves, prover: prover, edge: next}, nil
 }
 
 // adopt returns the checkpoint of this size that another server of this log
@@ -330,34 +401,28 @@ func (p *publisher) consistencyFromTrillian(ctx context.Context, first, second u
 }
 
 // advance makes next the latest published checkpoint and wakes the waiters
-// whose leaves it newly covers.
-func (p *publisher) advance(ctx context.Context, next *published) {
+// whose leaves it newly covers: with g, from the new leaves' hashes and
+// proofs; without, looking each waiter up in Trillian.
+func (p *publisher) advance(ctx context.Context, next *published, g *growth) {
 	p.mu.Lock()
 	old := p.cur
 	p.cur = next
 	waiting := len(p.waiters) > 0
 	p.mu.Unlock()
+	p.edge = nil
+	if g != nil {
+		p.edge = g.edge
+	}
 	p.l.metrics.size.Set(float64(next.size))
 	p.l.metrics.backlog.Set(float64(p.backlog()))
 	if !waiting {
 		return
 	}
-	if next.size-old.size > maxScan {
+	if g == nil {
 		p.wakeByHash(ctx, next)
 		return
 	}
-	leaves, err := p.readLeaves(ctx, old.size, next.size)
-	if err != nil {
-		p.l.log.Error("reading new leaves to wake waiters", "from", old.size, "to", next.size, "error", err)
-		p.wakeByHash(ctx, next)
-		return
-	}
-	prover, err := p.l.newBatchProver(ctx, old, leaves, next.root)
-	if err != nil {
-		// Each waiter fetches its proof from Trillian instead.
-		p.l.log.Warn("building inclusion proofs for a new checkpoint", "size", next.size, "error", err)
-	}
-	for i, h := range leaves {
+	for i, h := range g.leaves {
 		p.mu.Lock()
 		waiting := len(p.waiters[h]) > 0
 		p.mu.Unlock()
@@ -365,9 +430,7 @@ func (p *publisher) advance(ctx context.Context, next *published) {
 			continue
 		}
 		f := found{index: old.size + uint64(i), cp: next}
-		if prover != nil {
-			f.proof, _ = prover.inclusion(f.index)
-		}
+		f.proof, _ = g.prover.inclusion(f.index) // nil: the waiter asks Trillian
 		p.deliver(h, f)
 	}
 }

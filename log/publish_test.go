@@ -118,7 +118,7 @@ func TestStallOnRollback(t *testing.T) {
 	// Same again, but Trillian regrows past the published size before the
 	// publisher looks: the consistency proof must fail.
 	copyTrillian(t, backup, tl.dir)
-	tl.mod = func(c *Config) { c.CheckpointInterval = time.Hour }
+	tl.mod = func(c *Config) { c.CheckpointInterval, c.Grown = time.Hour, nil }
 	tl.start()
 	for i := 200; i < 206; i++ {
 		if code, r := tl.add(entryBytes(i), "?wait=false"); code != 202 {
@@ -231,7 +231,7 @@ func TestCosign(t *testing.T) {
 func TestBackoff(t *testing.T) {
 	// The publisher's own rounds never run (an hour apart): finish is
 	// driven here.
-	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval = time.Hour; c.MaxBackoff = 5 * time.Hour })
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.Grown = time.Hour, nil; c.MaxBackoff = 5 * time.Hour })
 	p, fail := tl.log.pub, errors.New("witness unreachable")
 	var got []time.Duration
 	for range 5 {
@@ -435,7 +435,7 @@ func startWaiter(t *testing.T, tl *testLog) <-chan waitingAnswer {
 // publisher stalls gets 503 with the reason at once, not 504 later.
 func TestStallWakesWaiters(t *testing.T) {
 	// The publisher's own rounds never run: finish is driven here.
-	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval = time.Hour })
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.Grown = time.Hour, nil })
 	p := tl.log.pub
 	done := startWaiter(t, tl)
 	p.finish(t.Context(), &InconsistencyError{Published: p.latest().note, Reason: "test"})
@@ -453,7 +453,7 @@ func TestWaiterSeesSecondOutage(t *testing.T) {
 	// The publisher's own rounds never run: its state is driven here.
 	// Without noticing the second outage, the writer would get 504 after
 	// WaitTimeout.
-	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.WaitTimeout = time.Hour, 20*time.Second })
+	tl := newTestLog(t, func(c *Config) { c.CheckpointInterval, c.Grown, c.WaitTimeout = time.Hour, nil, 20*time.Second })
 	p := tl.log.pub
 	done := startWaiter(t, tl)
 	// An outage and its end, at once: the writer wakes to a log that

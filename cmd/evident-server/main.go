@@ -113,7 +113,7 @@ Flags:
 	fs.StringVar(&dsnFile, "mysql_dsn_file", "", "read the MySQL/MariaDB DSN from this `file` (one line; keep it 0600) instead of --mysql_dsn")
 	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
 	fs.Int64Var(&o.treeID, "tree_id", 0, "the log's Trillian tree `ID`; default: the tree this log created on first start (recorded in its state database)")
-	fs.DurationVar(&o.sequencerInterval, "sequencer_interval", backend.DefaultSequencerInterval, "in-process Trillian: time between sequencer runs")
+	fs.DurationVar(&o.sequencerInterval, "sequencer_interval", 0, "in-process Trillian: also look for queued leaves this often (entries queued through this server are integrated at once; this is only for leaves another process queued in the same tree); 0: never poll")
 	fs.IntVar(&o.batchSize, "batch_size", backend.DefaultBatchSize, "in-process Trillian: most entries integrated per sequencer run")
 	fs.IntVar(&o.maxBacklog, "max_backlog", evlog.DefaultMaxBacklog, "refuse new entries with 503 while this many wait for a checkpoint")
 	fs.DurationVar(&o.waitTimeout, "wait_timeout", evlog.DefaultWaitTimeout, "how long add-entry waits for a checkpoint before answering 504")
@@ -136,7 +136,6 @@ Flags:
 		v    time.Duration
 	}{
 		{"checkpoint_interval", o.checkpointInterval},
-		{"sequencer_interval", o.sequencerInterval},
 		{"wait_timeout", o.waitTimeout},
 		{"shutdown_timeout", o.shutdownTimeout},
 		{"witness_timeout", o.witnessTimeout},
@@ -152,6 +151,9 @@ Flags:
 		if n.v < 1 {
 			return nil, fmt.Errorf("--%s must be at least 1, not %d", n.name, n.v)
 		}
+	}
+	if o.sequencerInterval < 0 {
+		return nil, fmt.Errorf("--sequencer_interval must not be negative, not %v", o.sequencerInterval)
 	}
 	if o.treeID < 0 {
 		return nil, fmt.Errorf("--tree_id must not be negative")
@@ -317,6 +319,9 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		TreeID:             be.TreeID,
 		State:              state,
 		Healthy:            be.Healthy,
+		Grown:              be.Grown,
+		LeafHashes:         be.LeafHashes,
+		QueueBatch:         be.QueueBatch,
 		CheckpointInterval: o.checkpointInterval,
 		MaxEntrySize:       o.maxEntrySize,
 		MaxBacklog:         o.maxBacklog,

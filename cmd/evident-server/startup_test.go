@@ -170,7 +170,7 @@ func TestBadStartCreatesNothing(t *testing.T) {
 		{"zero wait timeout", 2, nil, []string{"--wait_timeout", "0s"}, "--wait_timeout must be positive"},
 		{"negative witness timeout", 2, nil, []string{"--witness_timeout", "-5s"}, "--witness_timeout must be positive"},
 		{"zero shutdown timeout", 2, nil, []string{"--shutdown_timeout", "0s"}, "--shutdown_timeout must be positive"},
-		{"zero sequencer interval", 2, nil, []string{"--sequencer_interval", "0s"}, "--sequencer_interval must be positive"},
+		{"negative sequencer interval", 2, nil, []string{"--sequencer_interval", "-1s"}, "--sequencer_interval must not be negative"},
 		{"zero batch size", 2, nil, []string{"--batch_size", "0"}, "--batch_size"},
 		{"negative backlog", 2, nil, []string{"--max_backlog", "-1"}, "--max_backlog"},
 		{"negative tree", 2, nil, []string{"--tree_id", "-1"}, "--tree_id"},
