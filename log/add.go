@@ -91,7 +91,7 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 	if !wait {
 		return res, nil
 	}
-	f, err := l.await(ctx, w, regCP, res)
+	f, err := l.await(ctx, w, regCP, res, time.Now().Add(l.cfg.WaitTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -102,17 +102,17 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 	return res, nil
 }
 
-// await waits until a published checkpoint covers the entry. A duplicate
-// may already be covered by regCP, the latest checkpoint when w was
-// registered; any later checkpoint wakes w. It gives up early when
-// publishing keeps failing (ErrNotPublishing).
-func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult) (found, error) {
+// await waits until a published checkpoint covers the entry, at most until
+// deadline (then ErrTimeout). A duplicate may already be covered by regCP,
+// the latest checkpoint when w was registered; any later checkpoint wakes
+// w. It gives up early when publishing keeps failing (ErrNotPublishing).
+func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult, deadline time.Time) (found, error) {
 	if res.Duplicate {
 		if f, ok, err := l.lookup(ctx, res.LeafHash, regCP); ok || err != nil {
 			return f, err
 		}
 	}
-	t := time.NewTimer(l.cfg.WaitTimeout)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	failing := w.failing
 	for {

@@ -31,6 +31,7 @@ func (l *Log) Handler() http.Handler {
 		route(pattern, l.wrap(pattern, h))
 	}
 	handle("POST /v1/add-entry", l.handleAdd)
+	handle("POST /v1/add-entries", l.handleAddBatch)
 	handle("GET /checkpoint", l.handleCheckpoint)
 	handle("GET /v1/receipt", l.handleReceipt)
 	handle("GET /v1/proof/inclusion", l.handleInclusion)
@@ -69,7 +70,10 @@ func (l *Log) Handler() http.Handler {
 func (l *Log) wrap(route string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := int64(0)
-		if r.Method == http.MethodPost {
+		switch {
+		case route == "POST /v1/add-entries":
+			limit = MaxBatchBytes
+		case r.Method == http.MethodPost:
 			limit = int64(l.cfg.MaxEntrySize)
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -159,6 +163,68 @@ func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, addResponse{
 		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt)})
+}
+
+// batchResponse is the JSON answer of POST /v1/add-entries: one result
+// per entry, in order, each an addResponse or an error.
+type batchResponse struct {
+	Results []batchResult `json:"results"`
+}
+
+type batchResult struct {
+	addResponse
+	Error  string `json:"error,omitempty"`
+	Status int    `json:"status,omitempty"`
+}
+
+func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok || !l.tokens.valid(token) {
+		return ErrUnauthorized
+	}
+	wait, err := parseWait(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if r.ContentLength > MaxBatchBytes {
+		return ErrTooLarge
+	}
+	body, err := io.ReadAll(r.Body) // limited to MaxBatchBytes by wrap
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return ErrTooLarge
+		}
+		return badRequest("reading the batch: " + err.Error())
+	}
+	entries, err := parseBatch(body)
+	if err != nil {
+		return err
+	}
+	results, err := l.AddEntries(r.Context(), entries, wait)
+	if err != nil {
+		return err
+	}
+	out := batchResponse{Results: make([]batchResult, len(results))}
+	for i, res := range results {
+		if res.Err != nil {
+			code, msg := httpStatus(res.Err)
+			if code >= 500 {
+				l.log.Error("batch entry failed", "entry", i, "status", code, "error", res.Err)
+			}
+			out.Results[i] = batchResult{Error: msg, Status: code}
+			continue
+		}
+		out.Results[i].LeafHash = res.LeafHash[:]
+		if wait {
+			out.Results[i].Index, out.Results[i].Duplicate, out.Results[i].Receipt = &res.Index, &res.Duplicate, string(res.Receipt)
+		}
+	}
+	code := http.StatusOK
+	if !wait {
+		code = http.StatusAccepted
+	}
+	return writeJSON(w, code, out)
 }
 
 func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) error {
