@@ -58,7 +58,7 @@ func oneEventBundle(t testing.TB) (bundle []byte, logKey note.Verifier, policy *
 		Query: BundleQuery{Subject: "s"}, Checkpoint: string(signed), Policy: policyText,
 		Events: []BundleEvent{{Index: 0, LeafHash: lh[:], Entry: string(entry),
 			Receipt: string((&checkpoint.Receipt{Index: 0, Proof: [][]byte{}, Checkpoint: signed}).Marshal()),
-			Data: json.RawMessage(`{"x":1}`), Salt: salt[:]}}}
+			Data:    json.RawMessage(`{"x":1}`), Salt: salt[:]}}}
 	if bundle, err = json.Marshal(bu); err != nil {
 		t.Fatal(err)
 	}
