@@ -23,7 +23,12 @@
 //     "cosignature/v1\ntime <t>\n" followed by the checkpoint body.
 //     Implemented here (a few lines over crypto/ed25519, to keep the
 //     dependency tree small) and cross-checked in tests against
-//     github.com/transparency-dev/formats/note.
+//     github.com/transparency-dev/formats/note. ML-DSA-44 cosignatures
+//     (type 0x06, post-quantum) are key ID (4) || timestamp (8) ||
+//     ML-DSA-44 signature (2420) over the binary cosigned_message
+//     "subtree/v1\n\x00", cosigner name, timestamp, origin, 0, size, root
+//     (see [GenerateMLDSACosignerKey]); policies may name either kind of
+//     witness key.
 //   - Witness policies, https://c2sp.org/tlog-policy: "log", "witness",
 //     "group" and "quorum" lines (see [ParsePolicy]).
 //   - Receipts, https://c2sp.org/tlog-proof: "c2sp.org/tlog-proof@v1",
@@ -35,7 +40,8 @@
 //
 // The only dependencies are the standard library,
 // golang.org/x/mod/sumdb/note (note.Signer, note.Verifier, Ed25519 log
-// keys) and github.com/transparency-dev/merkle (proof verification).
+// keys), github.com/transparency-dev/merkle (proof verification) and
+// filippo.io/mldsa (ML-DSA-44, until the standard library exports it).
 //
 // Every parser caps its input at [MaxNoteSize] bytes and proofs at
 // [MaxProofHashes] hashes. Errors wrap one of the sentinels [ErrMalformed],

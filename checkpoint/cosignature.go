@@ -19,6 +19,7 @@ import (
 const (
 	algEd25519       = 0x01
 	algCosignatureV1 = 0x04
+	// algMLDSA44 (0x06) is in mldsa.go.
 )
 
 // Cosignature is a witness cosignature (C2SP tlog-cosignature,
@@ -51,22 +52,26 @@ func GenerateCosignerKey(name string) (skey, vkey string, err error) {
 	return skey, vkey, nil
 }
 
-// NewCosigner returns a cosignature/v1 signer for skey (an Ed25519 signer key
-// of type 0x04, or of type 0x01 used as a cosignature key, as
-// transparency-dev/formats/note allows). Each signature carries the current
-// time as its timestamp. Its Sign refuses messages that are not checkpoint
-// bodies.
+// NewCosigner returns a witness cosigner for skey: an Ed25519 cosignature/v1
+// signer for an Ed25519 key of type 0x04 (or of type 0x01 used as a
+// cosignature key, as transparency-dev/formats/note allows), or an ML-DSA-44
+// cosigner for a key of type 0x06 (see GenerateMLDSACosignerKey). Each
+// signature carries the current time as its timestamp. Its Sign refuses
+// messages that are not checkpoint bodies.
 func NewCosigner(skey string) (note.Signer, error) {
 	return newCosigner(skey, time.Now)
 }
 
 func newCosigner(skey string, now func() time.Time) (note.Signer, error) {
-	name, _, raw, err := splitKey(skey, true)
+	name, id, raw, err := splitKey(skey, true)
 	if err != nil {
 		return nil, fmt.Errorf("cosigner key: %w", err)
 	}
+	if raw[0] == algMLDSA44 {
+		return newMLDSACosigner(name, id, raw, now)
+	}
 	if alg := raw[0]; alg != algCosignatureV1 && alg != algEd25519 {
-		return nil, fmt.Errorf("cosigner key has signature type %#x, want Ed25519: %w", alg, ErrMalformed)
+		return nil, fmt.Errorf("cosigner key has signature type %#x, want Ed25519 or ML-DSA-44: %w", alg, ErrMalformed)
 	}
 	if len(raw) != 1+ed25519.SeedSize {
 		return nil, fmt.Errorf("cosigner key has %d bytes, want %d: %w", len(raw)-1, ed25519.SeedSize, ErrMalformed)
@@ -117,16 +122,19 @@ func cosignedMessage(t uint64, body []byte) []byte {
 	return append(m, body...)
 }
 
-// NewCosignatureVerifier returns a cosignature/v1 verifier for vkey, which
-// must be an Ed25519 cosignature/v1 key (type 0x04) whose key ID matches its
-// name and key.
+// NewCosignatureVerifier returns a witness cosignature verifier for vkey,
+// which must be an Ed25519 cosignature/v1 key (type 0x04) or an ML-DSA-44
+// cosignature key (type 0x06) whose key ID matches its name and key.
 func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
 	name, id, raw, err := splitKey(vkey, false)
 	if err != nil {
 		return nil, fmt.Errorf("cosignature verifier key: %w", err)
 	}
+	if raw[0] == algMLDSA44 {
+		return newMLDSAVerifier(name, id, raw)
+	}
 	if alg := raw[0]; alg != algCosignatureV1 {
-		return nil, fmt.Errorf("cosignature verifier key has signature type %#x, want 0x04 (cosignature/v1): %w", alg, ErrMalformed)
+		return nil, fmt.Errorf("cosignature verifier key has signature type %#x, want 0x04 (Ed25519 cosignature/v1) or 0x06 (ML-DSA-44): %w", alg, ErrMalformed)
 	}
 	if len(raw) != 1+ed25519.PublicKeySize {
 		return nil, fmt.Errorf("cosignature verifier key has %d bytes, want %d: %w", len(raw)-1, ed25519.PublicKeySize, ErrMalformed)

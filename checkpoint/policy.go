@@ -35,7 +35,8 @@ type policyNode struct {
 type Witness struct {
 	// Name is the witness's name in the policy (used by groups and quorum).
 	Name string
-	// VKey is the witness's cosignature/v1 verifier key.
+	// VKey is the witness's cosignature verifier key (Ed25519
+	// cosignature/v1 or ML-DSA-44).
 	VKey string
 	// URL is the optional submission prefix URL ("" when absent).
 	URL string
@@ -62,7 +63,8 @@ type PolicyLog struct {
 //
 // Items are separated by spaces and tabs; blank lines and lines starting with
 // "#" are ignored. Log keys are Ed25519 note keys, witness keys Ed25519
-// cosignature/v1 keys. A group or quorum refers only to names defined on
+// cosignature/v1 keys (type 0x04) or ML-DSA-44 cosignature keys (type
+// 0x06, tlog-cosignature). A group or quorum refers only to names defined on
 // earlier lines; every name is used as a group member at most once; duplicate
 // names or keys are refused; there must be exactly one quorum line. Errors
 // name the line number and wrap ErrMalformed.
