@@ -284,6 +284,39 @@ func TestEventIDIdempotent(t *testing.T) {
 	if rows, _ := tl.state.Events(t.Context(), storage.EventQuery{Limit: 10}); len(rows) != 1 {
 		t.Errorf("%d events stored, want 1", len(rows))
 	}
+	// An erased event's id cannot be submitted again.
+	if code, _ := tl.event("POST", "/v1/events/"+hex.EncodeToString(first.LeafHash)+"/erase", tl.token, `{"by":"dpo"}`); code != 200 {
+		t.Fatalf("erase: %d", code)
+	}
+	if code, r := tl.event("POST", "/v1/events", tl.token, body); code != 409 || !strings.Contains(r.Error, "erased") {
+		t.Errorf("an erased event's id again: %d %+v", code, r)
+	}
+	// A server that stopped after storing an event but before queueing its
+	// entry never answered; the writer retries with the same id, and the
+	// stored entry (with its salt) is what gets logged.
+	req, err := event.ParseRequest([]byte(evt("s", "t", "a", "2026-01-02T00:00:00Z", `{"k":"crash"}`, `"id":"erp-2"`, `"private":true`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := [32]byte{7}
+	entry, e, err := req.Entry(time.Now().Add(-time.Minute), salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tl.state.AddEvent(t.Context(), &storage.StoredEvent{LeafHash: checkpoint.LeafHash(entry), Entry: entry, EventID: "erp-2",
+		Type: "t", Actor: "a", Subject: "s", OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Private: true, Data: req.Data, Salt: salt[:]}); err != nil {
+		t.Fatal(err)
+	}
+	h := checkpoint.LeafHash(entry)
+	if _, v := tl.event("GET", "/v1/events/"+hex.EncodeToString(h[:]), "", ""); v.Status != "pending" {
+		t.Errorf("an event whose entry was never queued: status %q, want pending", v.Status)
+	}
+	code, retried := tl.event("POST", "/v1/events", tl.token, evt("s", "t", "a", "2026-01-02T00:00:00Z", `{"k":"crash"}`, `"id":"erp-2"`, `"private":true`))
+	if code != 200 || retried.Entry != string(entry) || !bytes.Equal(retried.Salt, salt[:]) || retried.Index == nil {
+		t.Fatalf("retry after a crash: %d %+v, want the stored entry logged", code, retried)
+	}
+	tl.checkReceipt(entry, retried.Receipt)
+
 	// Without waiting: 202 and the entry.
 	code, q := tl.event("POST", "/v1/events?wait=false", tl.token, evt("s", "t", "a", "2026-01-01T00:00:00Z", `1`))
 	if code != 202 || q.Entry == "" || q.Index != nil {
