@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,22 @@ func TestParseEntryStrict(t *testing.T) {
 		_, err := ParseEntry([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: ParseEntry = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestPure checks that the package stays pure (DESIGN.md): nothing it
+// depends on does network or storage I/O, or links Trillian or gRPC.
+func TestPure(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{"net/http", "database/sql", "github.com/google/trillian", "google.golang.org/grpc", "os/exec"} {
+			if dep == banned || strings.HasPrefix(dep, banned+"/") {
+				t.Errorf("package event depends on %s", dep)
+			}
 		}
 	}
 }
