@@ -18,7 +18,7 @@ import (
 
 // Key file names in a witness's data directory.
 const (
-	KeyFile  = "witness.key"  // private cosignature/v1 signer key, mode 0600
+	KeyFile  = "witness.key"  // private cosignature signer key, mode 0600
 	VKeyFile = "witness.vkey" // public verifier key, one line
 )
 
@@ -32,11 +32,33 @@ var ErrNoKeyName = errors.New("no witness key yet, and no name to create one")
 // not name (when name is not empty) or whose file is readable by others is
 // refused.
 func LoadOrCreateKey(dir, name string) (skey, vkey string, created bool, err error) {
+	return LoadOrCreateKeyOfType(dir, name, KeyEd25519)
+}
+
+// KeyType is the kind of key a witness cosigns with.
+type KeyType string
+
+// Key types (C2SP tlog-cosignature).
+const (
+	// KeyEd25519 cosigns with Ed25519 (cosignature/v1, type 0x04).
+	KeyEd25519 KeyType = "ed25519"
+	// KeyMLDSA44 cosigns with ML-DSA-44 (type 0x06): post-quantum, larger
+	// signatures (2.4 kB), committing to the witness's name.
+	KeyMLDSA44 KeyType = "mldsa44"
+)
+
+// LoadOrCreateKeyOfType is LoadOrCreateKey that creates a key of type kt
+// (KeyEd25519 or KeyMLDSA44) if dir holds none. An existing key is used
+// whatever its type.
+func LoadOrCreateKeyOfType(dir, name string, kt KeyType) (skey, vkey string, created bool, err error) {
+	if kt != KeyEd25519 && kt != KeyMLDSA44 {
+		return "", "", false, fmt.Errorf("unknown witness key type %q (want %s or %s)", kt, KeyEd25519, KeyMLDSA44)
+	}
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return createKey(dir, name)
+		return createKey(dir, name, kt)
 	case err != nil:
 		return "", "", false, fmt.Errorf("reading witness key: %w", err)
 	}
@@ -58,11 +80,15 @@ func LoadOrCreateKey(dir, name string) (skey, vkey string, created bool, err err
 	return skey, vkey, false, nil
 }
 
-func createKey(dir, name string) (skey, vkey string, created bool, err error) {
+func createKey(dir, name string, kt KeyType) (skey, vkey string, created bool, err error) {
 	if name == "" {
 		return "", "", false, fmt.Errorf("%s: %w", filepath.Join(dir, KeyFile), ErrNoKeyName)
 	}
-	skey, vkey, err = checkpoint.GenerateCosignerKey(name)
+	generate := checkpoint.GenerateCosignerKey
+	if kt == KeyMLDSA44 {
+		generate = checkpoint.GenerateMLDSACosignerKey
+	}
+	skey, vkey, err = generate(name)
 	if err != nil {
 		return "", "", false, err
 	}
@@ -88,8 +114,9 @@ func createKey(dir, name string) (skey, vkey string, created bool, err error) {
 	return skey, vkey, true, nil
 }
 
-// cosignerVKey derives the cosignature/v1 verifier key of a signer key
-// "PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>".
+// cosignerVKey derives the cosignature verifier key of a signer key
+// "PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>": Ed25519 (0x04, or 0x01
+// used as a cosignature key) or ML-DSA-44 (0x06).
 func cosignerVKey(skey string) (string, error) {
 	rest, ok := strings.CutPrefix(skey, "PRIVATE+KEY+")
 	if !ok {
@@ -102,6 +129,14 @@ func cosignerVKey(skey string) (string, error) {
 	}
 	name, hash, b64 := f[0], f[1], f[2]
 	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err == nil && len(raw) > 0 && raw[0] == 0x06 {
+		vkey, err := checkpoint.MLDSAVerifierKey(skey)
+		if err != nil {
+			// Not err's detail beyond its kind: never quote key bytes.
+			return "", fmt.Errorf("private key is not a valid ML-DSA-44 key: %w", checkpoint.ErrMalformed)
+		}
+		return vkey, nil
+	}
 	if err != nil || len(raw) != 1+ed25519.SeedSize || (raw[0] != 0x04 && raw[0] != 0x01) {
 		return "", fmt.Errorf("private key is not an Ed25519 key: %w", checkpoint.ErrMalformed)
 	}

@@ -48,8 +48,9 @@ type Config struct {
 	// DB holds the witness's state and evidence. The caller owns it and
 	// closes it after the Witness.
 	DB *storage.DB
-	// Key is the witness's private cosignature/v1 signer key (see
-	// checkpoint.GenerateCosignerKey).
+	// Key is the witness's private cosignature signer key, Ed25519 or
+	// ML-DSA-44 (see checkpoint.GenerateCosignerKey and
+	// checkpoint.GenerateMLDSACosignerKey).
 	Key string
 	// Logs are the logs the witness follows; nil follows none until
 	// SetLogs.
@@ -160,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Witness, error) {
 // Close releases the witness's resources. It does not close Config.DB.
 func (w *Witness) Close() error { return nil }
 
-// VKey returns the witness's public cosignature/v1 verifier key.
+// VKey returns the witness's public cosignature verifier key.
 func (w *Witness) VKey() string { return w.vkey }
 
 // Name returns the name of the witness's key.

@@ -36,8 +36,8 @@ func main() {
 Runs a transparency log witness (C2SP tlog-witness): it cosigns each new
 checkpoint of the logs in --logs_file that is consistent with the last one
 it cosigned, and keeps conflicting checkpoints as evidence (GET /evidence).
-The first start needs --name; it creates witness.key (0600) and
-witness.vkey in --data_dir and prints "vkey: <vkey>" for log operators'
+The first start needs --name; it creates witness.key (0600, Ed25519 or,
+with --key_type mldsa44, ML-DSA-44) and witness.vkey in --data_dir and prints "vkey: <vkey>" for log operators'
 witness policies. SIGHUP reloads --logs_file; SIGINT/SIGTERM shut down.
 
 Flags:
@@ -62,6 +62,7 @@ func run() error {
 	dataDir := flag.String("data_dir", "./evident-witness-data", "directory for the witness key and state (created 0700)")
 	logsFile := flag.String("logs_file", "", `file listing the logs to follow, one "log <vkey> [url]" line each (reloaded on SIGHUP)`)
 	name := flag.String("name", "", "name of the witness key, e.g. witness.example.com/w1 (required on first start)")
+	keyType := flag.String("key_type", string(witness.KeyEd25519), `type of the key the first start creates: "ed25519" or "mldsa44" (ML-DSA-44, post-quantum); later starts use the key they find`)
 	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "checkpoints per second per log that advance the witness's state (burst 50; replays are not counted; negative: no limit)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -81,6 +82,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if kt := witness.KeyType(*keyType); kt != witness.KeyEd25519 && kt != witness.KeyMLDSA44 {
+		return usageError{fmt.Errorf("--key_type %q: want %s or %s", *keyType, witness.KeyEd25519, witness.KeyMLDSA44)}
+	}
 	if *name == "" {
 		if _, err := os.Stat(filepath.Join(*dataDir, witness.KeyFile)); errors.Is(err, fs.ErrNotExist) {
 			return noName(*dataDir)
@@ -92,7 +96,7 @@ func run() error {
 	if fi, err := os.Stat(*dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("data directory is accessible to other users; chmod 700 it", "dir", *dataDir, "mode", fi.Mode().Perm().String())
 	}
-	skey, vkey, created, err := witness.LoadOrCreateKey(*dataDir, *name)
+	skey, vkey, created, err := witness.LoadOrCreateKeyOfType(*dataDir, *name, witness.KeyType(*keyType))
 	if errors.Is(err, witness.ErrNoKeyName) {
 		return noName(*dataDir)
 	}

@@ -125,6 +125,7 @@ func TestStartMistakes(t *testing.T) {
 		{"invalid port", []string{"--listen", ":99999", "--name", "example.com/w1"}, 1, "--listen"},
 		{"port in use", []string{"--listen", busy.Addr().String(), "--name", "example.com/w1"}, 1, "--listen"},
 		{"missing logs file", []string{"--listen", free, "--name", "example.com/w1", "--logs_file", "/nonexistent/logs"}, 1, "logs file"},
+		{"unknown key type", []string{"--listen", free, "--name", "example.com/w1", "--key_type", "rsa"}, 2, "--key_type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
