@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/webui"
 )
 
 // SizeContentType is the content type of a 409 answer that carries the
@@ -25,13 +26,15 @@ const SizeContentType = "text/x.tlog.size"
 //	POST /add-checkpoint                  tlog-witness add-checkpoint
 //	GET  /<hex SHA-256 of origin>/checkpoint  latest cosigned checkpoint
 //	GET  /evidence[?after=ID]             split-view evidence (JSON)
-//	GET  /                                status page (text)
+//	GET  /                                status page (HTML for browsers, else text)
+//	GET  /style.css                       the status page's stylesheet
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
 	mux.HandleFunc("GET /{origin}/checkpoint", w.serveCheckpoint)
 	mux.HandleFunc("GET /evidence", w.serveEvidence)
 	mux.HandleFunc("GET /{$}", w.serveStatus)
+	mux.HandleFunc("GET /style.css", webui.ServeCSS)
 	return mux
 }
 
@@ -107,13 +110,18 @@ func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Witness) serveStatus(rw http.ResponseWriter, r *http.Request) {
+	if wantsHTML(r) {
+		w.serveUI(rw, r)
+		return
+	}
 	states, err := w.db.WitnessStates(r.Context())
 	if err != nil {
 		w.writeError(rw, err)
 		return
 	}
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(rw, "evident-witness %s\nvkey %s\n\n", w.Name(), w.VKey())
+	alg, _ := checkpoint.CosignatureAlgorithm(w.VKey())
+	fmt.Fprintf(rw, "evident-witness %s\nvkey %s\nalgorithm %s\n\n", w.Name(), w.VKey(), alg)
 	tw := tabwriter.NewWriter(rw, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "log\tsize\tlast update\tcheckpoint")
 	for _, o := range w.logs.Load().Origins() {
