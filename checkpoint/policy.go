@@ -14,6 +14,7 @@ import (
 // witnesses it knows, and the quorum rule that the witnesses cosigning a
 // checkpoint must meet.
 type Policy struct {
+	text      []byte // as parsed
 	logs      []PolicyLog
 	witnesses []Witness
 	// nodes holds every witness and group, in definition order; a group
@@ -72,7 +73,7 @@ func ParsePolicy(text []byte) (*Policy, error) {
 	if len(text) > MaxNoteSize {
 		return nil, fmt.Errorf("policy of %d bytes exceeds %d: %w", len(text), MaxNoteSize, ErrMalformed)
 	}
-	p := &Policy{byName: make(map[string]int), quorum: -1}
+	p := &Policy{text: bytes.Clone(text), byName: make(map[string]int), quorum: -1}
 	haveQuorum := false
 	used := make(map[int]bool)      // nodes already listed as a group member
 	keys := make(map[string]string) // public key bytes -> where defined
@@ -255,6 +256,9 @@ func dupKey(keys map[string]string, vkey, where string) error {
 	keys[k] = where
 	return nil
 }
+
+// Text returns the policy's text as given to ParsePolicy.
+func (p *Policy) Text() []byte { return bytes.Clone(p.text) }
 
 // Witnesses returns the policy's witnesses in definition order.
 func (p *Policy) Witnesses() []Witness { return append([]Witness(nil), p.witnesses...) }

@@ -42,6 +42,7 @@ func (l *Log) Handler() http.Handler {
 	handle("GET /v1/info", l.handleInfo)
 	handle("GET /healthz", l.handleHealth)
 	l.eventRoutes(handle) // typed events and evidence bundles (events.go)
+	l.uiRoutes(handle)    // the explorer /ui and its JSON (ui.go)
 	gatherers := prometheus.Gatherers{l.metrics.reg}
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)

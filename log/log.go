@@ -142,6 +142,10 @@ type Config struct {
 	// CosignStatus, when set, is called by /healthz and its text added to
 	// the answer (for example the witnesses' last errors).
 	CosignStatus func() string
+	// WitnessPolicy, when set, is the witness policy the log publishes
+	// by; GET /v1/witness-policy serves its text for the explorer (/ui),
+	// which shows it as the log's claim until its user pins it.
+	WitnessPolicy *checkpoint.Policy
 
 	// Gatherer, when set, is served by /metrics beside the log's own
 	// metrics (for example prometheus.DefaultGatherer, where Trillian's

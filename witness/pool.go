@@ -116,6 +116,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	return p, nil
 }
 
+// Policy returns the witness policy the pool asks witnesses by.
+func (p *Pool) Policy() *checkpoint.Policy { return p.policy }
+
 // Status reports what the pool knows of each witness, in policy order.
 func (p *Pool) Status() []WitnessStatus {
 	out := make([]WitnessStatus, 0, len(p.members))

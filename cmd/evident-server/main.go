@@ -330,7 +330,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		Logger:             logger,
 	}
 	if pool != nil {
-		cfg.Cosign, cfg.CosignStatus = pool.Cosign, pool.StatusText
+		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
 	}
 	l, err := evlog.New(ctx, cfg)
 	if err != nil {
