@@ -29,6 +29,7 @@ var uiAssets = map[string]string{
 	"index.html": "text/html; charset=utf-8",
 	"app.js":     "text/javascript; charset=utf-8",
 	"verify.js":  "text/javascript; charset=utf-8",
+	"mldsa.js":   "text/javascript; charset=utf-8",
 }
 
 // History sampling: GET /v1/ui/history?points=N returns at most N
