@@ -27,6 +27,13 @@ if [ $# -eq 0 ]; then
 fi
 go test -count=1 -timeout 25m "$@"
 
+# The explorer (/ui) and the witness page in a real headless Chromium
+# (Debian's package, installed if missing); it prints where its
+# screenshots are.
+if [ "$*" = "./..." ]; then
+	scripts/ui-test.sh
+fi
+
 # The concurrency tests once more under the race detector (the whole suite
 # under -race takes too long for CI on 2 cores).
 if [ "$*" = "./..." ]; then

@@ -329,11 +329,13 @@ async function verifyReceipt() {
 }
 
 // fromFragment reads #receipt=<base64url>&entry=<base64url> (a link that
-// carries a receipt to check; the fragment never reaches the server).
+// carries a receipt to check; the fragment never reaches the server) and
+// #lookup=<index or leaf hash>.
 function fromFragment() {
   const f = new URLSearchParams(location.hash.slice(1));
   const dec = (s) => V.fromBase64(s.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(s.length / 4) * 4, "="));
   let any = false;
+  if (f.get("lookup")) $("lookup").value = f.get("lookup");
   try {
     if (f.get("receipt")) { setReceipt(dec(f.get("receipt"))); any = true; }
     if (f.get("entry")) setEntryFile(dec(f.get("entry")), "from the link");
@@ -373,6 +375,7 @@ async function main() {
   const auto = fromFragment();
   await refresh();
   if (auto) await verifyReceipt();
+  if ($("lookup").value) await lookup(new Event("submit"));
   document.body.dataset.ready = "true";
 }
 
