@@ -74,14 +74,11 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 		}
 		defer l.pub.unregister(w)
 	}
-	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{
-		LogId: l.cfg.TreeID,
-		Leaf:  &trillian.LogLeaf{LeafValue: entry},
-	})
+	dup, err := l.queueOne(ctx, entry)
 	if err != nil {
-		return nil, fmt.Errorf("queueing leaf: %w", err)
+		return nil, err
 	}
-	res.Duplicate = codes.Code(resp.GetQueuedLeaf().GetStatus().GetCode()) == codes.AlreadyExists
+	res.Duplicate = dup
 	if res.Duplicate {
 		l.metrics.added.WithLabelValues("duplicate").Inc()
 	} else {

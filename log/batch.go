@@ -163,12 +163,7 @@ func (l *Log) queueBatch(ctx context.Context, entries [][]byte) ([]queued, error
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: l.cfg.TreeID, Leaf: &trillian.LogLeaf{LeafValue: e}})
-			if err != nil {
-				out[i].err = fmt.Errorf("queueing leaf: %w", err)
-				return
-			}
-			out[i] = queuedStatus(resp.GetQueuedLeaf())
+			out[i].duplicate, out[i].err = l.queueOne(ctx, e)
 		})
 	}
 	wg.Wait()

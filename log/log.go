@@ -108,8 +108,9 @@ type Config struct {
 	// from Trillian. They are checked against Trillian's root before use.
 	LeafHashes func(start, end uint64) ([][32]byte, bool)
 	// QueueBatch, when set, queues the entries of a batch in one durable
-	// commit (backend.Backend.QueueBatch, in-process). Without it a batch
-	// is queued with concurrent QueueLeaf calls.
+	// commit (backend.Backend.QueueBatch, in-process), and the entries of
+	// concurrent add-entry requests are gathered into such batches too.
+	// Without it every entry is queued with its own QueueLeaf call.
 	QueueBatch QueueBatchFunc
 
 	// CheckpointInterval is how often the publisher looks for growth
@@ -164,6 +165,7 @@ type Log struct {
 
 	pub    *publisher
 	tokens *tokenSet
+	queuer *queuer // nil without Config.QueueBatch
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -192,6 +194,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if l.pub, err = newPublisher(ctx, l); err != nil {
 		return nil, err
+	}
+	if cfg.QueueBatch != nil {
+		l.queuer = newQueuer(cfg.QueueBatch)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
@@ -243,6 +248,9 @@ func (l *Log) Close() error {
 		l.cancel()
 		l.wg.Wait()
 		l.pub.closeWaiters()
+		if l.queuer != nil {
+			l.queuer.close()
+		}
 	})
 	return nil
 }
