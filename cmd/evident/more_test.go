@@ -46,7 +46,7 @@ func TestSubmitJSONLInterrupt(t *testing.T) {
 		gate <- struct{}{}
 	}
 	l.SetGate(gate)
-	cmd := exec.Command(evidentBin, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "4")
+	cmd := exec.Command(evidentBin, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input, "--concurrency", "4")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -28,8 +28,9 @@ Submits entries to the log and keeps their receipts.
       reads one entry from stdin and writes its receipt to stdout.
   evident submit --log URL --token_file F --jsonl FILE
       submits each non-empty line of FILE (without its "\n" or "\r\n") as
-      one entry, --concurrency at a time, and appends one JSON record per
-      line to FILE.receipts (or --receipts):
+      one entry, --batch lines per request (POST /v1/add-entries; 1 sends
+      each line alone), --concurrency requests at a time, and appends one
+      JSON record per line to FILE.receipts (or --receipts):
         {"line":N,"index":I,"leaf_hash":"<hex>","duplicate":false,"receipt":"<tlog-proof>"}
       Each record is written whole by one write and synced to disk at least
       every 100 records. Run the same command again after an interruption:
@@ -44,6 +45,7 @@ is not given, from the EVIDENT_TOKEN environment variable. With --log_key
 // submitter holds what every submission needs.
 type submitter struct {
 	c      *client.Client
+	batch  int                // --jsonl lines per request
 	key    note.Verifier      // nil: receipts are not verified
 	policy *checkpoint.Policy // nil: no witness requirement
 
@@ -65,6 +67,7 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 	jsonl := fs.String("jsonl", "", "submit each line of this file as an entry (resumable)")
 	receipts := fs.String("receipts", "", "with --jsonl: the receipts file (default: <jsonl>.receipts)")
 	concurrency := fs.Int("concurrency", 32, "with --jsonl: requests in flight")
+	batch := fs.Int("batch", 100, fmt.Sprintf("with --jsonl: lines per request, 1 to %d (1: one /v1/add-entry request per line)", client.MaxBatchEntries))
 	logKey := fs.String("log_key", "", "verify each receipt with this log verifier key (or file)")
 	policyFile := fs.String("policy", "", "with --log_key: witness policy the receipts must meet")
 	pos, err := parseArgs(fs, args)
@@ -104,6 +107,10 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 		if path == "" {
 			path = *jsonl + ".receipts"
 		}
+		if *batch < 1 || *batch > client.MaxBatchEntries {
+			return usagef("--batch must be between 1 and %d", client.MaxBatchEntries)
+		}
+		s.batch = *batch
 		return s.jsonl(ctx, e, *jsonl, path, *concurrency)
 	}
 	for _, p := range pos {
@@ -146,20 +153,66 @@ func (s *submitter) add(ctx context.Context, entry []byte) (*client.AddResponse,
 	if err != nil {
 		return nil, err
 	}
+	return r, s.check(r, entry)
+}
+
+// addBatch submits entries in one request; per entry, its answer (with
+// the receipt verified when a key is set) or its own error.
+func (s *submitter) addBatch(ctx context.Context, entries [][]byte) ([]client.BatchResult, error) {
+	if len(entries) == 1 && s.batch == 1 {
+		r, err := s.add(ctx, entries[0])
+		var he *client.HTTPError
+		if err != nil && !errors.As(err, &he) {
+			return nil, err
+		}
+		return []client.BatchResult{{AddResponse: r, Err: err}}, nil
+	}
+	// An entry the log cannot hold fails alone, as the log would fail it.
+	out := make([]client.BatchResult, len(entries))
+	var send [][]byte
+	var at []int
+	for i, e := range entries {
+		if len(e) > client.MaxEntrySize {
+			out[i].Err = &client.HTTPError{Method: http.MethodPost, Path: "/v1/add-entries", StatusCode: http.StatusRequestEntityTooLarge,
+				Message: fmt.Sprintf("entry of %d bytes is larger than %d", len(e), client.MaxEntrySize)}
+			continue
+		}
+		send, at = append(send, e), append(at, i)
+	}
+	if len(send) == 0 {
+		return out, nil
+	}
+	rs, err := s.c.AddEntries(ctx, send)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range at {
+		out[i] = rs[k]
+		if rs[k].Err == nil {
+			if err := s.check(rs[k].AddResponse, entries[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// check verifies r's receipt for entry, when a key is set.
+func (s *submitter) check(r *client.AddResponse, entry []byte) error {
 	if s.key == nil {
-		return r, nil
+		return nil
 	}
 	rc, err := checkpoint.ParseReceipt(r.Receipt)
 	if err != nil {
-		return nil, verifyFailure("the log returned a malformed receipt", err)
+		return verifyFailure("the log returned a malformed receipt", err)
 	}
 	if rc.Index != r.Index {
-		return nil, &failure{reason: "inclusion", err: fmt.Errorf("the log answered index %d but its receipt is for index %d", r.Index, rc.Index)}
+		return &failure{reason: "inclusion", err: fmt.Errorf("the log answered index %d but its receipt is for index %d", r.Index, rc.Index)}
 	}
 	if err := s.verifyReceipt(rc, entry); err != nil {
-		return nil, receiptFailure("the log returned a receipt that does not verify: ", rc, entry, s.key, err)
+		return receiptFailure("the log returned a receipt that does not verify: ", rc, entry, s.key, err)
 	}
-	return r, nil
+	return nil
 }
 
 // verifyReceipt is checkpoint.VerifyReceipt, with the checkpoint checks
@@ -340,42 +393,77 @@ func (s *submitter) jsonl(ctx context.Context, e *env, inPath, outPath string, c
 		n    int
 		line []byte
 	}
-	jobs := make(chan job, concurrency)
-	recs := make(chan client.JournalRecord, concurrency)
+	jobs := make(chan []job, concurrency)
+	recs := make(chan client.JournalRecord, concurrency*s.batch)
 	var workers sync.WaitGroup
 	for range concurrency {
 		workers.Go(func() {
-			for j := range jobs {
-				r, err := s.add(ctx, j.line)
+			for b := range jobs {
+				entries := make([][]byte, len(b))
+				for i, j := range b {
+					entries[i] = j.line
+				}
+				rs, err := s.addBatch(ctx, entries)
 				switch {
 				case err == nil:
-					recs <- client.JournalRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
 				case ctx.Err() != nil:
-					// Stopped or interrupted: the line stays to do.
-				case entryError(err):
-					st.fail(j.n, fmt.Errorf("line %d: %w", j.n, err))
-					prog.Log(fmt.Sprintf("evident submit: line %d: %v", j.n, err))
+					continue // stopped or interrupted: the lines stay to do
 				default:
 					// The log is unreachable, failing, refusing us, or
 					// lying: stop at once, with one message.
-					st.stop(err, fmt.Errorf("line %d: %w%s; stopped the run", j.n, err, stopHint(err)), cancel)
+					st.stop(err, fmt.Errorf("line %d: %w%s; stopped the run", b[0].n, err, stopHint(err)), cancel)
+					continue
+				}
+				for i, j := range b {
+					r, err := rs[i].AddResponse, rs[i].Err
+					switch {
+					case err == nil:
+						recs <- client.JournalRecord{Line: j.n, Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate, Receipt: string(r.Receipt)}
+					case entryError(err):
+						st.fail(j.n, fmt.Errorf("line %d: %w", j.n, err))
+						prog.Log(fmt.Sprintf("evident submit: line %d: %v", j.n, err))
+					default:
+						st.stop(err, fmt.Errorf("line %d: %w%s; stopped the run", j.n, err, stopHint(err)), cancel)
+					}
 				}
 			}
 		})
 	}
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- writeRecords(out, recs, prog, st, cancel) }()
-	scanErr := scanLines(inPath, func(n int, line []byte) error {
-		if _, ok := done[n]; ok {
+	var pending []job
+	size := 0
+	send := func() error {
+		if len(pending) == 0 {
 			return nil
 		}
 		select {
-		case jobs <- job{n, bytes.Clone(line)}:
+		case jobs <- pending:
+			pending, size = nil, 0
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+	}
+	scanErr := scanLines(inPath, func(n int, line []byte) error {
+		if _, ok := done[n]; ok {
+			return nil
+		}
+		if len(pending) > 0 && size+2+len(line) > client.MaxBatchBytes {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		pending = append(pending, job{n, bytes.Clone(line)})
+		size += 2 + len(line)
+		if len(pending) == s.batch {
+			return send()
+		}
+		return nil
 	})
+	if scanErr == nil {
+		scanErr = send()
+	}
 	close(jobs)
 	workers.Wait()
 	close(recs)

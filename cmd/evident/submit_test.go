@@ -65,7 +65,7 @@ func TestSubmitJSONLResume(t *testing.T) {
 	receipts := input + ".receipts"
 	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
 	policy := writeFile(t, dir, "policy", []byte(l.Policy()), 0o644)
-	args := []string{"submit", "--log", l.URL, "--token_file", token, "--log_key", l.VKey, "--policy", policy, "--jsonl", input, "--concurrency", "16"}
+	args := []string{"submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--log_key", l.VKey, "--policy", policy, "--jsonl", input, "--concurrency", "16"}
 
 	// First run: after 3,000 requests the log stops answering; the process
 	// is killed once it has written receipts.
@@ -157,9 +157,9 @@ func TestSubmitJSONLChangedInput(t *testing.T) {
 	dir := t.TempDir()
 	input := writeFile(t, dir, "in.jsonl", []byte("a\nb\nc\n"), 0o644)
 	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
-	wantCode(t, evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input), exitOK)
+	wantCode(t, evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input), exitOK)
 	writeFile(t, dir, "in.jsonl", []byte("a\nB\nc\nd\n"), 0o644)
-	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input)
+	r := evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input)
 	wantCode(t, r, exitUsage)
 	if !strings.Contains(r.stderr, "line 2 of") || !strings.Contains(r.stderr, "changed") {
 		t.Errorf("stderr %q", r.stderr)
@@ -174,7 +174,7 @@ func TestSubmitErrors(t *testing.T) {
 	dir := t.TempDir()
 	entry := writeFile(t, dir, "e", []byte("x"), 0o644)
 	bad := writeFile(t, dir, "bad-token", []byte("wrong"), 0o600)
-	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", bad, entry)
+	r := evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", bad, entry)
 	wantCode(t, r, exitNetwork)
 	if !strings.Contains(r.stderr, "HTTP 401") || !strings.Contains(r.stderr, "bad token") {
 		t.Errorf("stderr %q lacks the status and the server's message", r.stderr)
@@ -185,7 +185,7 @@ func TestSubmitErrors(t *testing.T) {
 	// A receipt the log signed with another key is refused, not written.
 	good := writeFile(t, dir, "token", []byte(l.Token), 0o600)
 	_, other, _ := checkpoint.GenerateKey("test.example/log")
-	r = evident(t, nil, "submit", "--log", l.URL, "--token_file", good, "--log_key", other, entry)
+	r = evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", good, "--log_key", other, entry)
 	wantCode(t, r, exitFailed)
 	if _, err := os.Stat(entry + ".tlog-proof"); err == nil {
 		t.Error("a receipt that does not verify was written")
@@ -207,7 +207,7 @@ func TestSubmitVerifiesEveryReceipt(t *testing.T) {
 	l.SetBadProof(func(i uint64) bool { return i == 2 })
 	// All three are duplicates now, so their receipts share the latest
 	// checkpoint; the third has a bad proof.
-	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--log_key", l.VKey, "--policy", policy, a, bf, c)
+	r := evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--log_key", l.VKey, "--policy", policy, a, bf, c)
 	wantCode(t, r, exitFailed)
 	if !strings.Contains(r.stderr, "the log returned a receipt that does not verify: the entry does not match this receipt") {
 		t.Errorf("stderr %q", r.stderr)
@@ -246,7 +246,7 @@ func TestSubmitJSONLStopsOnRunErrors(t *testing.T) {
 			if tc.name == "bad token" {
 				token = writeFile(t, dir, "token", []byte("wrong"), 0o600)
 			}
-			r := evident(t, nil, "submit", "--log", l.URL+tc.url, "--token_file", token, "--jsonl", input, "--concurrency", strconv.Itoa(conc))
+			r := evident(t, nil, "submit", "--log", l.URL+tc.url, "--batch", "1", "--token_file", token, "--jsonl", input, "--concurrency", strconv.Itoa(conc))
 			wantCode(t, r, exitNetwork)
 			if got := strings.Count(r.stderr, tc.want); got != 1 {
 				t.Errorf("stderr has %q %d times, want once:\n%s", tc.want, got, r.stderr)
@@ -281,7 +281,7 @@ func TestSubmitJSONLEntryErrors(t *testing.T) {
 	}
 	input := writeFile(t, dir, "in.jsonl", in.Bytes(), 0o644)
 	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
-	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "16", "--json")
+	r := evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input, "--concurrency", "16", "--json")
 	wantCode(t, r, exitNetwork)
 	m := r.json(t)
 	if m["failed"] != 2.0 || m["submitted"] != float64(n-2) || m["remaining"] != 2.0 {
@@ -310,7 +310,7 @@ func TestSubmitJSONLWriteFailure(t *testing.T) {
 	token := writeFile(t, dir, "token", []byte(l.Token), 0o600)
 	// ulimit -f counts 512-byte blocks in sh: 64 KiB of receipts, then EFBIG.
 	cmd := exec.CommandContext(t.Context(), "sh", "-c", `ulimit -f 128 && exec "$@"`, "sh", evidentBin,
-		"submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--concurrency", "4", "--json")
+		"submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input, "--concurrency", "4", "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -329,7 +329,7 @@ func TestSubmitJSONLWriteFailure(t *testing.T) {
 		t.Errorf("the log got %d entries after the receipts file filled at %d records: the run went on", sent, kept)
 	}
 	// The next run (without the limit) completes every line.
-	r := evident(t, nil, "submit", "--log", l.URL, "--token_file", token, "--jsonl", input, "--json")
+	r := evident(t, nil, "submit", "--log", l.URL, "--batch", "1", "--token_file", token, "--jsonl", input, "--json")
 	wantCode(t, r, exitOK)
 	checkReceipts(t, l.VKey, in.Bytes(), input+".receipts", n)
 }
