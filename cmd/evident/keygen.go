@@ -16,13 +16,15 @@ Generates an Ed25519 note key pair. The signing key is written to --out
 verifier key (vkey) is printed on stdout and written to <out>.pub.
 
 A log's key name must equal its checkpoint origin (e.g. example.com/log).
-With --witness the key is a cosignature/v1 witness key.`
+With --witness the key is a cosignature/v1 witness key; add --mldsa44 for
+an ML-DSA-44 (post-quantum) witness key instead of Ed25519.`
 
 func runKeygen(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "keygen", "--name NAME --out FILE [--witness]", keygenHelp)
+	fs := newFlagSet(e, "keygen", "--name NAME --out FILE [--witness [--mldsa44]]", keygenHelp)
 	name := fs.String("name", "", "key name (for a log: its origin)")
 	out := fs.String("out", "", "file to write the signing key to (mode 0600)")
 	witness := fs.Bool("witness", false, "generate a witness (cosignature/v1) key instead of a log key")
+	mldsa44 := fs.Bool("mldsa44", false, "with --witness: an ML-DSA-44 witness key (tlog-cosignature type 0x06)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -33,8 +35,14 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 	if *name == "" || *out == "" {
 		return usagef("--name and --out are required")
 	}
+	if *mldsa44 && !*witness {
+		return usagef("--mldsa44 needs --witness: log keys are Ed25519")
+	}
 	gen := checkpoint.GenerateKey
-	if *witness {
+	switch {
+	case *mldsa44:
+		gen = checkpoint.GenerateMLDSACosignerKey
+	case *witness:
 		gen = checkpoint.GenerateCosignerKey
 	}
 	skey, vkey, err := gen(*name)
