@@ -99,6 +99,8 @@ type BundleResult struct {
 	Latest *checkpoint.Signed
 	// Events are the bundle's events, each proven included.
 	Events []VerifiedEvent
+	// QuorumChecked is set when a witness policy's quorum was checked.
+	QuorumChecked bool
 }
 
 // VerifiedEvent is a bundle event that verified.
@@ -166,7 +168,7 @@ func VerifyBundle(bu *Bundle, logKey note.Verifier, policy *checkpoint.Policy) (
 	if err != nil {
 		return nil, err
 	}
-	res := &BundleResult{Latest: latest}
+	res := &BundleResult{Latest: latest, QuorumChecked: policy != nil}
 	for i, be := range bu.Events {
 		ve, err := verifyBundleEvent(bu, &be, latest, logKey, policy)
 		if err != nil {

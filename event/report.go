@@ -30,13 +30,15 @@ func Report(bu *Bundle, res *BundleResult) string {
 		l := res.Latest
 		p("## What was verified\n\n")
 		p("Verified offline with the log's public key `%s`", md(l.Origin))
-		if bu.Policy != "" {
-			p(" and the witness policy in this bundle")
+		if res.QuorumChecked {
+			p(" and a witness policy")
 		}
 		p(":\n\n")
 		p("1. The log's latest checkpoint (tree size %d, root `%s`) carries a valid signature by the log", l.Size, base64.StdEncoding.EncodeToString(l.Hash[:]))
-		if bu.Policy != "" {
+		if res.QuorumChecked {
 			p(" and cosignatures meeting the witness quorum: %s", cosigners(l))
+		} else {
+			p(" (witness cosignatures were not checked against a policy)")
 		}
 		p(".\n")
 		p("2. Every event below is included in the log: its receipt's Merkle inclusion proof leads from the event's exact bytes to a signed, cosigned checkpoint.\n")

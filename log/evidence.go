@@ -33,10 +33,11 @@ func (l *Log) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 // EvidenceBundle makes an evidence bundle of the events q selects (its
 // After and Limit are ignored): each published event with its receipt
 // against the first published checkpoint that covers it, the latest
-// checkpoint, and a consistency proof from each receipt's checkpoint to
-// the latest. Private data and salts are included when withData. The
-// bundle is verified (with the log's key) before it is returned, and its
-// report says what was verified. More than MaxBundleEvents events is a
+// checkpoint, a consistency proof from each receipt's checkpoint to the
+// latest, and the log's witness policy (Config.WitnessPolicy). Private data
+// and salts are included when withData. The bundle is verified (with the
+// log's key and witness policy) before it is returned, and its report says
+// what was verified. More than MaxBundleEvents events is a
 // 400.
 func (l *Log) EvidenceBundle(ctx context.Context, q storage.EventQuery, withData bool) (*event.Bundle, error) {
 	latestNote := l.Checkpoint()
@@ -72,7 +73,16 @@ func (l *Log) EvidenceBundle(ctx context.Context, q storage.EventQuery, withData
 		}
 	}
 	// Verify before serving: a bundle that does not verify is never served.
-	res, err := event.VerifyBundle(bu, l.verifier, nil)
+	// Every checkpoint but the empty tree's is published with the
+	// witnesses' quorum.
+	var policy *checkpoint.Policy
+	if p := l.cfg.WitnessPolicy; p != nil {
+		bu.Policy = string(p.Text())
+		if latest.Size > 0 {
+			policy = p
+		}
+	}
+	res, err := event.VerifyBundle(bu, l.verifier, policy)
 	if err != nil {
 		return nil, fmt.Errorf("the evidence bundle made does not verify: %w: %w", err, errBadProof)
 	}

@@ -70,6 +70,19 @@ func TestEvidenceWitnessed(t *testing.T) {
 		t.Errorf("report (%v):\n%s", err, md)
 	}
 
+	// Without --log_key: the log's own witness policy is in the bundle,
+	// and the report says nobody verified it here.
+	unverified := filepath.Join(dir, "unverified.json")
+	wantCode(t, evident(t, nil, "evidence", "export", "--log", srv.url, "--subject", "application/1", "--out", unverified), exitOK)
+	var ub event.Bundle
+	if b, err := os.ReadFile(unverified); err != nil || json.Unmarshal(b, &ub) != nil {
+		t.Fatalf("reading %s: %v", unverified, err)
+	}
+	if !strings.Contains(ub.Policy, w0.vkey) || !strings.Contains(ub.Report, "has not been verified") || len(ub.Events) != 3 || ub.Events[1].Data != nil {
+		t.Errorf("unverified export: policy %q, %d events, report:\n%s", ub.Policy, len(ub.Events), ub.Report)
+	}
+	wantCode(t, evident(t, nil, "evidence", "verify", "--log_key", vkey, "--policy", policy, unverified), exitOK)
+
 	raw, err := os.ReadFile(bundle)
 	if err != nil {
 		t.Fatal(err)
