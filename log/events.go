@@ -96,6 +96,8 @@ func (l *Log) handleAddEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest(err.Error())
 	}
+	// A log of private events commits to every event's data.
+	req.Private = req.Private || l.cfg.PrivateEvents
 	stored, err := l.storeEvent(r.Context(), req)
 	if err != nil {
 		return err

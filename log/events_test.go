@@ -412,3 +412,20 @@ func TestEvidenceBundle(t *testing.T) {
 		t.Errorf("evidence with limit: %d, want 400", code)
 	}
 }
+
+// TestPrivateEventsLog checks Config.PrivateEvents: every event is
+// private, whatever the writer asked.
+func TestPrivateEventsLog(t *testing.T) {
+	tl := newTestLog(t, func(c *Config) { c.PrivateEvents = true })
+	code, r := tl.event("POST", "/v1/events", tl.token, evt("s", "t", "a", "2026-01-01T00:00:00Z", `{"name":"Erika"}`, `"private":false`))
+	if code != 200 || strings.Contains(r.Entry, "Erika") || len(r.Salt) != 32 {
+		t.Fatalf("POST to a private-events log: %d %+v", code, r)
+	}
+	e, err := event.ParseEntry([]byte(r.Entry))
+	if err != nil || !e.Private() {
+		t.Fatalf("entry %s: %v", r.Entry, err)
+	}
+	if err := event.VerifyCommitment(*e.Commitment, [32]byte(r.Salt), []byte(`{"name":"Erika"}`)); err != nil {
+		t.Errorf("commitment: %v", err)
+	}
+}

@@ -147,6 +147,9 @@ type Config struct {
 	// by; GET /v1/witness-policy serves its text for the explorer (/ui),
 	// which shows it as the log's claim until its user pins it.
 	WitnessPolicy *checkpoint.Policy
+	// PrivateEvents makes every typed event (POST /v1/events) private:
+	// its entry holds a commitment to its data, never the data.
+	PrivateEvents bool
 
 	// Gatherer, when set, is served by /metrics beside the log's own
 	// metrics (for example prometheus.DefaultGatherer, where Trillian's

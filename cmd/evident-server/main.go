@@ -78,6 +78,7 @@ type options struct {
 	witnessFailOpen    bool
 	witnessTimeout     time.Duration
 	skipIntegrity      bool
+	privateEvents      bool
 }
 
 // dsnEnv is the environment variable that may hold the MySQL DSN, so that a
@@ -122,6 +123,7 @@ Flags:
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
+	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -326,6 +328,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		MaxEntrySize:       o.maxEntrySize,
 		MaxBacklog:         o.maxBacklog,
 		WaitTimeout:        o.waitTimeout,
+		PrivateEvents:      o.privateEvents,
 		Gatherer:           prometheus.DefaultGatherer,
 		Logger:             logger,
 	}
