@@ -131,7 +131,7 @@ type Backend struct {
 	Grown func() <-chan struct{}
 	// LeafHashes, in-process, returns the Merkle leaf hashes of the leaves
 	// [start, end) as the sequencer integrated them, if it still holds
-	// them all (it keeps the latest 32,768). They are Trillian's word:
+	// them all (it keeps at least the latest 32,768). They are Trillian's word:
 	// check them against the tree's root. Nil for a remote Trillian.
 	LeafHashes func(start, end uint64) ([][32]byte, bool)
 	// QueueBatch, in-process, queues leaves with the given values in one

@@ -42,7 +42,8 @@ type sequencer struct {
 	hashes [][32]byte // the leaf hashes of [start, start+len(hashes))
 }
 
-// keptHashes is how many recent leaf hashes the sequencer keeps (1 MiB).
+// keptHashes is how many recent leaf hashes the sequencer keeps at least
+// (1 MiB; at most twice that).
 const keptHashes = 1 << 15
 
 func newSequencer(reg extension.Registry, batch int, interval time.Duration, log *slog.Logger) *sequencer {
@@ -146,7 +147,9 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 		}
 		s.hashes = append(s.hashes, [32]byte(l.MerkleLeafHash))
 	}
-	if drop := len(s.hashes) - keptHashes; drop > 0 {
+	// Trimmed only at twice the size, so that each hash is copied at most
+	// once on average.
+	if drop := len(s.hashes) - keptHashes; drop > keptHashes {
 		s.start += uint64(drop)
 		s.hashes = append(s.hashes[:0:0], s.hashes[drop:]...)
 	}
