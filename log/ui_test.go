@@ -96,6 +96,8 @@ func TestUIExplorer(t *testing.T) {
 			{"/ui/verify.js", "text/javascript; charset=utf-8", "export async function verifyReceipt"},
 			{"/ui/mldsa.js", "text/javascript; charset=utf-8", "export function mldsa44Verify"},
 			{"/ui/style.css", "text/css; charset=utf-8", "ol.steps"},
+			{"/ui/selftest.html", "text/html; charset=utf-8", `<script type="module" src="/ui/selftest.js">`},
+			{"/ui/selftest.js", "text/javascript; charset=utf-8", "verifyReceipt(m, entry"},
 		} {
 			code, h := tl.getHeader(tc.path)
 			_, body := tl.get(tc.path)

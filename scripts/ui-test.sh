@@ -117,7 +117,8 @@ done
 
 b64url() { base64 -w0 "$1" | tr '+/' '-_' | tr -d '='; }
 
-# page NAME URL: the DOM after the page's scripts ran, and a screenshot.
+# page NAME URL [noshot]: the DOM after the page's scripts ran, and a
+# screenshot.
 page() {
 	local flags=(--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run
 		--user-data-dir="$work/profile-$1" --virtual-time-budget=20000 --window-size=1280,2600)
@@ -126,6 +127,7 @@ page() {
 		tail -20 "$work/chromium-$1.err" >&2
 		return 1
 	}
+	[ "${3:-}" = noshot ] && return 0
 	timeout 60 "$browser" "${flags[@]}" --screenshot="$out/$1.png" "$2" >/dev/null 2>&1 || echo "ui-test.sh: no screenshot of $1" >&2
 }
 
@@ -155,6 +157,17 @@ page tampered-log-signature "$log_url/ui/#receipt=$(b64url "$work/logsig.tlog-pr
 expect tampered-log-signature bad
 page other-entry "$log_url/ui/#receipt=$(b64url "$work/good.tlog-proof")&entry=$other"
 expect other-entry bad
+
+# The browser's verifier under random changes: the good receipt verifies,
+# every changed copy is refused, the parsers refuse junk cleanly.
+page selftest "$log_url/ui/selftest.html#receipt=$(b64url "$work/good.tlog-proof")&entry=$(b64url "$entry")&n=${UI_SELFTEST_N:-300}" noshot
+if grep -qE 'id="result"[^>]*data-status="ok"' "$out/selftest.html"; then
+	echo "ok   selftest: $(grep -oE 'PASSED[^<]*' "$out/selftest.html")"
+else
+	echo "FAIL selftest: $(grep -oE '(FAILED|The self-test)[^<]*' "$out/selftest.html" || echo 'no result')" >&2
+	grep -oE '<li class="bad">[^<]*' "$out/selftest.html" | head -5 >&2 || true
+	fail=1
+fi
 
 # The plain page: the latest checkpoint verified with both cosignatures
 # and the quorum met, the chart and the metrics filled in.
