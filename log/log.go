@@ -1,12 +1,17 @@
 // Package log is the Evident personality: the HTTP API of a transparency log
 // for business evidence, in front of a Trillian log tree.
 //
-// Writers POST entries with a bearer token; the log queues them in Trillian,
-// whose sequencer integrates them into the Merkle tree. A publisher signs a
+// Writers POST entries with a bearer token, one at a time or in batches;
+// the log queues them in Trillian (the entries of concurrent writers
+// together, in one durable commit, with [Config.QueueBatch]), whose
+// sequencer integrates them into the Merkle tree. A publisher signs a
 // checkpoint (C2SP tlog-checkpoint, https://c2sp.org/tlog-checkpoint) of the
-// tree every [Config.CheckpointInterval] when it grew, after verifying that
-// Trillian's new root is consistent with the last checkpoint it signed; it
-// never signs a smaller or inconsistent tree and stalls instead. Every
+// tree as soon as it grew ([Config.Grown]; without it, every
+// [Config.CheckpointInterval]), after verifying that Trillian's new root
+// extends the last checkpoint it signed: by recomputing the root from that
+// checkpoint's compact range and the new leaves' hashes, or with a
+// consistency proof. It never signs a smaller or inconsistent tree and
+// stalls instead. Every
 // published checkpoint is stored and kept. A writer that asks to wait gets,
 // as soon as a published checkpoint covers its entry, a receipt (C2SP
 // tlog-proof, https://c2sp.org/tlog-proof) that anyone can verify offline
