@@ -30,6 +30,7 @@ var uiAssets = map[string]string{
 	"app.js":     "text/javascript; charset=utf-8",
 	"verify.js":  "text/javascript; charset=utf-8",
 	"mldsa.js":   "text/javascript; charset=utf-8",
+	"ed25519.js": "text/javascript; charset=utf-8",
 	// A self-test of the browser's verifier (scripts/ui-test.sh runs it).
 	"selftest.html": "text/html; charset=utf-8",
 	"selftest.js":   "text/javascript; charset=utf-8",

@@ -95,6 +95,7 @@ func TestUIExplorer(t *testing.T) {
 			{"/ui/app.js", "text/javascript; charset=utf-8", `from "./verify.js"`},
 			{"/ui/verify.js", "text/javascript; charset=utf-8", "export async function verifyReceipt"},
 			{"/ui/mldsa.js", "text/javascript; charset=utf-8", "export function mldsa44Verify"},
+			{"/ui/ed25519.js", "text/javascript; charset=utf-8", "export function ed25519Verify"},
 			{"/ui/style.css", "text/css; charset=utf-8", "ol.steps"},
 			{"/ui/selftest.html", "text/html; charset=utf-8", `<script type="module" src="/ui/selftest.js">`},
 			{"/ui/selftest.js", "text/javascript; charset=utf-8", "verifyReceipt(m, entry"},

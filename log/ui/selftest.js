@@ -4,10 +4,12 @@
 // N copies of it, each changed at random (a character replaced, deleted or
 // inserted, a line dropped, the text cut short), must each verify as
 // INVALID and never throw; and every parser must refuse N random strings
-// with a plain Error, never crash on them.
+// with a plain Error, never crash on them. It also cross-checks the page's
+// own Ed25519 (ed25519.js) with the browser's WebCrypto.
 "use strict";
 
 import * as V from "./verify.js";
+import { ed25519Verify } from "./ed25519.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,6 +66,28 @@ async function main() {
       fail(`verifyReceipt threw on a changed receipt (seed ${seed}, case ${i}): ${e}`);
     }
   }
+  // Ed25519: the page's own implementation (ed25519.js) and WebCrypto
+  // agree on the receipt's Ed25519 signatures and on changed copies.
+  let compared = 0;
+  const note = V.parseNote(receipt.slice(receipt.indexOf("\n\n") + 2));
+  const keys = [V.parseVKey(info.vkey)];
+  if (policy) keys.push(...V.parsePolicy(policy).witnesses.map((w) => w.key).filter((k) => k.alg === V.ALG_COSIG_V1));
+  for (const k of keys) {
+    const sl = note.sigs.find((s) => s.name === k.name && s.id === k.id);
+    if (!sl) continue;
+    const sig = k.alg === V.ALG_COSIG_V1 ? sl.sig.subarray(8) : sl.sig;
+    const msg = k.alg === V.ALG_COSIG_V1 ? V.concat(V.utf8(`cosignature/v1\ntime ${new DataView(sl.sig.buffer, sl.sig.byteOffset).getBigUint64(0)}\n`), note.bodyBytes) : note.bodyBytes;
+    for (let i = 0; i <= 40; i++) {
+      const s2 = sig.slice(), m2 = msg.slice();
+      if (i > 0 && i % 2) s2[r(64)] ^= 1 << r(8);
+      else if (i > 0) m2[r(m2.length)] ^= 1 << r(8);
+      const web = await V.ed25519WebCrypto(k.key, m2, s2);
+      const js = ed25519Verify(k.key, m2, s2);
+      if (web === null) { fail("this browser has no WebCrypto Ed25519 to compare with"); break; }
+      if (web !== js || (i === 0 && !js)) fail(`Ed25519 of ${k.name}, case ${i}: WebCrypto says ${web}, ed25519.js says ${js}`);
+      compared++;
+    }
+  }
   const parsers = { parseVKey: V.parseVKey, parsePolicy: V.parsePolicy, parseNote: V.parseNote, parseCheckpoint: V.parseCheckpoint, parseReceipt: V.parseReceipt };
   const seeds = [info.vkey, policy, receipt, receipt.slice(receipt.indexOf("\n\n") + 2)];
   for (let i = 0; i < n; i++) {
@@ -80,7 +104,7 @@ async function main() {
   res.className = `verdict ${res.dataset.status}`;
   res.textContent = failures.length
     ? `FAILED: ${failures.length} problem(s) (seed ${seed})`
-    : `PASSED: the receipt verifies; ${changed} changed copies were all refused; ${n} junk inputs to ${Object.keys(parsers).length} parsers were refused cleanly (seed ${seed}).`;
+    : `PASSED: the receipt verifies; ${changed} changed copies were all refused; ${n} junk inputs to ${Object.keys(parsers).length} parsers were refused cleanly; ed25519.js and WebCrypto agreed on ${compared} signatures (seed ${seed}).`;
 }
 
 main().catch((e) => {

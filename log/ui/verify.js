@@ -9,9 +9,11 @@
 //   tlog-proof       https://c2sp.org/tlog-proof
 //   RFC 6962 / RFC 9162 inclusion proofs (SHA-256).
 // SHA-256 is written here (so that hashing works outside secure contexts
-// too), ML-DSA-44 in mldsa.js; Ed25519 verification uses WebCrypto.
+// too), ML-DSA-44 in mldsa.js; Ed25519 verification uses WebCrypto, or
+// ed25519.js where the browser offers none.
 "use strict";
 
+import { ed25519Verify as ed25519VerifyJS } from "./ed25519.js";
 import { mldsa44Verify } from "./mldsa.js";
 
 const enc = new TextEncoder();
@@ -192,12 +194,24 @@ function parseDecimal(s, what) {
 
 // ---------- signatures ----------
 
-export const hasEd25519 = () => typeof crypto !== "undefined" && !!crypto.subtle;
-
-async function ed25519Verify(pub, msg, sig) {
-  if (!hasEd25519()) throw new Error("this page has no WebCrypto (it needs HTTPS or localhost)");
-  const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+// ed25519WebCrypto verifies with the browser's WebCrypto, or returns null
+// where it offers no Ed25519 (older browsers; pages not served from HTTPS
+// or localhost have no crypto.subtle at all).
+export async function ed25519WebCrypto(pub, msg, sig) {
+  if (typeof crypto === "undefined" || !crypto.subtle) return null;
+  let key;
+  try {
+    key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+  } catch {
+    return null;
+  }
   return crypto.subtle.verify({ name: "Ed25519" }, key, sig, msg);
+}
+
+// ed25519Verify uses WebCrypto where it can, else ed25519.js.
+async function ed25519Verify(pub, msg, sig) {
+  const r = await ed25519WebCrypto(pub, msg, sig);
+  return r === null ? ed25519VerifyJS(pub, msg, sig) : r;
 }
 
 function u64(b, off) {
