@@ -28,11 +28,11 @@ cleanup() {
 trap cleanup EXIT
 
 browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-	echo "ui-test.sh: installing Debian's chromium" >&2
+if [ -z "$browser" ] || ! command -v curl >/dev/null; then
+	echo "ui-test.sh: installing Debian's chromium and curl" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null
-	apt-get install -y -qq chromium >/dev/null
+	apt-get install -y -qq chromium curl >/dev/null
 	browser=$(command -v chromium)
 fi
 echo "ui-test.sh: $("$browser" --version 2>/dev/null | head -1)"
