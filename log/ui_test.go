@@ -198,3 +198,42 @@ func TestUINoWitnesses(t *testing.T) {
 		}
 	}
 }
+
+// TestUIAccessible checks the explorer's markup for what keyboard and
+// screen-reader users need: every form control has a label (a label for
+// its id, an enclosing label, or aria-label), results are announced (live
+// regions), the page has a language and a skip link, and nothing takes
+// focus away with tabindex > 0.
+func TestUIAccessible(t *testing.T) {
+	for _, name := range []string{"ui/index.html", "ui/selftest.html"} {
+		b, err := uiFiles.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := string(b)
+		controls := regexp.MustCompile(`<(input|textarea|select)\b[^>]*>`).FindAllStringIndex(page, -1)
+		for _, loc := range controls {
+			tag := page[loc[0]:loc[1]]
+			id := regexp.MustCompile(`\bid="([^"]+)"`).FindStringSubmatch(tag)
+			labelled := strings.Contains(tag, "aria-label=") ||
+				id != nil && strings.Contains(page, `for="`+id[1]+`"`) ||
+				strings.LastIndex(page[:loc[0]], "<label") > strings.LastIndex(page[:loc[0]], "</label>")
+			if !labelled {
+				t.Errorf("%s: control without a label: %s", name, tag)
+			}
+		}
+		if regexp.MustCompile(`tabindex="[1-9]`).MatchString(page) {
+			t.Errorf("%s: a positive tabindex", name)
+		}
+		if !strings.Contains(page, `<html lang="en">`) || !strings.Contains(page, `aria-live="polite"`) {
+			t.Errorf("%s: no language or no live region", name)
+		}
+	}
+	b, _ := uiFiles.ReadFile("ui/index.html")
+	if n := strings.Count(string(b), "<input") + strings.Count(string(b), "<textarea"); n < 8 {
+		t.Errorf("index.html has %d controls; the check above saw too few to mean anything", n)
+	}
+	if !strings.Contains(string(b), `class="skip" href="#main"`) {
+		t.Error("index.html has no skip link")
+	}
+}
