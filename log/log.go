@@ -71,6 +71,10 @@ const (
 	// DefaultMaxBackoff is the longest wait between publisher rounds after
 	// failed ones (the wait doubles from CheckpointInterval).
 	DefaultMaxBackoff = 10 * time.Second
+	// DefaultCosignInterval is the shortest time between two rounds that
+	// ask the witnesses: at most 50 checkpoints a second reach them, within
+	// evident-witness's default rate limit (witness.DefaultRateLimit).
+	DefaultCosignInterval = 20 * time.Millisecond
 )
 
 // CosignFunc asks witnesses to cosign a newly signed checkpoint. It returns
@@ -145,6 +149,11 @@ type Config struct {
 	// CosignTimeout, when positive, bounds each Cosign call. Zero leaves
 	// the bound to Cosign (witness.Pool's Timeout).
 	CosignTimeout time.Duration
+	// CosignInterval is the shortest time between two rounds that ask the
+	// witnesses (DefaultCosignInterval when zero): witnesses limit how
+	// often one log may advance their state, and a round that waits
+	// carries everything integrated meanwhile.
+	CosignInterval time.Duration
 	// CosignStatus, when set, is called by /healthz and its text added to
 	// the answer (for example the witnesses' last errors).
 	CosignStatus func() string
@@ -241,6 +250,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.CosignInterval <= 0 {
+		c.CosignInterval = DefaultCosignInterval
 	}
 	c.MaxBackoff = max(c.MaxBackoff, c.CheckpointInterval)
 	if c.Logger == nil {

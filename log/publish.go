@@ -139,13 +139,15 @@ func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
 // run publishes until ctx ends, starting CheckpointInterval after New:
 // with Config.Grown, a round starts as soon as Trillian's tree grew (rounds never overlap, so under load each one
 // covers everything integrated while the last one ran); without, every
-// CheckpointInterval. After a failed round it waits, doubling from
+// CheckpointInterval; with witnesses, at most once per CosignInterval.
+// After a failed round it waits, doubling from
 // CheckpointInterval up to MaxBackoff, so that failing witnesses and
 // storage are not asked ten times a second.
 func (p *publisher) run(ctx context.Context) {
 	t := time.NewTimer(p.l.cfg.CheckpointInterval)
 	defer t.Stop()
 	var grown <-chan struct{} // nil: poll
+	var lastRound time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,6 +157,17 @@ func (p *publisher) run(ctx context.Context) {
 		}
 		if p.stalledErr() != nil {
 			return // for good: /healthz and add-entry report it
+		}
+		if p.l.cfg.Cosign != nil {
+			// Witnesses are asked at most once per CosignInterval.
+			if d := time.Until(lastRound.Add(p.l.cfg.CosignInterval)); d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+			lastRound = time.Now()
 		}
 		if p.l.cfg.Grown != nil {
 			// Taken before the round reads the tree: growth during the

@@ -474,3 +474,43 @@ func TestWaiterSeesSecondOutage(t *testing.T) {
 		t.Errorf("waiting writer in the second outage: %d %q, want 503 saying the entry is queued", a.code, a.r.Error)
 	}
 }
+
+// TestCosignInterval: with witnesses, the publisher asks them at most once
+// per CosignInterval however fast entries come, and every entry still gets
+// its receipt (a round carries all that arrived while it waited).
+func TestCosignInterval(t *testing.T) {
+	const interval = 150 * time.Millisecond
+	var mu sync.Mutex
+	var calls []time.Time
+	tl := newTestLog(t, func(c *Config) {
+		c.CosignInterval = interval
+		c.Cosign = func(ctx context.Context, signed []byte, _ func(context.Context, uint64) ([][]byte, error)) ([]byte, error) {
+			mu.Lock()
+			calls = append(calls, time.Now())
+			mu.Unlock()
+			return signed, nil
+		}
+	})
+	j := &journal{index: map[string]uint64{}}
+	var receipts sync.Map
+	var entries [][]byte
+	for i := range 200 {
+		entries = append(entries, entryBytes(i))
+	}
+	submitAll(t, tl, j, &receipts, entries, 16)
+	checkWholeLog(t, tl, j, &receipts)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) < 3 {
+		t.Fatalf("%d witness rounds for 200 entries", len(calls))
+	}
+	// Rounds start at least interval apart; a witness is called after the
+	// round's first steps (reading and signing the tree), which take a few
+	// milliseconds, more or less from one round to the next.
+	const slack = 20 * time.Millisecond
+	for i := 2; i < len(calls); i++ { // calls[0] is the size-0 checkpoint's, at start
+		if gap := calls[i].Sub(calls[i-1]); gap < interval-slack {
+			t.Errorf("witness rounds %d and %d only %v apart, want at least %v", i-1, i, gap, interval-slack)
+		}
+	}
+}

@@ -77,6 +77,7 @@ type options struct {
 	witnessPolicyFile  string
 	witnessFailOpen    bool
 	witnessTimeout     time.Duration
+	witnessInterval    time.Duration
 	skipIntegrity      bool
 	privateEvents      bool
 }
@@ -122,6 +123,7 @@ Flags:
 	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
+	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +143,7 @@ Flags:
 		{"wait_timeout", o.waitTimeout},
 		{"shutdown_timeout", o.shutdownTimeout},
 		{"witness_timeout", o.witnessTimeout},
+		{"witness_interval", o.witnessInterval},
 	} {
 		if d.v <= 0 {
 			return nil, fmt.Errorf("--%s must be positive, not %v", d.name, d.v)
@@ -328,6 +331,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		MaxEntrySize:       o.maxEntrySize,
 		MaxBacklog:         o.maxBacklog,
 		WaitTimeout:        o.waitTimeout,
+		CosignInterval:     o.witnessInterval,
 		PrivateEvents:      o.privateEvents,
 		Gatherer:           prometheus.DefaultGatherer,
 		Logger:             logger,
