@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +136,69 @@ func BenchmarkSubmitJSONLE2E(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cli-cpu-µs/line")
+}
+
+// BenchmarkWitnessedReceipts runs 16 closed-loop submitters, each waiting
+// for its receipt, against the real evident-server with two real
+// evident-witness processes and a policy that needs both (2-of-2), for
+// EVIDENT_BENCH_DUR (default 10s) per iteration. It reports the
+// submit-to-receipt p50 and p99 and entries/s; every receipt carries both
+// cosignatures.
+func BenchmarkWitnessedReceipts(b *testing.B) {
+	d := 10 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("EVIDENT_BENCH_DUR")); err == nil {
+		d = v
+	}
+	dataDir := filepath.Join(b.TempDir(), "data")
+	first := startRealServerIn(b, dataDir)
+	vkey := first.vkey
+	first.stop()
+	w0 := startRealWitness(b, "witness0.example", vkey)
+	w1 := startRealWitness(b, "witness1.example", vkey)
+	policy := writeFile(b, b.TempDir(), "policy", []byte(fmt.Sprintf(
+		"log %s\nwitness w0 %s %s\nwitness w1 %s %s\ngroup both all w0 w1\nquorum both\n",
+		vkey, w0.vkey, w0.url, w1.vkey, w1.url)), 0o644)
+	srv := startRealServerIn(b, dataDir, "--witness_policy_file", policy)
+	token, err := os.ReadFile(srv.tokenFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New(b.Context(), client.Config{URL: srv.url, Token: strings.TrimSpace(string(token))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	var mu sync.Mutex
+	var seq atomic.Int64
+	for b.Loop() {
+		end := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					t0 := time.Now()
+					r, err := c.AddEntry(b.Context(), fmt.Appendf(nil, "witnessed entry %d", seq.Add(1)))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if n := strings.Count(string(r.Receipt), "\n— witness"); n != 2 {
+						b.Errorf("receipt with %d cosignatures, want 2", n)
+						return
+					}
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		b.Fatal("no receipts")
+	}
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "entries/s")
 }

@@ -79,7 +79,7 @@ func wantCode(t *testing.T, r result, code int) {
 	}
 }
 
-func writeFile(t *testing.T, dir, name string, b []byte, perm os.FileMode) string {
+func writeFile(t testing.TB, dir, name string, b []byte, perm os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, perm); err != nil {

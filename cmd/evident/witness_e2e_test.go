@@ -21,7 +21,7 @@ var witnessAddr = regexp.MustCompile(`evident-witness serving.* addr=(127\.0\.0\
 
 // startRealWitness runs evident-witness following the log with logVKey. It
 // is ready once it has printed its vkey and logged the address it serves.
-func startRealWitness(t *testing.T, name, logVKey string) *realWitness {
+func startRealWitness(t testing.TB, name, logVKey string) *realWitness {
 	t.Helper()
 	if witnessBuildErr != nil {
 		t.Fatal(witnessBuildErr)
