@@ -37,13 +37,13 @@ const (
 	// requests that advance the witness's state (per second). Requests that
 	// write nothing (the held checkpoint again, 409, 422...) are not
 	// counted: anyone can replay a log's public checkpoints. An Evident log
-	// asks at most 50 times a second by default (its --witness_interval),
+	// asks at most 100 times a second by default (its --witness_interval),
 	// so that writers get receipts within milliseconds; each advance costs
 	// the witness one proof check, one signature and one fsync.
-	DefaultRateLimit = 100
+	DefaultRateLimit = 200
 	// DefaultRateBurst is the number of such requests per log allowed at
 	// once.
-	DefaultRateBurst = 100
+	DefaultRateBurst = 200
 )
 
 // Config configures a Witness.

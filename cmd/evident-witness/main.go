@@ -63,7 +63,7 @@ func run() error {
 	logsFile := flag.String("logs_file", "", `file listing the logs to follow, one "log <vkey> [url]" line each (reloaded on SIGHUP)`)
 	name := flag.String("name", "", "name of the witness key, e.g. witness.example.com/w1 (required on first start)")
 	keyType := flag.String("key_type", string(witness.KeyEd25519), `type of the key the first start creates: "ed25519" or "mldsa44" (ML-DSA-44, post-quantum); later starts use the key they find`)
-	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "checkpoints per second per log that advance the witness's state (burst 100; replays are not counted; negative: no limit)")
+	rateLimit := flag.Float64("rate_limit", witness.DefaultRateLimit, "checkpoints per second per log that advance the witness's state (burst 200; replays are not counted; negative: no limit)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", flag.Args())}
