@@ -136,13 +136,14 @@ func (p *publisher) publishEmpty(ctx context.Context) (*published, error) {
 	return &published{size: 0, root: checkpoint.EmptyRoot, note: signed}, nil
 }
 
-// run publishes until ctx ends, starting CheckpointInterval after New:
-// with Config.Grown, a round starts as soon as Trillian's tree grew (rounds never overlap, so under load each one
-// covers everything integrated while the last one ran); without, every
-// CheckpointInterval; with witnesses, at most once per CosignInterval.
-// After a failed round it waits, doubling from
-// CheckpointInterval up to MaxBackoff, so that failing witnesses and
-// storage are not asked ten times a second.
+// run publishes until ctx ends, starting CheckpointInterval after New.
+// With Config.Grown, a round starts as soon as Trillian's tree grew; rounds
+// never overlap, so under load each one covers everything integrated while
+// the last one ran. Without it, a round starts every CheckpointInterval.
+// With witnesses, rounds start at most once per CosignInterval. After a
+// failed round it waits, doubling from CheckpointInterval up to
+// MaxBackoff, so that failing witnesses and storage are not asked ten
+// times a second.
 func (p *publisher) run(ctx context.Context) {
 	t := time.NewTimer(p.l.cfg.CheckpointInterval)
 	defer t.Stop()
