@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -217,6 +218,7 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	tuneGC()
 	// Trillian logs through klog, chattily: keep its errors only.
 	klog.SetSlogLogger(slog.New(minLevel{slog.LevelError, logger.Handler()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -224,6 +226,28 @@ func main() {
 	if err := run(ctx, stop, o, logger, os.Stdout); err != nil {
 		logger.Error("evident-server failed", "error", err)
 		os.Exit(1)
+	}
+}
+
+// Garbage collector settings, unless GOGC or GOMEMLIMIT say otherwise. The
+// server's live heap is small (tens of MB) and it allocates per request, so
+// with Go's default (GOGC=100) it collects very often: at 256 waiting
+// writers about a tenth of its CPU went to the collector. Collecting at 4×
+// the live heap, with a soft limit that brings collections back before the
+// heap reaches gcMemoryLimit, took that down by about 10% of the CPU per
+// entry (docs/performance.md) and keeps the peak resident memory under
+// 512 MiB.
+const (
+	gcPercent     = 400
+	gcMemoryLimit = 320 << 20
+)
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(gcMemoryLimit)
 	}
 }
 
