@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -57,12 +56,6 @@ func (l *Log) eventRoutes(handle func(string, func(http.ResponseWriter, *http.Re
 	handle("GET /v1/evidence", h(l.handleEvidence))
 }
 
-// authorized reports whether the request carries a valid write token.
-func (l *Log) authorized(r *http.Request) bool {
-	token, ok := bearerToken(r.Header.Get("Authorization"))
-	return ok && l.tokens.valid(token)
-}
-
 // eventAnswer is the JSON answer of POST /v1/events.
 type eventAnswer struct {
 	Index     *uint64 `json:"index,omitempty"`
@@ -77,20 +70,9 @@ type eventAnswer struct {
 }
 
 func (l *Log) handleAddEvent(w http.ResponseWriter, r *http.Request) error {
-	if !l.authorized(r) {
-		return ErrUnauthorized
-	}
-	wait, err := parseWait(r.URL.Query())
+	body, wait, err := l.readWrite(r, "event", int64(l.cfg.MaxEntrySize))
 	if err != nil {
 		return err
-	}
-	body, err := io.ReadAll(r.Body) // limited by wrap
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return ErrTooLarge
-		}
-		return badRequest("reading the event: " + err.Error())
 	}
 	req, err := event.ParseRequest(body)
 	if err != nil {

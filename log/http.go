@@ -135,25 +135,9 @@ type addResponse struct {
 }
 
 func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
-	// Authenticate before reading anything else.
-	token, ok := bearerToken(r.Header.Get("Authorization"))
-	if !ok || !l.tokens.valid(token) {
-		return ErrUnauthorized
-	}
-	wait, err := parseWait(r.URL.Query())
+	entry, wait, err := l.readWrite(r, "entry", int64(l.cfg.MaxEntrySize))
 	if err != nil {
 		return err
-	}
-	if r.ContentLength > int64(l.cfg.MaxEntrySize) {
-		return ErrTooLarge
-	}
-	entry, err := io.ReadAll(r.Body) // limited to MaxEntrySize by wrap
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return ErrTooLarge
-		}
-		return badRequest("reading the entry: " + err.Error())
 	}
 	res, err := l.AddEntry(r.Context(), entry, wait)
 	if err != nil {
@@ -164,6 +148,36 @@ func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, addResponse{
 		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt)})
+}
+
+// readWrite authenticates a write request (before reading anything else),
+// reads its ?wait= and its body (at most limit bytes: wrap limits the
+// reader, and a larger Content-Length is refused at once), naming what the
+// body is in errors.
+func (l *Log) readWrite(r *http.Request, what string, limit int64) (body []byte, wait bool, err error) {
+	if !l.authorized(r) {
+		return nil, false, ErrUnauthorized
+	}
+	if wait, err = parseWait(r.URL.Query()); err != nil {
+		return nil, false, err
+	}
+	if r.ContentLength > limit {
+		return nil, false, ErrTooLarge
+	}
+	if body, err = io.ReadAll(r.Body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, false, ErrTooLarge
+		}
+		return nil, false, badRequest("reading the " + what + ": " + err.Error())
+	}
+	return body, wait, nil
+}
+
+// authorized reports whether the request carries a valid write token.
+func (l *Log) authorized(r *http.Request) bool {
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	return ok && l.tokens.valid(token)
 }
 
 // batchResponse is the JSON answer of POST /v1/add-entries: one result
@@ -179,24 +193,9 @@ type batchResult struct {
 }
 
 func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
-	token, ok := bearerToken(r.Header.Get("Authorization"))
-	if !ok || !l.tokens.valid(token) {
-		return ErrUnauthorized
-	}
-	wait, err := parseWait(r.URL.Query())
+	body, wait, err := l.readWrite(r, "batch", MaxBatchBytes)
 	if err != nil {
 		return err
-	}
-	if r.ContentLength > MaxBatchBytes {
-		return ErrTooLarge
-	}
-	body, err := io.ReadAll(r.Body) // limited to MaxBatchBytes by wrap
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return ErrTooLarge
-		}
-		return badRequest("reading the batch: " + err.Error())
 	}
 	entries, err := parseBatch(body)
 	if err != nil {
