@@ -8,11 +8,31 @@ cd "$(dirname "$0")/.."
 # requests/s of one witness, and the Pool.Cosign round's p50/p99 latency.
 go test -run XXX -bench 'AddCheckpoint|PoolCosign' -benchtime 3s -count 3 ./witness
 
+# Write path against the leading tile-based log (docs/performance.md, "Write
+# path"), in one run alternating with it, from the shared peer-bench
+# (outside this repository; skipped when it is absent): 256 submitters
+# waiting for receipts, then ?wait=false; then in-process MariaDB.
+PEER=${PEER_BENCH:-../shared/peer-bench}
+if [ -x "$PEER/evident_vs_tessera.sh" ]; then
+	"$PEER/evident_vs_tessera.sh" "$PWD" || true
+	EVIDENT_LG_ARGS=-nowait "$PEER/evident_vs_tessera.sh" "$PWD" || true
+	"$PEER/evident_mariadb.sh" || true
+else
+	echo "bench.sh: no peer-bench at $PEER (set PEER_BENCH): skipping the comparison with the tile-based log"
+fi
+# 16 submitters against the log with two real witnesses (2-of-2).
+EVIDENT_BENCH_DUR=10s go test -run '^$' -bench WitnessedReceipts -benchtime 1x ./cmd/evident
+# Receipt latency on a 10,000,000-entry log against a 10,000-entry one
+# (fills about 5 GB; EVIDENT_BIG_LOG_DIR keeps the big log for reuse).
+EVIDENT_BIG_LOG=${EVIDENT_BIG_LOG:-10000000} EVIDENT_LOAD=10s go test -count 1 -timeout 60m -run TestBigLog -v ./cmd/evident-server | grep 'big log:'
+
 # Log server (docs/performance.md, "Log server (evident-server)"): the real
 # binary on a fresh data directory (Trillian in-process on SQLite), loopback
-# HTTP clients in the same test process: submit-to-receipt latency p50/p99
-# with 16 concurrent submitters, entries/s with 256 waiting submitters and
-# with ?wait=false, and the server's CPU per entry.
+# HTTP clients in the same test process: idle CPU, submit-to-receipt
+# latency p50/p99 with 16 concurrent submitters, entries/s with 256 and 512
+# waiting submitters, with ?wait=false and with batches of 1,000, an
+# overload of 4,096 submitters, the server's CPU per entry and its peak
+# memory.
 EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/evident-server | grep 'evident-server load:'
 # Entries served checked against the published checkpoint, and the cost of
 # recording each signed checkpoint before witnesses see it.
