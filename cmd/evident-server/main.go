@@ -300,6 +300,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 
 	bcfg := backend.Config{
+		ExistingLog:        !key.isNew,
 		State:              state,
 		TreeID:             o.treeID,
 		BatchSize:          o.batchSize,
@@ -317,6 +318,14 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		bcfg.SQLitePath = filepath.Join(o.dataDir, treeDB)
 	}
 	be, err := backend.New(ctx, bcfg)
+	if errors.Is(err, backend.ErrStateLost) {
+		where := filepath.Join(o.dataDir, stateDB)
+		if o.mysqlDSN != "" {
+			where = "the MySQL database's state tables"
+		}
+		return fmt.Errorf("%w. The log's key is in %s, but its state database (%s) does not record the log's tree: it was lost or replaced. "+
+			"Restore it from a backup of the data directory (docs/deployment.md); starting a new tree would fork this log's history under the same key", err, o.dataDir, where)
+	}
 	if err != nil {
 		return err
 	}

@@ -141,6 +141,51 @@ func TestLostKeyRefused(t *testing.T) {
 	}
 }
 
+// TestLostStateRefused removes the state database of a log with entries,
+// keeping its key and its Trillian tree: the server refuses to start (a new
+// tree under the same key would fork the log), says how to recover, and
+// starts again once the state database is restored.
+func TestLostStateRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	client := &http.Client{Timeout: 30 * time.Second}
+	if code, r, err := s.add(client, []byte("an entry before the loss"), ""); err != nil || code != 200 {
+		t.Fatalf("add: %d %v %v", code, r.Error, err)
+	}
+	if err := s.terminate(); err != nil {
+		t.Fatal(err)
+	}
+	backup := t.TempDir()
+	for _, f := range []string{stateDB, stateDB + "-wal", stateDB + "-shm"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue // no -wal or -shm after a clean stop
+		}
+		if err := os.WriteFile(filepath.Join(backup, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, f))
+	}
+	out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, "does not record the log's tree") || !strings.Contains(out, "Restore it from a backup") || !strings.Contains(out, "1 entries") {
+		t.Errorf("start without %s: want a refusal that says what is missing and how to restore it:\n%s", stateDB, out)
+	}
+	// Restored, the log starts and its entry is still there.
+	for _, f := range []string{stateDB, stateDB + "-wal", stateDB + "-shm"} {
+		os.Remove(filepath.Join(dir, f))
+		if b, err := os.ReadFile(filepath.Join(backup, f)); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s = startServer(t, dir)
+	defer s.terminate()
+	if cp := s.checkpoint(); cp.Size != 1 {
+		t.Errorf("after restoring %s: checkpoint size %d, want 1", stateDB, cp.Size)
+	}
+}
+
 // TestBadStartCreatesNothing runs the binary with a bad flag, file or
 // address: it fails, and the data directory is not created.
 func TestBadStartCreatesNothing(t *testing.T) {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/monitoring"
+	"github.com/google/trillian/types"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -62,6 +63,13 @@ const TreeIDSetting = "trillian_tree_id"
 //
 //	mariadb evident < "$(go list -m -f '{{.Dir}}' github.com/google/trillian)/storage/mysql/schema/storage.sql"
 var ErrNoTrillianSchema = errors.New("the database has no Trillian schema: load storage/mysql/schema/storage.sql from the Trillian module (github.com/google/trillian) into it once")
+
+// ErrStateLost is returned by New when Config.ExistingLog is set, the state
+// database records no tree, and Trillian already holds a log tree with
+// entries: the state database was lost or replaced, and creating a new tree
+// would start a second history under the same key, a fork. Restore the
+// state database from a backup (docs/deployment.md).
+var ErrStateLost = errors.New("the state database records no Trillian tree, but Trillian holds a log tree with entries")
 
 // Config says where Trillian runs. Exactly one of SQLitePath, MySQLDSN and
 // Addr is set.
@@ -93,6 +101,11 @@ type Config struct {
 	// TreeID is the Trillian tree of the log. Zero means the tree recorded
 	// in State (created on first start).
 	TreeID int64
+	// ExistingLog says that the log already exists (its key was there
+	// before this start): a tree ID missing from State then means a lost
+	// state database, and New refuses to create a tree beside a non-empty
+	// one (ErrStateLost) instead of forking the log.
+	ExistingLog bool
 	// State is the state database in which the log remembers its tree ID.
 	// Required in-process, and remotely when TreeID is zero.
 	State *storage.DB
@@ -218,6 +231,11 @@ func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
 	case !errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("backend: %w", err)
 	}
+	if cfg.ExistingLog {
+		if err := b.checkNoOtherLog(ctx); err != nil {
+			return err
+		}
+	}
 	tree, err := b.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:       trillian.TreeState_ACTIVE,
 		TreeType:        trillian.TreeType_LOG,
@@ -241,6 +259,33 @@ func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("backend: setting %s holds %q, not a tree ID", TreeIDSetting, v)
 	}
 	cfg.Logger.Info("created the log's Trillian tree", "tree_id", b.TreeID)
+	return nil
+}
+
+// checkNoOtherLog fails with ErrStateLost if Trillian holds a log tree with
+// entries. An empty one is what a first start that stopped between creating
+// its tree and recording it leaves behind: harmless.
+func (b *Backend) checkNoOtherLog(ctx context.Context) error {
+	resp, err := b.Admin.ListTrees(ctx, &trillian.ListTreesRequest{})
+	if err != nil {
+		return fmt.Errorf("backend: listing Trillian's trees: %w", err)
+	}
+	for _, t := range resp.GetTree() {
+		if t.TreeType != trillian.TreeType_LOG && t.TreeType != trillian.TreeType_PREORDERED_LOG {
+			continue
+		}
+		r, err := b.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: t.TreeId})
+		if err != nil {
+			continue // not initialized: no entries
+		}
+		var root types.LogRootV1
+		if err := root.UnmarshalBinary(r.GetSignedLogRoot().GetLogRoot()); err != nil {
+			return fmt.Errorf("backend: root of Trillian tree %d: %w", t.TreeId, err)
+		}
+		if root.TreeSize > 0 {
+			return fmt.Errorf("backend: %w (tree %d, %d entries)", ErrStateLost, t.TreeId, root.TreeSize)
+		}
+	}
 	return nil
 }
 
