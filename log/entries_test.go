@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/trillian"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/logbuf"
 )
 
 // lyingTrillian is the log's real Trillian client, except that, when lie is
@@ -118,4 +122,66 @@ func startOf(path string) int {
 	var start, count int
 	fmt.Sscanf(path, "/v1/entries?start=%d&count=%d", &start, &count)
 	return start
+}
+
+// TestIntegrityAlarm: once a stored entry fails its check, /healthz turns
+// red with a short reason, the failure is counted and logged once, and the
+// alarm stays raised after the data reads well again: it is for an
+// operator to clear, by repairing the data and restarting.
+func TestIntegrityAlarm(t *testing.T) {
+	logs := &logbuf.Buffer{}
+	var lt *lyingTrillian
+	tl := newTestLog(t, func(c *Config) {
+		lt = &lyingTrillian{TrillianLogClient: c.Trillian}
+		c.Trillian = lt
+		c.Logger = logs.Logger()
+	})
+	for i := range 5 {
+		if code, r := tl.add(entryBytes(i), ""); code != 200 {
+			t.Fatalf("add: %d %s", code, r.Error)
+		}
+	}
+	if code, body := tl.get("/healthz"); code != 200 {
+		t.Fatalf("/healthz before any damage: %d %s", code, body)
+	}
+	lt.lie.Store(func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") })
+	for range 3 {
+		if code, _ := tl.get("/v1/entries/2"); code != 500 {
+			t.Fatalf("GET a damaged entry: %d, want 500", code)
+		}
+	}
+	lt.lie.Store(func(*trillian.LogLeaf) {})
+	if code, _ := tl.get("/v1/entries/2"); code != 200 {
+		t.Fatalf("GET the entry once it reads well: %d, want 200", code)
+	}
+	code, body := tl.get("/healthz")
+	if code != 503 || !strings.HasPrefix(string(body), "integrity: stored data failed verification against a signed checkpoint since ") {
+		t.Errorf("/healthz after a damaged entry: %d %q, want 503 with the integrity reason", code, body)
+	}
+	if strings.Contains(string(body), "forged") || strings.Contains(string(body), "leaf 2") {
+		t.Errorf("/healthz tells the public the detail: %q", body)
+	}
+	_, metrics := tl.get("/metrics")
+	if !strings.Contains(string(metrics), "evident_integrity_failures_total 3") {
+		t.Errorf("/metrics lacks evident_integrity_failures_total 3")
+	}
+	if n := strings.Count(logs.String(), "INTEGRITY:"); n != 1 {
+		t.Errorf("the alarm was logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+func TestIntegrityReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("reading: %w", status.Error(codes.DataLoss, "sqlite storage: database file is corrupt")), true},
+		{fmt.Errorf("leaf 3: %w", errBadProof), true},
+		{status.Error(codes.Unavailable, "closed"), false},
+		{ErrNotFound, false},
+	} {
+		if got := integrityReason(tc.err) != ""; got != tc.want {
+			t.Errorf("integrityReason(%v) raised %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

@@ -98,6 +98,7 @@ func (w *codeWriter) WriteHeader(code int) {
 
 func (l *Log) writeError(w http.ResponseWriter, route string, err error) {
 	code, msg := httpStatus(err)
+	l.noteIntegrity(route, err)
 	// Not the client going away, nor a log that cannot publish (the
 	// publisher logs why, once).
 	if code >= 500 && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrNotPublishing) {
@@ -332,7 +333,9 @@ func (l *Log) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	// witnesses, never storage errors, paths or addresses (those go to the
 	// server's log).
 	reason := ""
-	if err := l.pub.health(); err != nil {
+	if alarm := l.integrityErr(); alarm != "" {
+		reason = "integrity: " + alarm
+	} else if err := l.pub.health(); err != nil {
 		reason = "cannot publish: " + publishReason(err)
 	} else if l.cfg.Healthy != nil {
 		err := l.cfg.Healthy(r.Context())

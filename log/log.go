@@ -192,6 +192,8 @@ type Log struct {
 
 	healthMu  sync.Mutex
 	healthErr string // the last storage error /healthz logged
+
+	integrity integrity // the alarm for stored data that failed a check
 }
 
 // New checks cfg, loads the log's state, publishes the size-0 checkpoint of

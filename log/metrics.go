@@ -15,6 +15,7 @@ type metrics struct {
 	backlog      prometheus.Gauge
 	stalled      prometheus.Gauge
 	publishErrs  prometheus.Counter
+	integrity    prometheus.Counter
 	httpRequests *prometheus.CounterVec
 }
 
@@ -51,11 +52,15 @@ func newMetrics() *metrics {
 			Name: "evident_publish_errors_total",
 			Help: "Publisher rounds that failed.",
 		}),
+		integrity: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "evident_integrity_failures_total",
+			Help: "Checks of stored data that failed (a leaf, proof or root that does not verify, or damaged storage); /healthz is red after the first.",
+		}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_http_requests_total",
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.httpRequests)
+	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.integrity, m.httpRequests)
 	return m
 }
