@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -341,6 +342,9 @@ func (a *Auditor) fetch(ctx context.Context, start, count uint64) ([][]byte, err
 	for uint64(len(out)) < count {
 		at := start + uint64(len(out))
 		es, err := a.cfg.Client.Entries(ctx, at, int(count-uint64(len(out))))
+		if isServerError(err) {
+			return nil, a.firstUnservable(ctx, at, count-uint64(len(out)), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("fetching entries from %d: %w", at, err)
 		}
@@ -350,6 +354,29 @@ func (a *Auditor) fetch(ctx context.Context, start, count uint64) ([][]byte, err
 		out = append(out, es...)
 	}
 	return out, nil
+}
+
+// isServerError reports whether err is the log's own refusal (HTTP 500),
+// which retrying does not cure, as opposed to an unreachable or busy log.
+func isServerError(err error) bool {
+	var he *client.HTTPError
+	return errors.As(err, &he) && he.StatusCode == http.StatusInternalServerError
+}
+
+// firstUnservable finds, one entry at a time, the first of [start,
+// start+count) that the log refuses to serve (a range request fails as a
+// whole), and returns it as an UnservableError.
+func (a *Auditor) firstUnservable(ctx context.Context, start, count uint64, rangeErr error) error {
+	for i := start; i < start+count; i++ {
+		_, err := a.cfg.Client.Entries(ctx, i, 1)
+		switch {
+		case isServerError(err):
+			return &UnservableError{Index: i, Err: err}
+		case err != nil:
+			return fmt.Errorf("fetching entry %d: %w", i, err)
+		}
+	}
+	return &UnservableError{Index: start, Err: rangeErr} // the range failed, no single entry did
 }
 
 // AuditState is the resumable state of an Auditor, kept as JSON in

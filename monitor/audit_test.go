@@ -157,8 +157,11 @@ func TestAuditorResumes(t *testing.T) {
 	dir := t.TempDir()
 	a := newAuditor(t, l, AuditorConfig{StateDir: dir, Batch: 250, Parallel: 1})
 	_, err := a.Audit(t.Context())
-	if err == nil || errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("Audit = %v, want the HTTP 500", err)
+	// The log's own refusal is a finding that names the first entry it
+	// cannot serve, not a violation (nothing signed is contradicted).
+	var ue *UnservableError
+	if !errors.As(err, &ue) || ue.Index != 2000 || errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("Audit = %v, want an UnservableError at 2000 with the HTTP 500", err)
 	}
 	if st, err := LoadAuditState(dir, l.Origin); err != nil || st.Progress == nil || st.Progress.Size != 2000 {
 		t.Fatalf("progress saved = %+v, %v; want 2000 entries", st.Progress, err)

@@ -148,6 +148,23 @@ func (e *ShrinkError) Error() string {
 	return fmt.Sprintf("the log's checkpoint has size %d, smaller than the size %d audited before", e.Size, e.Audited)
 }
 
+// UnservableError reports an entry, below the checkpoint's size, that the
+// log refuses to serve with an error of its own (HTTP 500): its stored data
+// is damaged or failed the log's own check. It is an audit finding, not a
+// transport error: the entries from Index on could not be audited.
+type UnservableError struct {
+	// Index is the first entry the log would not serve.
+	Index uint64
+	// Err is the log's answer.
+	Err error
+}
+
+func (e *UnservableError) Error() string {
+	return fmt.Sprintf("the log cannot serve entry %d, below its checkpoint's size (%v): its stored data may be damaged; the entries from %d on were not audited", e.Index, e.Err, e.Index)
+}
+
+func (e *UnservableError) Unwrap() error { return e.Err }
+
 // ErrBadState is wrapped by errors about a state directory or file that
 // cannot be used (not readable or writable, not JSON, a checkpoint that
 // does not verify, or kept for another log). Fix or remove it.

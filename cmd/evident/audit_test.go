@@ -103,8 +103,10 @@ func TestAuditResumesAfterFailure(t *testing.T) {
 	l.SetFailEntriesFrom(2000)
 	state := t.TempDir()
 	r := evident(t, nil, auditArgs(l, "--state_dir", state, "--batch", "250", "--parallel", "1")...)
-	wantCode(t, r, exitNetwork)
-	if !strings.Contains(r.stderr, "HTTP 500") {
+	// The log's own refusal (500) is a finding, exit 1, naming the first
+	// entry it cannot serve.
+	wantCode(t, r, exitFailed)
+	if !strings.Contains(r.stderr, "the log cannot serve entry 2000") || !strings.Contains(r.stderr, "HTTP 500") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(state, "audit.json")); err != nil {

@@ -156,7 +156,10 @@ func cliError(err error, dir string, writeEvidence bool) error {
 	}
 	var ve *monitor.VerifyError
 	var se *monitor.ShrinkError
+	var ue *monitor.UnservableError
 	switch {
+	case errors.As(err, &ue):
+		return &failure{reason: "unservable", err: err}
 	case errors.As(err, &ve):
 		return verifyFailure(ve.What, ve.Err)
 	case errors.As(err, &se):

@@ -52,7 +52,7 @@ func (s *securityError) Error() string { return s.msg }
 // failure is a verification failure with a machine-readable reason (exit 1).
 type failure struct {
 	// reason is malformed, signature, quorum, inclusion, consistency,
-	// receipt_altered, entry_mismatch or not_found.
+	// receipt_altered, entry_mismatch, not_found or unservable.
 	reason string
 	err    error
 	// msg, if set, is the message (err then only supplies data).
