@@ -94,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: evident-server [flags]
+       evident-server check [--data_dir D] [--mysql_dsn DSN]   (verify a stopped log's store; check --help)
 
 Runs an Evident transparency log. With no flags: a durable log in ./evident-data,
 Trillian in-process on SQLite, HTTP on 127.0.0.1:8080.
@@ -209,6 +210,12 @@ func mysqlDSN(o *options, file, env string) error {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runCheck(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

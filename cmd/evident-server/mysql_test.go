@@ -64,6 +64,11 @@ func TestMySQLMode(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 
+	// The store checks out offline (evident-server check on MariaDB).
+	if out, err := exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK: 2 entries") {
+		t.Errorf("evident-server check on MariaDB: %v\n%s", err, out)
+	}
+
 	// Without its key, the log in MariaDB is not made a new log: the data
 	// directory holds no database, but the state database records the tree.
 	if err := os.Remove(filepath.Join(dir, keyFile)); err != nil {

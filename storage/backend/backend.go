@@ -110,6 +110,10 @@ type Config struct {
 	// Required in-process, and remotely when TreeID is zero.
 	State *storage.DB
 
+	// NoSequencer, in-process, opens Trillian without starting the
+	// sequencer: for reading a log's tree offline (evident-server check)
+	// without changing it.
+	NoSequencer bool
 	// BatchSize is the most leaves the in-process sequencer integrates per
 	// run (DefaultBatchSize when zero).
 	BatchSize int
@@ -198,7 +202,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.Close()
 		return nil, err
 	}
-	b.start()
+	if !cfg.NoSequencer {
+		b.start()
+	}
 	return b, nil
 }
 
