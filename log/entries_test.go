@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/trillian"
 	"google.golang.org/grpc"
@@ -183,5 +185,52 @@ func TestIntegrityReason(t *testing.T) {
 		if got := integrityReason(tc.err) != ""; got != tc.want {
 			t.Errorf("integrityReason(%v) raised %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestScrubber: the scrubber re-reads the whole log in the background; a
+// clean log passes (counted), and an entry that changed in storage, with
+// or without its stored hash, raises the integrity alarm.
+func TestScrubber(t *testing.T) {
+	defer func(d time.Duration) { scrubPause = d }(scrubPause)
+	scrubPause = 20 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		lie  func(*trillian.LogLeaf)
+	}{
+		{"value changed", func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") }},
+		{"value and hash changed", func(l *trillian.LogLeaf) {
+			l.LeafValue = []byte("forged")
+			h := checkpoint.LeafHash(l.LeafValue)
+			l.MerkleLeafHash = h[:]
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lt *lyingTrillian
+			tl := newTestLog(t, func(c *Config) {
+				lt = &lyingTrillian{TrillianLogClient: c.Trillian}
+				c.Trillian = lt
+				c.ScrubRate = 100000
+			})
+			j := &journal{index: map[string]uint64{}}
+			var receipts sync.Map
+			var entries [][]byte
+			for i := range 300 {
+				entries = append(entries, entryBytes(i))
+			}
+			submitAll(t, tl, j, &receipts, entries, 8)
+			waitFor(t, "a clean scrubber pass", func() bool {
+				_, m := tl.get("/metrics")
+				return strings.Contains(string(m), "evident_scrub_index 300") && !strings.Contains(string(m), "evident_scrub_passes_total 0")
+			})
+			if code, body := tl.get("/healthz"); code != 200 {
+				t.Fatalf("/healthz after clean passes: %d %s", code, body)
+			}
+			lt.lie.Store(tc.lie)
+			waitFor(t, "the scrubber's alarm", func() bool {
+				code, body := tl.get("/healthz")
+				return code == 503 && strings.Contains(string(body), "integrity: stored data failed verification")
+			})
+		})
 	}
 }

@@ -151,6 +151,10 @@ type Config struct {
 	// CosignTimeout, when positive, bounds each Cosign call. Zero leaves
 	// the bound to Cosign (witness.Pool's Timeout).
 	CosignTimeout time.Duration
+	// ScrubRate is how many entries a second the scrubber re-reads and
+	// re-hashes in the background (DefaultScrubRate when zero; negative:
+	// no scrubber). See scrub.go.
+	ScrubRate int
 	// CosignInterval is the shortest time between two rounds that ask the
 	// witnesses (DefaultCosignInterval when zero): witnesses limit how
 	// often one log may advance their state, and a round that waits
@@ -223,6 +227,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	l.cancel = cancel
 	l.wg.Go(func() { l.pub.run(runCtx) })
 	l.wg.Go(func() { l.refreshTokens(runCtx) })
+	if cfg.ScrubRate > 0 {
+		l.wg.Go(func() { l.scrub(runCtx) })
+	}
 	return l, nil
 }
 
@@ -254,6 +261,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = DefaultScrubRate
 	}
 	if c.CosignInterval <= 0 {
 		c.CosignInterval = DefaultCosignInterval

@@ -16,6 +16,8 @@ type metrics struct {
 	stalled      prometheus.Gauge
 	publishErrs  prometheus.Counter
 	integrity    prometheus.Counter
+	scrubIndex   prometheus.Gauge
+	scrubPasses  prometheus.Counter
 	httpRequests *prometheus.CounterVec
 }
 
@@ -56,11 +58,19 @@ func newMetrics() *metrics {
 			Name: "evident_integrity_failures_total",
 			Help: "Checks of stored data that failed (a leaf, proof or root that does not verify, or damaged storage); /healthz is red after the first.",
 		}),
+		scrubIndex: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_scrub_index",
+			Help: "How far the scrubber's current pass has re-read and re-hashed the log (entries).",
+		}),
+		scrubPasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "evident_scrub_passes_total",
+			Help: "Complete scrubber passes that found every entry and checkpoint root in order.",
+		}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_http_requests_total",
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.integrity, m.httpRequests)
+	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.integrity, m.scrubIndex, m.scrubPasses, m.httpRequests)
 	return m
 }
