@@ -12,9 +12,10 @@ import (
 )
 
 // DefaultScrubRate is how many entries a second the scrubber re-reads.
-// Each costs about 5 µs of CPU (reading it back, hashing it, adding it to
-// a compact range), so the default takes about 1% of a core, and a full
-// pass of 1,000,000 entries about 8 minutes (docs/performance.md).
+// Each costs about 10 µs of CPU (reading it back from SQLite, hashing it,
+// adding it to a compact range), so the default takes about 2% of a core,
+// and a full pass of 1,000,000 entries about 8 minutes
+// (docs/performance.md).
 const DefaultScrubRate = 2000
 
 // scrubChunk is how many entries the scrubber reads at a time.
