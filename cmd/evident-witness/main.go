@@ -128,12 +128,13 @@ func run() error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Signals are caught before the first request is served: a SIGTERM
+	// that follows it must shut down gracefully, not kill the process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	logger.Info("evident-witness serving", "addr", ln.Addr().String(), "name", w.Name(), "logs", len(logs.List()))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for {
 		select {
 		case err := <-served:
