@@ -126,7 +126,7 @@ Flags:
 	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
-	fs.IntVar(&o.scrubRate, "scrub_rate", evlog.DefaultScrubRate, "entries per second the background scrubber re-reads and re-hashes, checking every published checkpoint's root (about 5 µs of CPU each); 0: no scrubber")
+	fs.IntVar(&o.scrubRate, "scrub_rate", evlog.DefaultScrubRate, "entries per second the background scrubber re-reads and re-hashes, checking every published checkpoint's root (about 10 µs of CPU each: the default takes ~2% of a core); 0: no scrubber")
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
