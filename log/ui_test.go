@@ -5,39 +5,23 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
-	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/witness"
 )
 
 // startMLDSAWitness starts a real witness that cosigns with ML-DSA-44, its
 // state in a SQLite file, on loopback; it returns its URL and vkey.
 func startMLDSAWitness(t *testing.T, logVKey, name string) (url, vkey string) {
-	ctx := t.Context()
 	skey, vkey, err := checkpoint.GenerateMLDSACosignerKey(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := storage.OpenSQLite(ctx, filepath.Join(t.TempDir(), "witness.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	logs, err := witness.ParseLogs([]byte("log " + logVKey + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := witness.New(ctx, witness.Config{DB: db, Key: skey, Logs: logs, RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
+	w := newWitnessWithKey(t, logVKey, skey)
 	srv := httptest.NewServer(w.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL, vkey

@@ -82,11 +82,17 @@ func TestWithWitnesses(t *testing.T) {
 // the log with verifier key logVKey; it returns the witness and its
 // cosignature vkey.
 func newWitness(t *testing.T, logVKey, name string) (*witness.Witness, string) {
-	ctx := t.Context()
 	skey, vkey, err := checkpoint.GenerateCosignerKey(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newWitnessWithKey(t, logVKey, skey), vkey
+}
+
+// newWitnessWithKey starts a witness with the signing key skey, following
+// the log with logVKey, its state in a SQLite file.
+func newWitnessWithKey(t *testing.T, logVKey, skey string) *witness.Witness {
+	ctx := t.Context()
 	db, err := storage.OpenSQLite(ctx, filepath.Join(t.TempDir(), "witness.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +107,7 @@ func newWitness(t *testing.T, logVKey, name string) (*witness.Witness, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	return w, vkey
+	return w
 }
 
 // startWitness starts a real witness following the log with verifier key
