@@ -1,7 +1,8 @@
 // Package storage holds Evident's own state, beside the Merkle tree that
 // Trillian keeps: the checkpoints the log has published, the checkpoints it
 // signed and showed witnesses before publishing, the hashes of write
-// tokens, small settings, and a witness's per-log state and evidence.
+// tokens, tenants and their API keys, small settings, and a witness's
+// per-log state and evidence.
 //
 // One small SQL layer serves two engines: an SQLite file in the data
 // directory (the embedded default) and MySQL/MariaDB (production). Both are
@@ -38,10 +39,11 @@ const (
 )
 
 // SchemaVersion is the version of the schema this code writes and reads.
-// Version 2 added signed_checkpoints, version 3 events; opening an older
-// database adds the missing tables (every CREATE is idempotent) and keeps
-// all data.
-const SchemaVersion = 3
+// Version 2 added signed_checkpoints, version 3 events, version 5
+// tenants (tenants, api_keys, auth_generation); opening an older database
+// adds the missing tables (every CREATE is idempotent) and the default
+// tenant, and keeps all data.
+const SchemaVersion = 5
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.
@@ -116,6 +118,9 @@ func (d *DB) migrate(ctx context.Context) error {
 		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("creating schema: %w", err)
 		}
+	}
+	if err := d.seedTenants(ctx); err != nil {
+		return err
 	}
 	if _, err := d.db.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
 		return fmt.Errorf("writing schema version: %w", err)

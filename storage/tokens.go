@@ -43,7 +43,7 @@ func (d *DB) AddToken(ctx context.Context, name, token string) error {
 	if err != nil && !isDuplicate(err) {
 		return fmt.Errorf("adding write token %q: %w", name, err)
 	}
-	return nil
+	return bumpGeneration(ctx, d.db)
 }
 
 // DeleteToken revokes token. Revoking an unknown token is a no-op.
@@ -52,7 +52,7 @@ func (d *DB) DeleteToken(ctx context.Context, token string) error {
 	if _, err := d.db.ExecContext(ctx, `DELETE FROM write_tokens WHERE token_hash = ?`, h[:]); err != nil {
 		return fmt.Errorf("deleting write token: %w", err)
 	}
-	return nil
+	return bumpGeneration(ctx, d.db)
 }
 
 // Tokens returns every stored write token. Callers compare a presented
@@ -143,6 +143,11 @@ func (d *DB) ReplaceTokens(ctx context.Context, name, token string) (revoked int
 		if _, err := tx.ExecContext(ctx, `INSERT INTO write_tokens (token_hash, name, created_at) VALUES (?, ?, ?)`,
 			h[:], name, now.UnixMilli()); err != nil && !isDuplicate(err) {
 			return 0, fmt.Errorf("adding write token %q: %w", name, err)
+		}
+	}
+	if n == 0 || revoked > 0 {
+		if err := bumpGeneration(ctx, tx); err != nil {
+			return 0, err
 		}
 	}
 	if err := tx.Commit(); err != nil {

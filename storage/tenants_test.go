@@ -1,0 +1,185 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestTenantsAndKeys adds tenants, issues, rotates and revokes keys, and
+// checks what is stored, what is valid, and that every change moves the
+// key generation that servers poll.
+func TestTenantsAndKeys(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		gen := func() int64 {
+			t.Helper()
+			g, err := db.AuthGeneration(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		moved := func(before int64, what string) int64 {
+			t.Helper()
+			g := gen()
+			if g == before {
+				t.Errorf("%s did not change the key generation (%d)", what, g)
+			}
+			return g
+		}
+		g := gen()
+		if _, err := db.AddTenant(ctx, DefaultTenant); !errors.Is(err, ErrExists) {
+			t.Errorf("AddTenant(default) = %v; want ErrExists (every database has it)", err)
+		}
+		if _, err := db.AddTenant(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.AddTenant(ctx, "acme"); !errors.Is(err, ErrExists) {
+			t.Errorf("AddTenant twice = %v; want ErrExists", err)
+		}
+		if _, err := db.AddTenant(ctx, "Bad Name"); err == nil {
+			t.Error("AddTenant accepted a name with a space and capitals")
+		}
+		ts, err := db.Tenants(ctx)
+		if err != nil || len(ts) != 2 || ts[0].Name != "acme" || ts[1].Name != DefaultTenant {
+			t.Fatalf("Tenants = %v, %v; want acme, default", ts, err)
+		}
+		if _, _, err := db.IssueKey(ctx, "nobody", RoleSubmit); !errors.Is(err, ErrNoTenant) {
+			t.Errorf("IssueKey for an unknown tenant = %v; want ErrNoTenant", err)
+		}
+		if _, _, err := db.IssueKey(ctx, "acme", Role("root")); err == nil {
+			t.Error("IssueKey accepted the role root")
+		}
+		if gen() != g {
+			t.Error("refused changes moved the key generation")
+		}
+		key, k, err := db.IssueKey(ctx, "acme", RoleSubmit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g = moved(g, "IssueKey")
+		if !strings.HasPrefix(key, "evk_") || len(key) != 4+43 || k.Hash != HashToken(key) || k.ID != KeyID(k.Hash) || CheckKeyID(k.ID) != nil {
+			t.Errorf("IssueKey = %q, %+v: malformed", key, k)
+		}
+		if err := db.AddToken(ctx, LegacyKeyID, "legacy"); err != nil {
+			t.Fatal(err)
+		}
+		g = moved(g, "AddToken")
+		valid, err := db.ValidKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(valid) != 2 || valid[0].ID != LegacyKeyID || valid[0].Role != RoleAdmin || valid[0].Tenant != DefaultTenant ||
+			valid[1].ID != k.ID || valid[1].Tenant != "acme" || valid[1].Role != RoleSubmit {
+			t.Errorf("ValidKeys = %+v; want the write token (default, admin) and acme's submit key", valid)
+		}
+		if _, err := db.RevokeKey(ctx, "", LegacyKeyID); !errors.Is(err, ErrLegacyKey) {
+			t.Errorf("RevokeKey(write-token) = %v; want ErrLegacyKey", err)
+		}
+		if _, err := db.RevokeKey(ctx, DefaultTenant, k.ID); !errors.Is(err, ErrNoKey) {
+			t.Errorf("RevokeKey of acme's key as the default tenant = %v; want ErrNoKey", err)
+		}
+		if _, err := db.RevokeKey(ctx, "", "0123456789abcdef"); !errors.Is(err, ErrNoKey) {
+			t.Errorf("RevokeKey of an unknown ID = %v; want ErrNoKey", err)
+		}
+		if _, err := db.RevokeKey(ctx, "", "../x"); err == nil || errors.Is(err, ErrNoKey) {
+			t.Errorf("RevokeKey of a malformed ID = %v; want a syntax error", err)
+		}
+		if gen() != g {
+			t.Error("refused revocations moved the key generation")
+		}
+
+		key2, k2, old, err := db.RotateKey(ctx, "acme", k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g = moved(g, "RotateKey")
+		if key2 == key || old.ID != k.ID || old.RevokedAt.IsZero() || k2.Tenant != "acme" || k2.Role != RoleSubmit {
+			t.Errorf("RotateKey = %+v, old %+v", k2, old)
+		}
+		if _, _, _, err := db.RotateKey(ctx, "", k.ID); !errors.Is(err, ErrKeyRevoked) {
+			t.Errorf("rotating a rotated key = %v; want ErrKeyRevoked", err)
+		}
+		if _, err := db.RevokeKey(ctx, "", k2.ID); err != nil {
+			t.Fatal(err)
+		}
+		moved(g, "RevokeKey")
+		if _, err := db.RevokeKey(ctx, "", k2.ID); !errors.Is(err, ErrKeyRevoked) {
+			t.Errorf("revoking twice = %v; want ErrKeyRevoked", err)
+		}
+		all, err := db.APIKeys(ctx, "acme")
+		if err != nil || len(all) != 2 || all[0].RevokedAt.IsZero() || all[1].RevokedAt.IsZero() {
+			t.Errorf("APIKeys(acme) = %+v, %v; want both keys, revoked", all, err)
+		}
+		valid, err = db.ValidKeys(ctx)
+		if err != nil || len(valid) != 1 || valid[0].ID != LegacyKeyID {
+			t.Errorf("ValidKeys after revoking = %+v, %v; want the write token only", valid, err)
+		}
+	})
+}
+
+// TestReplaceTokensGeneration checks that the write-token file's
+// rotation moves the key generation, and that a restart with the same
+// file does not.
+func TestReplaceTokensGeneration(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		steps := []struct {
+			token string
+			moves bool
+		}{{"a", true}, {"a", false}, {"b", true}}
+		for _, s := range steps {
+			before, err := db.AuthGeneration(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ReplaceTokens(ctx, LegacyKeyID, s.token); err != nil {
+				t.Fatal(err)
+			}
+			after, err := db.AuthGeneration(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := after != before; got != s.moves {
+				t.Errorf("ReplaceTokens(%s) moved the generation: %v, want %v", s.token, got, s.moves)
+			}
+		}
+	})
+}
+
+func TestCheckTenantName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"acme", true}, {"a", true}, {"bu-7.eu_west", true}, {strings.Repeat("a", 64), true},
+		{"", false}, {strings.Repeat("a", 65), false}, {"-acme", false}, {".acme", false},
+		{"Acme", false}, {"acme corp", false}, {"acme/eu", false}, {"ac\x00me", false}, {"ácme", false},
+	} {
+		if err := CheckTenantName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("CheckTenantName(%q) = %v; want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// FuzzAdminInputs feeds the parsers of the admin commands' inputs (tenant
+// names, roles, key IDs): none panics, and what they accept is canonical.
+func FuzzAdminInputs(f *testing.F) {
+	for _, s := range []string{"acme", "default", "admin", "submit", "read", "write-token", "0123456789abcdef", "-x", "A", "é", strings.Repeat("z", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if CheckTenantName(s) == nil {
+			if strings.ToLower(s) != s || strings.ContainsAny(s, " /\\\x00\n") || len(s) > MaxTenantName {
+				t.Errorf("CheckTenantName accepted %q", s)
+			}
+		}
+		if r, err := ParseRole(s); err == nil && string(r) != s {
+			t.Errorf("ParseRole(%q) = %q", s, r)
+		}
+		if CheckKeyID(s) == nil && s != LegacyKeyID && len(s) != KeyIDLen {
+			t.Errorf("CheckKeyID accepted %q", s)
+		}
+	})
+}
