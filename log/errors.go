@@ -19,8 +19,8 @@ import (
 // Errors of the log's methods. Handlers map them (and Trillian's gRPC
 // statuses) to HTTP answers in one place, httpStatus.
 var (
-	// ErrUnauthorized means the request carries no valid write token. The
-	// answer says nothing more.
+	// ErrUnauthorized means the request carries no valid API key (none,
+	// an unknown one, or a revoked one). The answer says nothing more.
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrTooLarge means the entry is larger than the log accepts.
 	ErrTooLarge = errors.New("entry too large")
@@ -106,6 +106,13 @@ func (e *inputError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return &inputError{msg} }
 
+// forbiddenError is a request with a valid API key that may not do what
+// it asks (403): a role that does not allow it, or another tenant's data.
+// Its text says which, and never names anything of another tenant.
+type forbiddenError struct{ msg string }
+
+func (e *forbiddenError) Error() string { return "forbidden: " + e.msg }
+
 // retryAfter is the Retry-After delay (seconds) of 429 and 503 answers.
 const retryAfter = "1"
 
@@ -124,6 +131,8 @@ func retryAfterFor(err error) string {
 // detail of a 5xx goes to the server's log, not to the client.
 func httpStatus(err error) (int, string) {
 	var in *inputError
+	var fe *forbiddenError
+	var ce *conflictError
 	switch {
 	case errors.As(err, &in):
 		return http.StatusBadRequest, in.msg
@@ -131,6 +140,10 @@ func httpStatus(err error) (int, string) {
 		return http.StatusMethodNotAllowed, errMethod.Error()
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "unauthorized"
+	case errors.As(err, &fe):
+		return http.StatusForbidden, fe.Error()
+	case errors.As(err, &ce):
+		return http.StatusConflict, ce.msg
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, ErrTooLarge.Error()
 	case errors.Is(err, ErrNotFound), errors.Is(err, storage.ErrNotFound):

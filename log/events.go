@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,8 +69,11 @@ type eventAnswer struct {
 }
 
 func (l *Log) handleAddEvent(w http.ResponseWriter, r *http.Request) error {
-	body, wait, err := l.readWrite(r, "event", int64(l.cfg.MaxEntrySize))
+	body, wait, p, err := l.readWrite(r, "event", int64(l.cfg.MaxEntrySize))
 	if err != nil {
+		return err
+	}
+	if err := eventTenant(p); err != nil {
 		return err
 	}
 	req, err := event.ParseRequest(body)
@@ -249,7 +251,7 @@ func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := l.view(r.Context(), s, l.authorized(r))
+	v, err := l.view(r.Context(), s, l.defaultTenantReader(r))
 	if err != nil {
 		return err
 	}
@@ -265,7 +267,7 @@ func (l *Log) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	withData := l.authorized(r)
+	withData := l.defaultTenantReader(r)
 	out := struct {
 		Events []*eventView `json:"events"`
 		Next   string       `json:"next,omitempty"`
@@ -333,9 +335,12 @@ type eraseRequest struct {
 }
 
 func (l *Log) handleErase(w http.ResponseWriter, r *http.Request) error {
-	token, ok := bearerToken(r.Header.Get("Authorization"))
-	if !ok || !l.tokens.valid(token) {
-		return ErrUnauthorized
+	p, err := l.authorize(r, storage.RoleSubmit)
+	if err != nil {
+		return err
+	}
+	if err := eventTenant(p); err != nil {
+		return err
 	}
 	hash, err := parseHash(r.PathValue("leaf_hash"), "leaf_hash")
 	if err != nil {
@@ -353,9 +358,9 @@ func (l *Log) handleErase(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Reason) > 1024 {
 		return badRequest("reason: at most 1024 bytes")
 	}
-	by := req.By
-	if name, err := l.tokenName(r.Context(), token); err == nil && name != "" {
-		by += " (write token " + strconv.Quote(name) + ")"
+	by := req.By + " (key " + p.KeyID + ")"
+	if p.KeyID == storage.LegacyKeyID {
+		by = req.By + " (write token \"" + storage.LegacyKeyID + "\")"
 	}
 	s, err := l.cfg.State.EraseEvent(r.Context(), hash, time.Now().UTC(), by, req.Reason)
 	switch {
@@ -374,21 +379,14 @@ func (l *Log) handleErase(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, v)
 }
 
-// tokenName returns the name under which token is stored, comparing hashes
-// in constant time.
-func (l *Log) tokenName(ctx context.Context, token string) (string, error) {
-	list, err := l.cfg.State.Tokens(ctx)
-	if err != nil {
-		return "", err
+// eventTenant refuses typed events to keys of tenants other than the
+// default one: event rows carry no tenant yet, so only the default
+// tenant's keys may write, erase or read their private data.
+func eventTenant(p Principal) error {
+	if p.Tenant != storage.DefaultTenant {
+		return &forbiddenError{"typed events (/v1/events) are the default tenant's only; add entries with /v1/add-entry"}
 	}
-	h := storage.HashToken(token)
-	name := ""
-	for _, t := range list {
-		if subtle.ConstantTimeCompare(h[:], t.Hash[:]) == 1 {
-			name = t.Name
-		}
-	}
-	return name, nil
+	return nil
 }
 
 // grpcNotFound reports whether err wraps Trillian's NotFound.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evidentlog/evident/storage"
 )
 
 // Handler returns the log's HTTP API (docs/api.md).
@@ -43,6 +45,7 @@ func (l *Log) Handler() http.Handler {
 	handle("GET /healthz", l.handleHealth)
 	l.eventRoutes(handle) // typed events and evidence bundles (events.go)
 	l.uiRoutes(handle)    // the explorer /ui and its JSON (ui.go)
+	l.keyRoutes(handle)   // a tenant's admin key manages its keys (keys.go)
 	gatherers := prometheus.Gatherers{l.metrics.reg}
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)
@@ -136,7 +139,7 @@ type addResponse struct {
 }
 
 func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
-	entry, wait, err := l.readWrite(r, "entry", int64(l.cfg.MaxEntrySize))
+	entry, wait, _, err := l.readWrite(r, "entry", int64(l.cfg.MaxEntrySize))
 	if err != nil {
 		return err
 	}
@@ -151,34 +154,28 @@ func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt)})
 }
 
-// readWrite authenticates a write request (before reading anything else),
-// reads its ?wait= and its body (at most limit bytes: wrap limits the
-// reader, and a larger Content-Length is refused at once), naming what the
-// body is in errors.
-func (l *Log) readWrite(r *http.Request, what string, limit int64) (body []byte, wait bool, err error) {
-	if !l.authorized(r) {
-		return nil, false, ErrUnauthorized
+// readWrite authenticates a write request (before reading anything else:
+// it needs a submit or admin key), reads its ?wait= and its body (at most
+// limit bytes: wrap limits the reader, and a larger Content-Length is
+// refused at once), naming what the body is in errors.
+func (l *Log) readWrite(r *http.Request, what string, limit int64) (body []byte, wait bool, p Principal, err error) {
+	if p, err = l.authorize(r, storage.RoleSubmit); err != nil {
+		return nil, false, p, err
 	}
 	if wait, err = parseWait(r.URL.Query()); err != nil {
-		return nil, false, err
+		return nil, false, p, err
 	}
 	if r.ContentLength > limit {
-		return nil, false, ErrTooLarge
+		return nil, false, p, ErrTooLarge
 	}
 	if body, err = io.ReadAll(r.Body); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, false, ErrTooLarge
+			return nil, false, p, ErrTooLarge
 		}
-		return nil, false, badRequest("reading the " + what + ": " + err.Error())
+		return nil, false, p, badRequest("reading the " + what + ": " + err.Error())
 	}
-	return body, wait, nil
-}
-
-// authorized reports whether the request carries a valid write token.
-func (l *Log) authorized(r *http.Request) bool {
-	token, ok := bearerToken(r.Header.Get("Authorization"))
-	return ok && l.tokens.valid(token)
+	return body, wait, p, nil
 }
 
 // batchResponse is the JSON answer of POST /v1/add-entries: one result
@@ -194,7 +191,7 @@ type batchResult struct {
 }
 
 func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
-	body, wait, err := l.readWrite(r, "batch", MaxBatchBytes)
+	body, wait, _, err := l.readWrite(r, "batch", MaxBatchBytes)
 	if err != nil {
 		return err
 	}

@@ -63,9 +63,13 @@ const (
 	// DefaultWaitTimeout is how long add-entry waits for a checkpoint that
 	// covers the entry before it answers 504 (the entry stays queued).
 	DefaultWaitTimeout = 30 * time.Second
-	// DefaultTokenRefresh is how often write tokens are reloaded from the
-	// state database.
+	// DefaultTokenRefresh is how often API keys are reloaded from the
+	// state database even when its key generation did not move.
 	DefaultTokenRefresh = 10 * time.Second
+	// DefaultKeyPoll is how often the state database's key generation is
+	// read: a key revoked on any server sharing the database is refused
+	// here within about this long (plus one reload).
+	DefaultKeyPoll = 250 * time.Millisecond
 	// MaxEntriesPerRequest is the most entries GET /v1/entries returns.
 	MaxEntriesPerRequest = 1000
 	// DefaultMaxBackoff is the longest wait between publisher rounds after
@@ -103,7 +107,7 @@ type Config struct {
 	Trillian trillian.TrillianLogClient
 	// TreeID is the Trillian tree that holds the entries.
 	TreeID int64
-	// State stores published checkpoints and write tokens.
+	// State stores published checkpoints, tenants and API keys.
 	State *storage.DB
 	// Healthy, when set, reports whether Trillian's storage answers (for
 	// /healthz).
@@ -137,9 +141,12 @@ type Config struct {
 	// WaitTimeout is how long add-entry waits for its receipt
 	// (DefaultWaitTimeout when zero).
 	WaitTimeout time.Duration
-	// TokenRefresh is how often write tokens are reloaded from State
-	// (DefaultTokenRefresh when zero).
+	// TokenRefresh is how often API keys are reloaded from State when
+	// nothing says they changed (DefaultTokenRefresh when zero).
 	TokenRefresh time.Duration
+	// KeyPoll is how often State's key generation is read; the keys are
+	// reloaded as soon as it moved (DefaultKeyPoll when zero).
+	KeyPoll time.Duration
 	// MaxBackoff is the longest wait between publisher rounds after failed
 	// ones (DefaultMaxBackoff when zero, at least CheckpointInterval).
 	MaxBackoff time.Duration
@@ -187,7 +194,7 @@ type Log struct {
 	metrics  *metrics
 
 	pub    *publisher
-	tokens *tokenSet
+	keys   *keyring
 	queuer *queuer // nil without Config.QueueBatch
 
 	cancel context.CancelFunc
@@ -214,7 +221,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("log: the signing key %q, the verifier key %q and the origin %q do not match", cfg.Signer.Name(), v.Name(), cfg.Origin)
 	}
 	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics()}
-	if l.tokens, err = loadTokens(ctx, cfg.State); err != nil {
+	if l.keys, err = loadKeys(ctx, cfg.State); err != nil {
 		return nil, err
 	}
 	if l.pub, err = newPublisher(ctx, l); err != nil {
@@ -226,7 +233,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	l.wg.Go(func() { l.pub.run(runCtx) })
-	l.wg.Go(func() { l.refreshTokens(runCtx) })
+	l.wg.Go(func() { l.refreshKeys(runCtx) })
 	if cfg.ScrubRate > 0 {
 		l.wg.Go(func() { l.scrub(runCtx) })
 	}
@@ -258,6 +265,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TokenRefresh <= 0 {
 		c.TokenRefresh = DefaultTokenRefresh
+	}
+	if c.KeyPoll <= 0 {
+		c.KeyPoll = DefaultKeyPoll
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff

@@ -1,0 +1,158 @@
+package log
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/evidentlog/evident/storage"
+)
+
+// Principal is who a request acts for: the tenant and role of the API key
+// it carries.
+type Principal struct {
+	Tenant string
+	Role   storage.Role
+	// KeyID is the key's public ID (storage.KeyID), for logs and records.
+	KeyID string
+}
+
+// keyring holds the valid API keys (the write-token file's token among
+// them), reloaded from the state database whenever its key generation
+// moves (polled every Config.KeyPoll) and at least every
+// Config.TokenRefresh.
+type keyring struct {
+	mu   sync.RWMutex
+	byID map[string][]storage.APIKey // by storage.KeyID of the hash
+	gen  int64
+	at   time.Time // of the last full reload
+}
+
+func loadKeys(ctx context.Context, db *storage.DB) (*keyring, error) {
+	k := &keyring{}
+	if err := k.reload(ctx, db); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	return k, nil
+}
+
+// reload reads the generation, then the keys: a change made after the
+// generation was read moves it again, and the next poll reloads.
+func (k *keyring) reload(ctx context.Context, db *storage.DB) error {
+	gen, err := db.AuthGeneration(ctx)
+	if err != nil {
+		return err
+	}
+	list, err := db.ValidKeys(ctx)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string][]storage.APIKey, len(list))
+	for _, key := range list {
+		id := storage.KeyID(key.Hash)
+		byID[id] = append(byID[id], key)
+	}
+	k.mu.Lock()
+	k.byID, k.gen, k.at = byID, gen, time.Now()
+	k.mu.Unlock()
+	return nil
+}
+
+// lookup returns the principal of key, if key is valid. The candidates
+// are found by the first bytes of the key's SHA-256 hash (which says
+// nothing about the stored keys that an attacker could use: finding a key
+// with a chosen hash prefix does not help find one with the whole hash),
+// and the whole hash is compared in constant time (crypto/subtle).
+func (k *keyring) lookup(key string) (Principal, bool) {
+	if key == "" {
+		return Principal{}, false
+	}
+	h := storage.HashToken(key)
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	var p Principal
+	ok := 0
+	for _, s := range k.byID[storage.KeyID(h)] {
+		if subtle.ConstantTimeCompare(h[:], s.Hash[:]) == 1 {
+			p, ok = Principal{Tenant: s.Tenant, Role: s.Role, KeyID: s.ID}, 1
+		}
+	}
+	return p, ok == 1
+}
+
+// stale reports whether the keys must be reloaded: the generation moved
+// or the last full reload is older than full.
+func (k *keyring) stale(gen int64, full time.Duration) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return gen != k.gen || time.Since(k.at) >= full
+}
+
+// refreshKeys polls the key generation every Config.KeyPoll, and reloads
+// the keys when it moved (a key was issued, rotated or revoked, by this
+// server's process or any other sharing the state database), until ctx
+// ends.
+func (l *Log) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(l.cfg.KeyPoll)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		gen, err := l.cfg.State.AuthGeneration(ctx)
+		if err == nil && l.keys.stale(gen, l.cfg.TokenRefresh) {
+			err = l.keys.reload(ctx, l.cfg.State)
+		}
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			// Once per outage: the poll runs several times a second.
+			l.log.Warn("reloading API keys; keeping the ones loaded before", "error", err)
+			failing = true
+		case err == nil && failing:
+			l.log.Info("reloading API keys works again")
+			failing = false
+		}
+	}
+}
+
+// authenticate returns the principal of the request's bearer key, or
+// ErrUnauthorized (no key, or one that is not valid: unknown or revoked).
+func (l *Log) authenticate(r *http.Request) (Principal, error) {
+	key, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return Principal{}, ErrUnauthorized
+	}
+	p, ok := l.keys.lookup(key)
+	if !ok {
+		return Principal{}, ErrUnauthorized
+	}
+	return p, nil
+}
+
+// authorize returns the principal of the request's key if its role allows
+// need: ErrUnauthorized without a valid key, a *forbiddenError with one
+// whose role does not allow need.
+func (l *Log) authorize(r *http.Request, need storage.Role) (Principal, error) {
+	p, err := l.authenticate(r)
+	if err != nil {
+		return p, err
+	}
+	if !p.Role.Allows(need) {
+		return p, &forbiddenError{fmt.Sprintf("this key's role is %s; this request needs a %s or admin key", p.Role, need)}
+	}
+	return p, nil
+}
+
+// defaultTenantReader reports whether the request may read what belongs
+// to the default tenant only (private typed events, whose rows carry no
+// tenant yet): a valid read or admin key of storage.DefaultTenant.
+func (l *Log) defaultTenantReader(r *http.Request) bool {
+	p, err := l.authorize(r, storage.RoleRead)
+	return err == nil && p.Tenant == storage.DefaultTenant
+}
