@@ -96,6 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: evident-server [flags]
        evident-server check [--data_dir D] [--mysql_dsn DSN]   (verify a stopped log's store; check --help)
+       evident-server tenant add|list ...                       (tenants; tenant list --help)
+       evident-server key issue|list|rotate|revoke ...          (tenants' API keys; key list --help)
 
 Runs an Evident transparency log. With no flags: a durable log in ./evident-data,
 Trillian in-process on SQLite, HTTP on 127.0.0.1:8080.
@@ -215,6 +217,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := runCheck(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	if len(os.Args) > 1 && (os.Args[1] == "tenant" || os.Args[1] == "key") {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runAdmin(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}
