@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/trillian"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/evidentlog/evident/checkpoint"
 )
@@ -24,13 +22,16 @@ type AddResult struct {
 	Index uint64
 	// Receipt is the entry's tlog-proof receipt (when waited for).
 	Receipt []byte
+	// Tenant is the tenant the entry is attributed to.
+	Tenant string
 }
 
 // AddEntry queues entry in the log. With wait, it returns once a published
 // checkpoint covers the entry, with the entry's index and receipt; without,
-// as soon as the entry is durably queued. Identical bytes added again get
-// the original index, with Duplicate set.
-func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult, error) {
+// as soon as the entry is durably queued. Identical bytes added again by
+// the same tenant get the original index, with Duplicate set; by another
+// tenant, they are another entry.
+func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bool) (*AddResult, error) {
 	start := time.Now()
 	if len(entry) == 0 {
 		return nil, badRequest("empty entry")
@@ -45,13 +46,14 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 		// No receipt can come until an operator repairs the log.
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	res := &AddResult{LeafHash: checkpoint.LeafHash(entry)}
+	res := &AddResult{LeafHash: checkpoint.LeafHash(entry), Tenant: tenant}
+	id := IdentityHash(tenant, res.LeafHash)
 	if wait {
 		// No receipt can come soon: say so now rather than at WaitTimeout,
 		// unless the entry is already published (a client resubmitting
 		// after a 504) and so has its receipt.
 		if err := l.pub.failingErr(false); err != nil {
-			f, ok, lerr := l.lookup(ctx, res.LeafHash, l.pub.latest())
+			f, ok, lerr := l.ownLeaf(ctx, res.LeafHash, id, l.pub.latest())
 			if lerr != nil || !ok {
 				return nil, err
 			}
@@ -74,7 +76,7 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 		}
 		defer l.pub.unregister(w)
 	}
-	dup, err := l.queueOne(ctx, entry)
+	dup, err := l.queueOne(ctx, tenant, entry)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +90,7 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 	if !wait {
 		return res, nil
 	}
-	f, err := l.await(ctx, w, regCP, res, time.Now().Add(l.cfg.WaitTimeout))
+	f, err := l.await(ctx, w, regCP, res, tenant, time.Now().Add(l.cfg.WaitTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -99,13 +101,17 @@ func (l *Log) AddEntry(ctx context.Context, entry []byte, wait bool) (*AddResult
 	return res, nil
 }
 
-// await waits until a published checkpoint covers the entry, at most until
-// deadline (then ErrTimeout). A duplicate may already be covered by regCP,
-// the latest checkpoint when w was registered; any later checkpoint wakes
-// w. It gives up early when publishing keeps failing (ErrNotPublishing).
-func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult, deadline time.Time) (found, error) {
+// await waits until a published checkpoint covers tenant's entry, at
+// most until deadline (then ErrTimeout). A duplicate may already be
+// covered by regCP, the latest checkpoint when w was registered; any later
+// checkpoint wakes w. Waiters wait for a Merkle leaf hash, which several
+// tenants' entries may share: a leaf that is another tenant's sends it
+// looking for its own, and waiting again. It gives up early when
+// publishing keeps failing (ErrNotPublishing).
+func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult, tenant string, deadline time.Time) (found, error) {
+	id := IdentityHash(tenant, res.LeafHash)
 	if res.Duplicate {
-		if f, ok, err := l.lookup(ctx, res.LeafHash, regCP); ok || err != nil {
+		if f, ok, err := l.ownLeaf(ctx, res.LeafHash, id, regCP); ok || err != nil {
 			return f, err
 		}
 	}
@@ -115,7 +121,24 @@ func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddRe
 	for {
 		select {
 		case f := <-w.ch:
-			return f, nil
+			if id == res.LeafHash && !l.tenanted() {
+				return f, nil
+			}
+			if ok, err := l.isOwn(ctx, f.index, id); ok || err != nil {
+				return f, err
+			}
+			// Another tenant's entry of the same bytes. Wait again
+			// (registered first, so that nothing is missed), unless
+			// the latest checkpoint covers ours already.
+			w2, cp, err := l.pub.register(res.LeafHash)
+			if err != nil {
+				return found{}, err
+			}
+			defer l.pub.unregister(w2)
+			if f, ok, err := l.ownLeaf(ctx, res.LeafHash, id, cp); ok || err != nil {
+				return f, err
+			}
+			w = w2
 		case <-t.C:
 			return found{}, ErrTimeout
 		case <-ctx.Done():
@@ -132,23 +155,6 @@ func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddRe
 			failing = l.pub.failingChan()
 		}
 	}
-}
-
-// lookup finds the entry with leaf hash hash under the published
-// checkpoint cp, if cp covers it.
-func (l *Log) lookup(ctx context.Context, hash [32]byte, cp *published) (found, bool, error) {
-	if cp.size == 0 {
-		return found{}, false, nil
-	}
-	r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
-		LogId: l.cfg.TreeID, LeafHash: hash[:], TreeSize: int64(cp.size)})
-	switch {
-	case err == nil && len(r.Proof) > 0:
-		return found{index: uint64(r.Proof[0].LeafIndex), cp: cp, proof: r.Proof[0].Hashes}, true, nil
-	case err != nil && status.Code(err) != codes.NotFound:
-		return found{}, false, fmt.Errorf("looking up a duplicate: %w", err)
-	}
-	return found{}, false, nil
 }
 
 // fillReceipt fetches and verifies the inclusion proof of res's leaf at

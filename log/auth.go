@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evidentlog/evident/storage"
@@ -29,12 +30,24 @@ type keyring struct {
 	byID map[string][]storage.APIKey // by storage.KeyID of the hash
 	gen  int64
 	at   time.Time // of the last full reload
+	// others is set once a key of a tenant other than the default was
+	// loaded, and stays set: entries of several tenants may exist.
+	others atomic.Bool
 }
 
 func loadKeys(ctx context.Context, db *storage.DB) (*keyring, error) {
 	k := &keyring{}
 	if err := k.reload(ctx, db); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
+	}
+	// Tenants are never deleted: one besides the default may have
+	// entries, whatever its keys are now.
+	ts, err := db.Tenants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	if len(ts) > 1 {
+		k.others.Store(true)
 	}
 	return k, nil
 }
@@ -54,6 +67,9 @@ func (k *keyring) reload(ctx context.Context, db *storage.DB) error {
 	for _, key := range list {
 		id := storage.KeyID(key.Hash)
 		byID[id] = append(byID[id], key)
+		if key.Tenant != storage.DefaultTenant {
+			k.others.Store(true)
+		}
 	}
 	k.mu.Lock()
 	k.byID, k.gen, k.at = byID, gen, time.Now()

@@ -22,12 +22,12 @@ const (
 	MaxBatchBytes = 8 << 20
 )
 
-// QueueBatchFunc queues entries in Trillian in one durable commit, as
-// QueueLeaf would one by one: per entry, in order, Trillian's queued leaf,
-// whose status is AlreadyExists for bytes queued before. An error means no
-// entry was queued (or, if ctx ended, that any may have been: queueing again
-// is safe).
-type QueueBatchFunc = func(ctx context.Context, entries [][]byte) ([]*trillian.QueuedLogLeaf, error)
+// QueueBatchFunc queues leaves in Trillian in one durable commit, as
+// QueueLeaf would one by one: per leaf, in order, Trillian's queued leaf,
+// whose status is AlreadyExists for a leaf identity queued before. An error
+// means no leaf was queued (or, if ctx ended, that any may have been:
+// queueing again is safe).
+type QueueBatchFunc = func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error)
 
 // BatchResult is the outcome for one entry of a batch: its AddResult, or
 // the error that failed this entry alone.
@@ -42,7 +42,7 @@ type BatchResult struct {
 // queued. An entry that cannot be added (empty, too large) fails alone.
 // The returned error is for the batch as a whole, of which nothing was
 // then queued: a full backlog, a log that cannot publish, storage errors.
-func (l *Log) AddEntries(ctx context.Context, entries [][]byte, wait bool) ([]BatchResult, error) {
+func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, wait bool) ([]BatchResult, error) {
 	start := time.Now()
 	if len(entries) == 0 || len(entries) > MaxBatchEntries {
 		return nil, badRequest(fmt.Sprintf("a batch holds 1 to %d entries, not %d", MaxBatchEntries, len(entries)))
@@ -68,7 +68,7 @@ func (l *Log) AddEntries(ctx context.Context, entries [][]byte, wait bool) ([]Ba
 		case len(e) > l.cfg.MaxEntrySize:
 			res[i].Err = fmt.Errorf("entry %d: %w", i, ErrTooLarge)
 		default:
-			res[i].AddResult = &AddResult{LeafHash: checkpoint.LeafHash(e)}
+			res[i].AddResult = &AddResult{LeafHash: checkpoint.LeafHash(e), Tenant: tenant}
 			valid = append(valid, e)
 			at = append(at, i)
 		}
@@ -89,7 +89,7 @@ func (l *Log) AddEntries(ctx context.Context, entries [][]byte, wait bool) ([]Ba
 			waiters[k], regCP = w, cp
 		}
 	}
-	queued, err := l.queueBatch(ctx, valid)
+	queued, err := l.queueBatch(ctx, tenant, valid)
 	if err != nil {
 		return nil, fmt.Errorf("queueing leaves: %w", err)
 	}
@@ -114,7 +114,7 @@ func (l *Log) AddEntries(ctx context.Context, entries [][]byte, wait bool) ([]Ba
 		if res[i].Err != nil {
 			continue
 		}
-		f, err := l.await(ctx, waiters[k], regCP, res[i].AddResult, deadline)
+		f, err := l.await(ctx, waiters[k], regCP, res[i].AddResult, tenant, deadline)
 		if err == nil {
 			err = l.fillReceipt(ctx, res[i].AddResult, f)
 		}
@@ -139,34 +139,47 @@ type queued struct {
 // without Config.QueueBatch.
 const batchConcurrency = 64
 
-// queueBatch queues entries with Config.QueueBatch, or else with
-// concurrent QueueLeaf calls (which a group-committing storage still
-// writes together).
-func (l *Log) queueBatch(ctx context.Context, entries [][]byte) ([]queued, error) {
+// queueBatch queues entries of tenant with Config.QueueBatch, or else
+// with concurrent QueueLeaf calls (which a group-committing storage still
+// writes together), then records their tenant in one statement.
+func (l *Log) queueBatch(ctx context.Context, tenant string, entries [][]byte) ([]queued, error) {
 	out := make([]queued, len(entries))
 	if l.cfg.QueueBatch != nil {
-		leaves, err := l.cfg.QueueBatch(ctx, entries)
+		leaves := make([]*trillian.LogLeaf, len(entries))
+		for i, e := range entries {
+			leaves[i] = tenantLeaf(tenant, e)
+		}
+		queuedLeaves, err := l.cfg.QueueBatch(ctx, leaves)
 		if err != nil {
 			return nil, err
 		}
-		if len(leaves) != len(entries) {
-			return nil, fmt.Errorf("%d results for %d entries", len(leaves), len(entries))
+		if len(queuedLeaves) != len(entries) {
+			return nil, fmt.Errorf("%d results for %d entries", len(queuedLeaves), len(entries))
 		}
-		for i, q := range leaves {
+		for i, q := range queuedLeaves {
 			out[i] = queuedStatus(q)
 		}
-		return out, nil
+	} else {
+		sem := make(chan struct{}, batchConcurrency)
+		var wg sync.WaitGroup
+		for i, e := range entries {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				out[i].duplicate, out[i].err = l.queueLeaf(ctx, tenant, e)
+			})
+		}
+		wg.Wait()
 	}
-	sem := make(chan struct{}, batchConcurrency)
-	var wg sync.WaitGroup
+	var ok [][]byte
 	for i, e := range entries {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i].duplicate, out[i].err = l.queueOne(ctx, e)
-		})
+		if out[i].err == nil {
+			ok = append(ok, e)
+		}
 	}
-	wg.Wait()
+	if err := l.cfg.State.RecordEntries(ctx, attributions(tenant, ok, time.Now())); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

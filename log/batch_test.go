@@ -34,11 +34,17 @@ type batchAnswer struct {
 // addBatch posts body to /v1/add-entries with the log's token.
 func (tl *testLog) addBatch(body []byte, query string) (int, http.Header, batchAnswer) {
 	tl.t.Helper()
+	return tl.addBatchAs(tl.token, body, query)
+}
+
+// addBatchAs posts a batch with key.
+func (tl *testLog) addBatchAs(key string, body []byte, query string) (int, http.Header, batchAnswer) {
+	tl.t.Helper()
 	req, err := http.NewRequest("POST", tl.srv.URL+"/v1/add-entries"+query, bytes.NewReader(body))
 	if err != nil {
 		tl.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+tl.token)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tl.t.Fatalf("add-entries: %v", err)

@@ -88,7 +88,7 @@ func (l *Log) handleAddEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The row is durable: queue its entry. A retry (the same id) queues
 	// the same bytes, which the log answers as a duplicate.
-	res, err := l.AddEntry(r.Context(), stored.Entry, wait)
+	res, err := l.AddEntry(r.Context(), p.Tenant, stored.Entry, wait)
 	if err != nil {
 		return err
 	}

@@ -43,9 +43,9 @@ func (l *Log) Handler() http.Handler {
 	handle("GET /v1/checkpoints/{size}", l.handlePublished)
 	handle("GET /v1/info", l.handleInfo)
 	handle("GET /healthz", l.handleHealth)
-	l.eventRoutes(handle) // typed events and evidence bundles (events.go)
-	l.uiRoutes(handle)    // the explorer /ui and its JSON (ui.go)
-	l.keyRoutes(handle)   // a tenant's admin key manages its keys (keys.go)
+	l.eventRoutes(handle)  // typed events and evidence bundles (events.go)
+	l.uiRoutes(handle)     // the explorer /ui and its JSON (ui.go)
+	l.tenantRoutes(handle) // a tenant's own entries and keys (keys.go)
 	gatherers := prometheus.Gatherers{l.metrics.reg}
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)
@@ -136,22 +136,23 @@ type addResponse struct {
 	LeafHash  []byte  `json:"leaf_hash"`
 	Duplicate *bool   `json:"duplicate,omitempty"`
 	Receipt   string  `json:"receipt,omitempty"`
+	Tenant    string  `json:"tenant,omitempty"`
 }
 
 func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
-	entry, wait, _, err := l.readWrite(r, "entry", int64(l.cfg.MaxEntrySize))
+	entry, wait, p, err := l.readWrite(r, "entry", int64(l.cfg.MaxEntrySize))
 	if err != nil {
 		return err
 	}
-	res, err := l.AddEntry(r.Context(), entry, wait)
+	res, err := l.AddEntry(r.Context(), p.Tenant, entry, wait)
 	if err != nil {
 		return err
 	}
 	if !wait {
-		return writeJSON(w, http.StatusAccepted, addResponse{LeafHash: res.LeafHash[:]})
+		return writeJSON(w, http.StatusAccepted, addResponse{LeafHash: res.LeafHash[:], Tenant: res.Tenant})
 	}
 	return writeJSON(w, http.StatusOK, addResponse{
-		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt)})
+		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt), Tenant: res.Tenant})
 }
 
 // readWrite authenticates a write request (before reading anything else:
@@ -191,7 +192,7 @@ type batchResult struct {
 }
 
 func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
-	body, wait, _, err := l.readWrite(r, "batch", MaxBatchBytes)
+	body, wait, p, err := l.readWrite(r, "batch", MaxBatchBytes)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	results, err := l.AddEntries(r.Context(), entries, wait)
+	results, err := l.AddEntries(r.Context(), p.Tenant, entries, wait)
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (l *Log) handleAddBatch(w http.ResponseWriter, r *http.Request) error {
 			out.Results[i] = batchResult{Error: msg, Status: code}
 			continue
 		}
-		out.Results[i].LeafHash = res.LeafHash[:]
+		out.Results[i].LeafHash, out.Results[i].Tenant = res.LeafHash[:], res.Tenant
 		if wait {
 			out.Results[i].Index, out.Results[i].Duplicate, out.Results[i].Receipt = &res.Index, &res.Duplicate, string(res.Receipt)
 		}
@@ -298,12 +299,13 @@ func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	entries, err := l.Entries(r.Context(), index, 1)
+	entries, err := l.AttributedEntries(r.Context(), index, 1)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	_, err = w.Write(entries[0])
+	w.Header().Set(tenantHeader, entries[0].Tenant)
+	_, err = w.Write(entries[0].Value)
 	return err
 }
 
@@ -312,13 +314,18 @@ func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	entries, err := l.Entries(r.Context(), start, count)
+	entries, err := l.AttributedEntries(r.Context(), start, count)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
+	out := struct {
 		Entries [][]byte `json:"entries"`
-	}{entries})
+		Tenants []string `json:"tenants"`
+	}{}
+	for _, e := range entries {
+		out.Entries, out.Tenants = append(out.Entries, e.Value), append(out.Tenants, e.Tenant)
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (l *Log) handleInfo(w http.ResponseWriter, r *http.Request) error {

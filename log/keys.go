@@ -8,12 +8,13 @@ import (
 	"github.com/evidentlog/evident/storage"
 )
 
-// keyRoutes registers the endpoints with which a tenant's admin key
-// manages the tenant's own keys: list them, revoke one. Tenants, and keys
-// of other roles, are issued by the operator (evident-server tenant and
-// key commands); a revocation here reaches every server sharing the state
-// database within Config.KeyPoll.
-func (l *Log) keyRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
+// tenantRoutes registers the endpoints of a tenant's own things: its
+// entries by time (tenant.go), and its keys, which its admin key lists
+// and revokes. Tenants, and keys, are issued by the operator
+// (evident-server tenant and key commands); a revocation here reaches
+// every server sharing the state database within Config.KeyPoll.
+func (l *Log) tenantRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
+	handle("GET /v1/tenant/entries", l.handleTenantEntries)
 	handle("GET /v1/keys", l.handleKeys)
 	handle("POST /v1/keys/{id}/revoke", l.handleRevokeKey)
 }

@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if cfg.QueueBatch != nil {
-		l.queuer = newQueuer(cfg.QueueBatch)
+		l.queuer = newQueuer(cfg.QueueBatch, cfg.State.RecordEntries)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel

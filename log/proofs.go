@@ -220,6 +220,28 @@ func (l *Log) rootAt(ctx context.Context, size uint64) ([32]byte, error) {
 // root that the checkpoint commits to). Verifying costs Trillian one proof
 // for one entry, two for a range (docs/performance.md).
 func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error) {
+	es, err := l.AttributedEntries(ctx, start, count)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(es))
+	for i, e := range es {
+		out[i] = e.Value
+	}
+	return out, nil
+}
+
+// Entry is an entry of the log and the tenant that submitted it.
+type Entry struct {
+	Value []byte
+	// Tenant is the tenant that submitted the entry first: the log's word
+	// (Trillian's extra data of the leaf), which the Merkle tree does not
+	// commit to.
+	Tenant string
+}
+
+// AttributedEntries is Entries with the tenant of each entry.
+func (l *Log) AttributedEntries(ctx context.Context, start, count uint64) ([]Entry, error) {
 	cur := l.pub.latest()
 	if count == 0 || count > MaxEntriesPerRequest {
 		return nil, badRequest(fmt.Sprintf("count must be between 1 and %d", MaxEntriesPerRequest))
@@ -233,7 +255,7 @@ func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error
 		if err != nil {
 			return nil, err
 		}
-		return [][]byte{e}, nil
+		return []Entry{e}, nil
 	}
 	r, err := l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
 		LogId: l.cfg.TreeID, StartIndex: int64(start), Count: int64(count)})
@@ -243,7 +265,7 @@ func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error
 	if uint64(len(r.Leaves)) > count {
 		return nil, fmt.Errorf("Trillian returned %d leaves for a range of %d: %w", len(r.Leaves), count, errBadProof)
 	}
-	out := make([][]byte, 0, len(r.Leaves))
+	out := make([]Entry, 0, len(r.Leaves))
 	hashes := make([][32]byte, 0, len(r.Leaves))
 	for i, leaf := range r.Leaves {
 		if uint64(leaf.LeafIndex) != start+uint64(i) {
@@ -253,7 +275,7 @@ func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error
 		if !bytes.Equal(leaf.MerkleLeafHash, h[:]) {
 			return nil, fmt.Errorf("Trillian's leaf %d: its hash is not the hash of its value: %w", leaf.LeafIndex, errBadProof)
 		}
-		out = append(out, leaf.LeafValue)
+		out = append(out, Entry{leaf.LeafValue, leafTenant(leaf.ExtraData)})
 		hashes = append(hashes, h)
 	}
 	if len(out) == 0 {
@@ -267,24 +289,24 @@ func (l *Log) Entries(ctx context.Context, start, count uint64) ([][]byte, error
 
 // entry returns the entry at index, checked with its inclusion proof
 // under the published checkpoint cur (one call to Trillian).
-func (l *Log) entry(ctx context.Context, index uint64, cur *published) ([]byte, error) {
+func (l *Log) entry(ctx context.Context, index uint64, cur *published) (Entry, error) {
 	r, err := l.cfg.Trillian.GetEntryAndProof(ctx, &trillian.GetEntryAndProofRequest{
 		LogId: l.cfg.TreeID, LeafIndex: int64(index), TreeSize: int64(cur.size)})
 	if err != nil {
-		return nil, fmt.Errorf("entry and proof from Trillian: %w", err)
+		return Entry{}, fmt.Errorf("entry and proof from Trillian: %w", err)
 	}
 	leaf := r.GetLeaf()
 	if leaf == nil {
-		return nil, ErrNotFound
+		return Entry{}, ErrNotFound
 	}
 	h := checkpoint.LeafHash(leaf.LeafValue)
 	if uint64(leaf.LeafIndex) != index || !bytes.Equal(leaf.MerkleLeafHash, h[:]) {
-		return nil, fmt.Errorf("Trillian returned leaf %d for %d, or a leaf hash that is not its value's: %w", leaf.LeafIndex, index, errBadProof)
+		return Entry{}, fmt.Errorf("Trillian returned leaf %d for %d, or a leaf hash that is not its value's: %w", leaf.LeafIndex, index, errBadProof)
 	}
 	if err := checkpoint.VerifyInclusion(index, cur.size, h, r.GetProof().GetHashes(), cur.root); err != nil {
-		return nil, fmt.Errorf("Trillian's inclusion proof for entry %d at %d: %w: %w", index, cur.size, err, errBadProof)
+		return Entry{}, fmt.Errorf("Trillian's inclusion proof for entry %d at %d: %w: %w", index, cur.size, err, errBadProof)
 	}
-	return leaf.LeafValue, nil
+	return Entry{leaf.LeafValue, leafTenant(leaf.ExtraData)}, nil
 }
 
 // verifyRange checks that the leaves with these hashes are the tree's

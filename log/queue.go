@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/trillian"
+
+	"github.com/evidentlog/evident/storage"
 )
 
 // queuer gathers the entries of concurrent add-entry requests into
@@ -14,26 +17,28 @@ import (
 // durable commit (on MySQL, one transaction) instead of queueing one leaf
 // each. With no writers waiting, an entry is queued alone at once.
 type queuer struct {
-	batch QueueBatchFunc
-	reqs  chan *queueItem
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	batch  QueueBatchFunc
+	record func(context.Context, []storage.Attribution) error
+	reqs   chan *queueItem
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // queueItem is one entry waiting to be queued.
 type queueItem struct {
-	ctx   context.Context
-	entry []byte
-	res   queued
-	done  chan struct{}
+	ctx    context.Context
+	tenant string
+	entry  []byte
+	res    queued
+	done   chan struct{}
 }
 
 // queueWorkers is how many batches may be in flight at once: one being
 // committed while the next is prepared.
 const queueWorkers = 2
 
-func newQueuer(batch QueueBatchFunc) *queuer {
-	q := &queuer{batch: batch, reqs: make(chan *queueItem, MaxBatchEntries), stop: make(chan struct{})}
+func newQueuer(batch QueueBatchFunc, record func(context.Context, []storage.Attribution) error) *queuer {
+	q := &queuer{batch: batch, record: record, reqs: make(chan *queueItem, MaxBatchEntries), stop: make(chan struct{})}
 	for range queueWorkers {
 		q.wg.Go(q.run)
 	}
@@ -55,9 +60,9 @@ func (q *queuer) close() {
 	}
 }
 
-// queue queues entry and says whether it was a duplicate.
-func (q *queuer) queue(ctx context.Context, entry []byte) (bool, error) {
-	it := &queueItem{ctx: ctx, entry: entry, done: make(chan struct{})}
+// queue queues entry for tenant and says whether it was a duplicate.
+func (q *queuer) queue(ctx context.Context, tenant string, entry []byte) (bool, error) {
+	it := &queueItem{ctx: ctx, tenant: tenant, entry: entry, done: make(chan struct{})}
 	select {
 	case q.reqs <- it:
 	case <-ctx.Done():
@@ -93,11 +98,11 @@ func (q *queuer) run() {
 	}
 }
 
-// commit queues the items whose callers still wait, in one call, and
-// answers every item.
+// commit queues the items whose callers still wait, in one call, records
+// their tenants in one more, and answers every item.
 func (q *queuer) commit(items []*queueItem) {
 	live := items[:0:0]
-	var entries [][]byte
+	var leaves []*trillian.LogLeaf
 	for _, it := range items {
 		if err := it.ctx.Err(); err != nil {
 			it.res.err = err
@@ -105,34 +110,62 @@ func (q *queuer) commit(items []*queueItem) {
 			continue
 		}
 		live = append(live, it)
-		entries = append(entries, it.entry)
+		leaves = append(leaves, tenantLeaf(it.tenant, it.entry))
 	}
 	if len(live) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
 	defer cancel()
-	leaves, err := q.batch(ctx, entries)
-	if err == nil && len(leaves) != len(live) {
-		err = fmt.Errorf("%d results for %d entries", len(leaves), len(live))
+	queuedLeaves, err := q.batch(ctx, leaves)
+	if err == nil && len(queuedLeaves) != len(live) {
+		err = fmt.Errorf("%d results for %d entries", len(queuedLeaves), len(live))
 	}
+	if err != nil {
+		err = fmt.Errorf("queueing leaf: %w", err)
+	}
+	var attrs []storage.Attribution
+	now := time.Now()
 	for i, it := range live {
+		if err == nil {
+			if it.res = queuedStatus(queuedLeaves[i]); it.res.err == nil {
+				attrs = append(attrs, attributions(it.tenant, [][]byte{it.entry}, now)...)
+			}
+		}
+	}
+	if err == nil {
+		// Before any answer: every acknowledged entry has its row. On
+		// failure the entries are queued but not acknowledged; a retry
+		// is a duplicate, which records them then.
+		err = q.record(ctx, attrs)
+	}
+	for _, it := range live {
 		if err != nil {
-			it.res.err = fmt.Errorf("queueing leaf: %w", err)
-		} else {
-			it.res = queuedStatus(leaves[i])
+			it.res.err = err
 		}
 		close(it.done)
 	}
 }
 
-// queueOne queues one entry: through the queuer with Config.QueueBatch,
-// else with Trillian's QueueLeaf.
-func (l *Log) queueOne(ctx context.Context, entry []byte) (duplicate bool, err error) {
+// queueOne queues one entry of tenant, and records its tenant: through
+// the queuer with Config.QueueBatch, else with Trillian's QueueLeaf.
+func (l *Log) queueOne(ctx context.Context, tenant string, entry []byte) (duplicate bool, err error) {
 	if l.queuer != nil {
-		return l.queuer.queue(ctx, entry)
+		return l.queuer.queue(ctx, tenant, entry)
 	}
-	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: l.cfg.TreeID, Leaf: &trillian.LogLeaf{LeafValue: entry}})
+	duplicate, err = l.queueLeaf(ctx, tenant, entry)
+	if err != nil {
+		return false, err
+	}
+	if err := l.cfg.State.RecordEntries(ctx, attributions(tenant, [][]byte{entry}, time.Now())); err != nil {
+		return false, err
+	}
+	return duplicate, nil
+}
+
+// queueLeaf queues one entry of tenant with Trillian's QueueLeaf.
+func (l *Log) queueLeaf(ctx context.Context, tenant string, entry []byte) (duplicate bool, err error) {
+	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: l.cfg.TreeID, Leaf: tenantLeaf(tenant, entry)})
 	if err != nil {
 		return false, fmt.Errorf("queueing leaf: %w", err)
 	}

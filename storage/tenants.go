@@ -146,13 +146,14 @@ type APIKey struct {
 }
 
 // tenantsSchema returns the CREATE statements of the tenant tables
-// (schema version 5) in dialect d, and the rows every database holds.
+// (schema version 5) in dialect d: tenants, keys, and which tenant
+// submitted each entry.
 func tenantsSchema(d Dialect) []string {
 	hash, text := "BLOB", "TEXT"
 	if d == MySQL {
 		hash, text = "BINARY(32)", "VARCHAR(255)"
 	}
-	return []string{
+	return append([]string{
 		// tenants: the organizations that submit to the log.
 		`CREATE TABLE IF NOT EXISTS tenants (
 			name ` + text + ` NOT NULL PRIMARY KEY,
@@ -177,7 +178,7 @@ func tenantsSchema(d Dialect) []string {
 			id INTEGER NOT NULL PRIMARY KEY,
 			generation BIGINT NOT NULL
 		)`,
-	}
+	}, attributionSchema(d)...)
 }
 
 // seedTenants inserts the rows every database holds: the default tenant

@@ -108,11 +108,11 @@ func fill(t *testing.T, dir string, n uint64) {
 	defer be.Close()
 	ctx := context.Background()
 	for next := rootSize(t, be); next < n; {
-		batch := make([][]byte, 0, 10000)
+		batch := make([]*trillian.LogLeaf, 0, 10000)
 		for ; len(batch) < cap(batch) && next < n; next++ {
 			e := make([]byte, 256)
 			copy(e, fmt.Appendf(nil, "big log entry %d", next))
-			batch = append(batch, e)
+			batch = append(batch, &trillian.LogLeaf{LeafValue: e})
 		}
 		if _, err := be.QueueBatch(ctx, batch); err != nil {
 			t.Fatal(err)

@@ -151,11 +151,14 @@ type Backend struct {
 	// them all (it keeps at least the latest 32,768). They are Trillian's word:
 	// check them against the tree's root. Nil for a remote Trillian.
 	LeafHashes func(start, end uint64) ([][32]byte, bool)
-	// QueueBatch, in-process, queues leaves with the given values in one
-	// call to Trillian's storage (one durable commit), as QueueLeaf queues
-	// one: per leaf, in order, the queued leaf, with status AlreadyExists
-	// for a duplicate. Nil for a remote Trillian.
-	QueueBatch func(ctx context.Context, values [][]byte) ([]*trillian.QueuedLogLeaf, error)
+	// QueueBatch, in-process, queues leaves in one call to Trillian's
+	// storage (one durable commit), as QueueLeaf queues one: per leaf, in
+	// order, the queued leaf, with status AlreadyExists for a duplicate
+	// (the same LeafIdentityHash). Each leaf gives its LeafValue, and may
+	// give its LeafIdentityHash (default: its Merkle leaf hash) and
+	// ExtraData; QueueBatch sets the Merkle leaf hash. Nil for a remote
+	// Trillian.
+	QueueBatch func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error)
 
 	healthy func(context.Context) error
 	start   func()

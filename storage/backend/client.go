@@ -83,9 +83,9 @@ func (c *treeCache) get(ctx context.Context, id int64) (*trillian.Tree, error) {
 
 // queueBatch queues leaves in one call to Trillian's storage, as Trillian's
 // log server queues one leaf (Merkle leaf hash per RFC 6962, identity hash
-// equal to it), so that a storage that commits per call writes them all in
+// equal to it unless the leaf gives its own), so that a storage that commits per call writes them all in
 // one transaction.
-func (c logClient) queueBatch(ctx context.Context, treeID int64, values [][]byte) ([]*trillian.QueuedLogLeaf, error) {
+func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
 	defer c.queued()
 	tree, err := c.trees.get(ctx, treeID)
 	if err != nil {
@@ -94,17 +94,21 @@ func (c logClient) queueBatch(ctx context.Context, treeID int64, values [][]byte
 	if tree.TreeType != trillian.TreeType_LOG || tree.TreeState != trillian.TreeState_ACTIVE {
 		return nil, status.Errorf(codes.FailedPrecondition, "tree %d is a %v tree in state %v; queueing needs an ACTIVE LOG", treeID, tree.TreeType, tree.TreeState)
 	}
-	leaves := make([]*trillian.LogLeaf, len(values))
-	for i, v := range values {
-		h := rfc6962.DefaultHasher.HashLeaf(v)
-		leaves[i] = &trillian.LogLeaf{LeafValue: v, MerkleLeafHash: h, LeafIdentityHash: h}
+	leaves := make([]*trillian.LogLeaf, len(in))
+	for i, l := range in {
+		h := rfc6962.DefaultHasher.HashLeaf(l.LeafValue)
+		id := l.LeafIdentityHash
+		if len(id) == 0 {
+			id = h
+		}
+		leaves[i] = &trillian.LogLeaf{LeafValue: l.LeafValue, MerkleLeafHash: h, LeafIdentityHash: id, ExtraData: l.ExtraData}
 	}
 	res, err := c.storage.QueueLeaves(trees.NewContext(ctx, tree), tree, leaves, time.Now())
 	if err != nil {
 		return nil, toStatus(terrors.WrapError(err))
 	}
-	if len(res) != len(values) {
-		return nil, status.Errorf(codes.Internal, "storage answered %d leaves of %d", len(res), len(values))
+	if len(res) != len(in) {
+		return nil, status.Errorf(codes.Internal, "storage answered %d leaves of %d", len(res), len(in))
 	}
 	return res, nil
 }

@@ -66,8 +66,8 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 			return closeStorage()
 		},
 	}
-	b.QueueBatch = func(ctx context.Context, values [][]byte) ([]*trillian.QueuedLogLeaf, error) {
-		return lc.queueBatch(ctx, b.TreeID, values)
+	b.QueueBatch = func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
+		return lc.queueBatch(ctx, b.TreeID, leaves)
 	}
 	// The sequencer starts once the tree exists and is initialized.
 	b.start = func() { wg.Go(func() { seq.run(seqCtx, b.TreeID) }) }
