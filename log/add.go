@@ -39,6 +39,9 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 	if len(entry) > l.cfg.MaxEntrySize {
 		return nil, ErrTooLarge
 	}
+	if err := l.admitQuota(tenant, 1); err != nil {
+		return nil, err
+	}
 	if l.pub.backlog() >= uint64(l.cfg.MaxBacklog) {
 		return nil, ErrBacklog
 	}
@@ -86,6 +89,7 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 	} else {
 		l.metrics.added.WithLabelValues("new").Inc()
 		l.pub.accept()
+		l.quota.accept(tenant, 1)
 	}
 	if !wait {
 		return res, nil

@@ -30,24 +30,18 @@ type keyring struct {
 	byID map[string][]storage.APIKey // by storage.KeyID of the hash
 	gen  int64
 	at   time.Time // of the last full reload
-	// others is set once a key of a tenant other than the default was
-	// loaded, and stays set: entries of several tenants may exist.
+	// others is set once a tenant other than the default exists, and
+	// stays set (tenants are never deleted): entries of several tenants
+	// may exist.
 	others atomic.Bool
+	// quota, when set, gets the tenants' own quotas on every reload.
+	quota *quotas
 }
 
-func loadKeys(ctx context.Context, db *storage.DB) (*keyring, error) {
-	k := &keyring{}
+func loadKeys(ctx context.Context, db *storage.DB, q *quotas) (*keyring, error) {
+	k := &keyring{quota: q}
 	if err := k.reload(ctx, db); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
-	}
-	// Tenants are never deleted: one besides the default may have
-	// entries, whatever its keys are now.
-	ts, err := db.Tenants(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("log: %w", err)
-	}
-	if len(ts) > 1 {
-		k.others.Store(true)
 	}
 	return k, nil
 }
@@ -63,13 +57,20 @@ func (k *keyring) reload(ctx context.Context, db *storage.DB) error {
 	if err != nil {
 		return err
 	}
+	ts, err := db.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ts) > 1 {
+		k.others.Store(true)
+	}
+	if k.quota != nil {
+		k.quota.setOwn(ts)
+	}
 	byID := make(map[string][]storage.APIKey, len(list))
 	for _, key := range list {
 		id := storage.KeyID(key.Hash)
 		byID[id] = append(byID[id], key)
-		if key.Tenant != storage.DefaultTenant {
-			k.others.Store(true)
-		}
 	}
 	k.mu.Lock()
 	k.byID, k.gen, k.at = byID, gen, time.Now()

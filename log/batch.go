@@ -47,6 +47,9 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 	if len(entries) == 0 || len(entries) > MaxBatchEntries {
 		return nil, badRequest(fmt.Sprintf("a batch holds 1 to %d entries, not %d", MaxBatchEntries, len(entries)))
 	}
+	if err := l.admitQuota(tenant, len(entries)); err != nil {
+		return nil, err
+	}
 	if l.pub.backlog()+uint64(len(entries)) > uint64(l.cfg.MaxBacklog) {
 		return nil, ErrBacklog
 	}
@@ -104,6 +107,7 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 		default:
 			l.metrics.added.WithLabelValues("new").Inc()
 			l.pub.accept()
+			l.quota.accept(tenant, 1)
 		}
 	}
 	if !wait {

@@ -123,6 +123,10 @@ func retryAfterFor(err error) string {
 	if errors.As(err, &np) {
 		return strconv.Itoa(max(1, int(math.Ceil(np.retry.Seconds()))))
 	}
+	var qe *quotaError
+	if errors.As(err, &qe) {
+		return strconv.Itoa(max(1, int(math.Ceil(qe.retry.Seconds()))))
+	}
 	return retryAfter
 }
 
@@ -133,6 +137,7 @@ func httpStatus(err error) (int, string) {
 	var in *inputError
 	var fe *forbiddenError
 	var ce *conflictError
+	var qe *quotaError
 	switch {
 	case errors.As(err, &in):
 		return http.StatusBadRequest, in.msg
@@ -144,6 +149,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusForbidden, fe.Error()
 	case errors.As(err, &ce):
 		return http.StatusConflict, ce.msg
+	case errors.As(err, &qe):
+		return http.StatusTooManyRequests, qe.msg
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, ErrTooLarge.Error()
 	case errors.Is(err, ErrNotFound), errors.Is(err, storage.ErrNotFound):

@@ -150,6 +150,14 @@ type Config struct {
 	// MaxBackoff is the longest wait between publisher rounds after failed
 	// ones (DefaultMaxBackoff when zero, at least CheckpointInterval).
 	MaxBackoff time.Duration
+	// TenantRate is the entries a second each tenant may add, on average,
+	// through this server (0: no limit), and TenantBurst how many at once
+	// (0: a second's worth). A tenant's own quota overrides both.
+	TenantRate, TenantBurst int
+	// TenantBacklogShare is the share (0 to 1) of MaxBacklog that one
+	// tenant's entries may take (0: no limit), unless the tenant's own
+	// quota says otherwise. See quota.go.
+	TenantBacklogShare float64
 
 	// Cosign, when set, is called with each newly signed checkpoint before
 	// it is published (see CosignFunc). Each checkpoint is recorded in
@@ -195,6 +203,7 @@ type Log struct {
 
 	pub    *publisher
 	keys   *keyring
+	quota  *quotas
 	queuer *queuer // nil without Config.QueueBatch
 
 	cancel context.CancelFunc
@@ -221,7 +230,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("log: the signing key %q, the verifier key %q and the origin %q do not match", cfg.Signer.Name(), v.Name(), cfg.Origin)
 	}
 	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics()}
-	if l.keys, err = loadKeys(ctx, cfg.State); err != nil {
+	l.quota = newQuotas(&l.cfg)
+	if l.keys, err = loadKeys(ctx, cfg.State, l.quota); err != nil {
 		return nil, err
 	}
 	if l.pub, err = newPublisher(ctx, l); err != nil {
@@ -250,6 +260,8 @@ func (c *Config) setDefaults() error {
 		return errors.New("log: State is required")
 	case c.MaxEntrySize < 0 || c.MaxEntrySize > MaxEntrySize:
 		return fmt.Errorf("log: MaxEntrySize %d is not in 1..%d", c.MaxEntrySize, MaxEntrySize)
+	case c.TenantRate < 0 || c.TenantBurst < 0 || c.TenantBacklogShare < 0 || c.TenantBacklogShare > 1:
+		return fmt.Errorf("log: TenantRate %d, TenantBurst %d must not be negative, TenantBacklogShare %v must be in 0..1", c.TenantRate, c.TenantBurst, c.TenantBacklogShare)
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval

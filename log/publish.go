@@ -616,6 +616,16 @@ func (p *publisher) accept() {
 	p.mu.Unlock()
 }
 
+// grown is how much the published tree grew since this server started.
+func (p *publisher) grown() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur.size < p.startSize {
+		return 0
+	}
+	return p.cur.size - p.startSize
+}
+
 // backlog estimates how many entries this server accepted that no published
 // checkpoint covers yet.
 func (p *publisher) backlog() uint64 {

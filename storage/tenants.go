@@ -131,6 +131,65 @@ func newKey() string {
 type Tenant struct {
 	Name      string
 	CreatedAt time.Time
+	Quota     Quota
+}
+
+// Quota is a tenant's own limits. In each field 0 means the server's
+// default (its flags) and a negative value means no limit.
+type Quota struct {
+	// Rate is the entries a second the tenant may add, on average.
+	Rate int64
+	// Burst is the entries the tenant may add at once, above Rate.
+	Burst int64
+	// BacklogPermille is the share of the server's backlog
+	// (--max_backlog) the tenant's entries may take, in thousandths.
+	BacklogPermille int64
+}
+
+// String is the quota as the tenant commands show it.
+func (q Quota) String() string {
+	f := func(v int64, unit string) string {
+		switch {
+		case v == 0:
+			return "default"
+		case v < 0:
+			return "unlimited"
+		}
+		return fmt.Sprintf("%d%s", v, unit)
+	}
+	return fmt.Sprintf("rate %s, burst %s, backlog share %s", f(q.Rate, "/s"), f(q.Burst, ""), f(q.BacklogPermille, "‰"))
+}
+
+// SetQuota sets tenant's quota; every server applies it within its key
+// poll.
+func (d *DB) SetQuota(ctx context.Context, tenant string, q Quota) error {
+	if q.BacklogPermille > 1000 {
+		return fmt.Errorf("a backlog share is at most 1000‰, not %d", q.BacklogPermille)
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("setting the quota of %q: %w", tenant, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE tenants SET rate = ?, burst = ?, backlog_permille = ? WHERE name = ?`,
+		q.Rate, q.Burst, q.BacklogPermille, tenant)
+	if err != nil {
+		return fmt.Errorf("setting the quota of %q: %w", tenant, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		// MySQL counts changed rows: an unchanged quota is 0 too.
+		var c int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE name = ?`, tenant).Scan(&c); err != nil || c == 0 {
+			return fmt.Errorf("tenant %q: %w", truncate(tenant), ErrNoTenant)
+		}
+	}
+	if err := bumpGeneration(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("setting the quota of %q: %w", tenant, err)
+	}
+	return nil
 }
 
 // APIKey is a stored API key: never the key, only its hash.
@@ -146,8 +205,8 @@ type APIKey struct {
 }
 
 // tenantsSchema returns the CREATE statements of the tenant tables
-// (schema version 5) in dialect d: tenants, keys, and which tenant
-// submitted each entry.
+// (schema version 5) in dialect d: tenants with their quotas, keys, and
+// which tenant submitted each entry.
 func tenantsSchema(d Dialect) []string {
 	hash, text := "BLOB", "TEXT"
 	if d == MySQL {
@@ -157,7 +216,10 @@ func tenantsSchema(d Dialect) []string {
 		// tenants: the organizations that submit to the log.
 		`CREATE TABLE IF NOT EXISTS tenants (
 			name ` + text + ` NOT NULL PRIMARY KEY,
-			created_at BIGINT NOT NULL
+			created_at BIGINT NOT NULL,
+			rate BIGINT NOT NULL DEFAULT 0,
+			burst BIGINT NOT NULL DEFAULT 0,
+			backlog_permille BIGINT NOT NULL DEFAULT 0
 		)`,
 		// api_keys: SHA-256 hashes of the tenants' API keys (the keys
 		// themselves are never stored), with their role. A revoked key
@@ -237,7 +299,7 @@ func (d *DB) AddTenant(ctx context.Context, name string) (Tenant, error) {
 
 // Tenants returns every tenant, by name.
 func (d *DB) Tenants(ctx context.Context) ([]Tenant, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT name, created_at FROM tenants ORDER BY name`)
+	rows, err := d.db.QueryContext(ctx, `SELECT name, created_at, rate, burst, backlog_permille FROM tenants ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tenants: %w", err)
 	}
@@ -246,7 +308,7 @@ func (d *DB) Tenants(ctx context.Context) ([]Tenant, error) {
 	for rows.Next() {
 		var t Tenant
 		var at int64
-		if err := rows.Scan(&t.Name, &at); err != nil {
+		if err := rows.Scan(&t.Name, &at, &t.Quota.Rate, &t.Quota.Burst, &t.Quota.BacklogPermille); err != nil {
 			return nil, fmt.Errorf("listing tenants: %w", err)
 		}
 		t.CreatedAt = time.UnixMilli(at)

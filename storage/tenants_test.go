@@ -183,3 +183,41 @@ func FuzzAdminInputs(f *testing.F) {
 		}
 	})
 }
+
+// TestSetQuota stores a tenant's quota, moves the key generation (servers
+// reload quotas with keys), and refuses unknown tenants and shares over
+// 1000‰.
+func TestSetQuota(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := db.AddTenant(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.AuthGeneration(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Quota{Rate: 100, Burst: -1, BacklogPermille: 250}
+		for range 2 { // the second time changes nothing, and succeeds
+			if err := db.SetQuota(ctx, "acme", want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if after, err := db.AuthGeneration(ctx); err != nil || after == before {
+			t.Errorf("SetQuota did not move the key generation: %d, %v", after, err)
+		}
+		ts, err := db.Tenants(ctx)
+		if err != nil || ts[0].Name != "acme" || ts[0].Quota != want || ts[1].Quota != (Quota{}) {
+			t.Errorf("Tenants = %+v, %v; want acme with %+v", ts, err, want)
+		}
+		if err := db.SetQuota(ctx, "nobody", want); !errors.Is(err, ErrNoTenant) {
+			t.Errorf("SetQuota(nobody) = %v; want ErrNoTenant", err)
+		}
+		if err := db.SetQuota(ctx, "acme", Quota{BacklogPermille: 1001}); err == nil {
+			t.Error("SetQuota accepted a share of 1001‰")
+		}
+		if got := want.String(); got != "rate 100/s, burst unlimited, backlog share 250‰" {
+			t.Errorf("Quota.String() = %q", got)
+		}
+	})
+}

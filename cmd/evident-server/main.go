@@ -82,6 +82,9 @@ type options struct {
 	scrubRate          int
 	skipIntegrity      bool
 	privateEvents      bool
+	tenantRate         int
+	tenantBurst        int
+	tenantBacklogShare float64
 }
 
 // dsnEnv is the environment variable that may hold the MySQL DSN, so that a
@@ -96,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: evident-server [flags]
        evident-server check [--data_dir D] [--mysql_dsn DSN]   (verify a stopped log's store; check --help)
-       evident-server tenant add|list ...                       (tenants; tenant list --help)
+       evident-server tenant add|list|quota ...                 (tenants; tenant list --help)
        evident-server key issue|list|rotate|revoke ...          (tenants' API keys; key list --help)
 
 Runs an Evident transparency log. With no flags: a durable log in ./evident-data,
@@ -132,6 +135,9 @@ Flags:
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
+	fs.IntVar(&o.tenantRate, "tenant_rate", 0, "entries a `second` each tenant may add through this server, on average (0: no limit); over it, 429 with Retry-After. A tenant's own quota (evident-server tenant quota) overrides it")
+	fs.IntVar(&o.tenantBurst, "tenant_burst", 0, "entries a tenant may add `at once` above --tenant_rate (0: a second's worth)")
+	fs.Float64Var(&o.tenantBacklogShare, "tenant_backlog_share", 0, "the `share` (0 to 1) of --max_backlog one tenant's entries may take (0: no limit); over it, 429")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -162,6 +168,9 @@ Flags:
 		if n.v < 1 {
 			return nil, fmt.Errorf("--%s must be at least 1, not %d", n.name, n.v)
 		}
+	}
+	if o.tenantRate < 0 || o.tenantBurst < 0 || o.tenantBacklogShare < 0 || o.tenantBacklogShare > 1 {
+		return nil, errors.New("--tenant_rate and --tenant_burst must not be negative, --tenant_backlog_share must be between 0 and 1")
 	}
 	if o.sequencerInterval < 0 {
 		return nil, fmt.Errorf("--sequencer_interval must not be negative, not %v", o.sequencerInterval)
@@ -393,6 +402,9 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		CosignInterval:     o.witnessInterval,
 		ScrubRate:          scrubRate(o.scrubRate),
 		PrivateEvents:      o.privateEvents,
+		TenantRate:         o.tenantRate,
+		TenantBurst:        o.tenantBurst,
+		TenantBacklogShare: o.tenantBacklogShare,
 		Gatherer:           prometheus.DefaultGatherer,
 		Logger:             logger,
 	}

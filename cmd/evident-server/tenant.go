@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 const adminUsage = `Usage: evident-server tenant add [flags] NAME
        evident-server tenant list [flags]
+       evident-server tenant quota [flags] [--rate N] [--burst N] [--backlog_permille N] NAME
        evident-server key issue [flags] [--key_file F] TENANT ROLE
        evident-server key list [flags] [TENANT]
        evident-server key rotate [flags] [--key_file F] KEY_ID
@@ -30,7 +32,10 @@ revoked key is refused on every server within 1 s).
 A ROLE is submit (add entries), read (read what only the tenant may read) or
 admin (both, and list and revoke the tenant's keys over HTTP: GET /v1/keys,
 POST /v1/keys/KEY_ID/revoke). A tenant NAME has 1 to 64 lowercase letters,
-digits, '.', '_' and '-'. The tenant "default" always exists; the server's
+digits, '.', '_' and '-'. "tenant quota" sets a tenant's own limits
+(docs/deployment.md): 0 means the server's default (--tenant_rate,
+--tenant_burst, --tenant_backlog_share), -1 no limit; the flags not given
+keep their value. The tenant "default" always exists; the server's
 write-token file is its admin key, listed as "write-token" (rotate it by
 deleting the file and restarting the server).
 
@@ -53,7 +58,9 @@ type adminCmd struct {
 	role        storage.Role
 	id          string
 	keyFile     string
-	opts        options // dataDir, mysqlDSN
+	quota       storage.Quota
+	set         map[string]bool // the quota flags given
+	opts        options         // dataDir, mysqlDSN
 }
 
 // parseAdmin parses the arguments after "evident-server" of a tenant or
@@ -78,9 +85,16 @@ func parseAdmin(args []string, env string, stderr io.Writer) (*adminCmd, error) 
 	if issues {
 		fs.StringVar(&c.keyFile, "key_file", "", "write the new key to this new `file` (0600) instead of standard output")
 	}
+	if c.group == "tenant" && c.verb == "quota" {
+		fs.Int64Var(&c.quota.Rate, "rate", 0, "entries a `second` the tenant may add, on average, per server (0: the server's default, -1: no limit)")
+		fs.Int64Var(&c.quota.Burst, "burst", 0, "entries the tenant may add `at once` (0: the server's default, -1: no limit)")
+		fs.Int64Var(&c.quota.BacklogPermille, "backlog_permille", 0, "share of --max_backlog the tenant's entries may take, in `thousandths` (0: the server's default, -1: no limit)")
+	}
 	if err := fs.Parse(args[2:]); err != nil {
 		return nil, err
 	}
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	pos := fs.Args()
 	want := func(n int, names string) error {
 		if len(pos) != n {
@@ -96,6 +110,21 @@ func parseAdmin(args []string, env string, stderr io.Writer) (*adminCmd, error) 
 		}
 	case "tenant list":
 		err = want(0, "no arguments")
+	case "tenant quota":
+		if err = want(1, "a NAME"); err == nil {
+			c.tenant, err = pos[0], storage.CheckTenantName(pos[0])
+		}
+		for _, v := range []int64{c.quota.Rate, c.quota.Burst, c.quota.BacklogPermille} {
+			if err == nil && v < -1 {
+				err = fmt.Errorf("a quota is -1 (no limit), 0 (the server's default) or positive, not %d", v)
+			}
+		}
+		if err == nil && c.quota.BacklogPermille > 1000 {
+			err = fmt.Errorf("--backlog_permille is at most 1000, not %d", c.quota.BacklogPermille)
+		}
+		if err == nil && !c.set["rate"] && !c.set["burst"] && !c.set["backlog_permille"] {
+			err = errors.New("tenant quota needs --rate, --burst or --backlog_permille")
+		}
 	case "key issue":
 		if err = want(2, "TENANT ROLE"); err == nil {
 			if err = storage.CheckTenantName(pos[0]); err == nil {
@@ -187,11 +216,34 @@ func (c *adminCmd) run(ctx context.Context, db *storage.DB, stdout, stderr io.Wr
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tCREATED")
+		fmt.Fprintln(tw, "TENANT\tCREATED\tQUOTA")
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), t.Quota)
 		}
 		return tw.Flush()
+	case "tenant quota":
+		ts, err := db.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(ts, func(t storage.Tenant) bool { return t.Name == c.tenant })
+		if i < 0 {
+			return fmt.Errorf("tenant %q: %w", c.tenant, storage.ErrNoTenant)
+		}
+		q := ts[i].Quota
+		if c.set["rate"] {
+			q.Rate = c.quota.Rate
+		}
+		if c.set["burst"] {
+			q.Burst = c.quota.Burst
+		}
+		if c.set["backlog_permille"] {
+			q.BacklogPermille = c.quota.BacklogPermille
+		}
+		if err := db.SetQuota(ctx, c.tenant, q); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "tenant %s: %s; every server applies it within 1 s\n", c.tenant, q)
 	case "key issue":
 		key, k, err := db.IssueKey(ctx, c.tenant, c.role)
 		if err != nil {

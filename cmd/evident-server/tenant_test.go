@@ -78,7 +78,13 @@ func TestTenantCommands(t *testing.T) {
 	if out := run(1, "key", "issue", "nobody", "submit"); !strings.Contains(out, "no such tenant") {
 		t.Errorf("issuing for an unknown tenant: %s", out)
 	}
-	if out := run(0, "tenant", "list"); !strings.Contains(out, "acme") || !strings.Contains(out, "default") {
+	run(2, "tenant", "quota", "acme")
+	run(2, "tenant", "quota", "--rate", "-5", "acme")
+	if out := run(1, "tenant", "quota", "--rate", "5", "nobody"); !strings.Contains(out, "no such tenant") {
+		t.Errorf("quota of an unknown tenant: %s", out)
+	}
+	run(0, "tenant", "quota", "--rate", "1000", "--backlog_permille", "500", "acme")
+	if out := run(0, "tenant", "list"); !strings.Contains(out, "acme") || !strings.Contains(out, "default") || !strings.Contains(out, "rate 1000/s, burst default, backlog share 500‰") {
 		t.Errorf("tenant list:\n%s", out)
 	}
 
@@ -144,6 +150,7 @@ func FuzzParseAdmin(f *testing.F) {
 		"key\x00list\x00acme", "key\x00rotate\x00--key_file\x00/tmp/k\x000123456789abcdef",
 		"key\x00revoke\x00write-token", "key\x00issue\x00--data_dir\x00\x00a\x00read",
 		"tenant\x00add\x00-acme", "key\x00issue\x00acme\x00root", "key",
+		"tenant\x00quota\x00--rate\x0010\x00acme", "tenant\x00quota\x00--backlog_permille\x001001\x00acme", "tenant\x00quota\x00acme",
 	} {
 		f.Add(s)
 	}
@@ -156,6 +163,11 @@ func FuzzParseAdmin(f *testing.F) {
 		case "tenant add", "key issue":
 			if storage.CheckTenantName(c.tenant) != nil {
 				t.Errorf("accepted tenant %q", c.tenant)
+			}
+		case "tenant quota":
+			q := c.quota
+			if storage.CheckTenantName(c.tenant) != nil || q.Rate < -1 || q.Burst < -1 || q.BacklogPermille < -1 || q.BacklogPermille > 1000 || len(c.set) == 0 {
+				t.Errorf("accepted tenant quota %q %+v", c.tenant, q)
 			}
 		case "key rotate", "key revoke":
 			if storage.CheckKeyID(c.id) != nil {
