@@ -40,6 +40,31 @@ func issueKeys(t *testing.T, db *storage.DB) tenantKeys {
 	return tk
 }
 
+// flushOps appends the pending operations records now (rather than at
+// the appender's next tick, which could fall in the middle of a test
+// that counts entries) and waits until a checkpoint covers them. It
+// returns how many records there are: on a log with no other entries,
+// its size.
+func (tl *testLog) flushOps() uint64 {
+	tl.t.Helper()
+	if err := tl.log.appendPendingOps(tl.t.Context()); err != nil {
+		tl.t.Fatal(err)
+	}
+	recs, err := tl.state.OpsRecords(tl.t.Context(), 0, 1000, false)
+	if err != nil {
+		tl.t.Fatal(err)
+	}
+	n := uint64(len(recs))
+	deadline := time.Now().Add(15 * time.Second)
+	for tl.log.pub.latest().size < n {
+		if time.Now().After(deadline) {
+			tl.t.Fatalf("no checkpoint covers the %d operations records", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
+}
+
 // authState is what a refused request must not change: the tree, the
 // published checkpoints, every key (valid or revoked) and the events.
 type authState struct {
@@ -81,6 +106,7 @@ func TestAuthTable(t *testing.T) {
 	if err := tl.log.keys.reload(t.Context(), tl.state); err != nil {
 		t.Fatal(err)
 	}
+	tl.flushOps()
 	entry := `entry-for-auth`
 	ev := `{"type":"t","actor":"a","subject":"s","occurred_at":"2026-01-01T00:00:00Z","private":true,"data":{"secret":"s3"}}`
 	hash := strings.Repeat("ab", 32)

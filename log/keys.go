@@ -15,6 +15,7 @@ import (
 // every server sharing the state database within Config.KeyPoll.
 func (l *Log) tenantRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
 	handle("GET /v1/tenant/entries", l.handleTenantEntries)
+	handle("GET /v1/operations", l.handleOps) // the operator's (ops.go)
 	handle("GET /v1/keys", l.handleKeys)
 	handle("POST /v1/keys/{id}/revoke", l.handleRevokeKey)
 }

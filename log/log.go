@@ -244,6 +244,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	l.cancel = cancel
 	l.wg.Go(func() { l.pub.run(runCtx) })
 	l.wg.Go(func() { l.refreshKeys(runCtx) })
+	l.wg.Go(func() { l.appendOps(runCtx) })
 	if cfg.ScrubRate > 0 {
 		l.wg.Go(func() { l.scrub(runCtx) })
 	}

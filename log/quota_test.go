@@ -98,6 +98,7 @@ func TestQuotaHTTP(t *testing.T) {
 	if err := tl.log.keys.reload(t.Context(), tl.state); err != nil {
 		t.Fatal(err)
 	}
+	tl.flushOps()
 	for i := range 3 {
 		if code, r := tl.addAs(tk.keys["acme/submit"], entryBytes(i), "?wait=false"); code != 202 {
 			t.Fatalf("entry %d of acme's burst: %d %s", i, code, r.Error)

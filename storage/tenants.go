@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -64,6 +65,10 @@ var (
 	// restarting (docs/deployment.md).
 	ErrLegacyKey = errors.New("the write-token file's token is rotated by deleting the file and restarting the server, not with key commands")
 )
+
+// reservedPrefix starts the names of tenants Evident itself uses
+// (OpsTenant); AddTenant refuses them.
+const reservedPrefix = "evident."
 
 // MaxTenantName is the longest tenant name.
 const MaxTenantName = 64
@@ -186,6 +191,9 @@ func (d *DB) SetQuota(ctx context.Context, tenant string, q Quota) error {
 	if err := bumpGeneration(ctx, tx); err != nil {
 		return err
 	}
+	if err := recordOp(ctx, tx, "tenant.quota", map[string]any{"tenant": tenant, "rate": q.Rate, "burst": q.Burst, "backlog_permille": q.BacklogPermille}); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("setting the quota of %q: %w", tenant, err)
 	}
@@ -240,7 +248,7 @@ func tenantsSchema(d Dialect) []string {
 			id INTEGER NOT NULL PRIMARY KEY,
 			generation BIGINT NOT NULL
 		)`,
-	}, attributionSchema(d)...)
+	}, append(attributionSchema(d), opsSchema(d)...)...)
 }
 
 // seedTenants inserts the rows every database holds: the default tenant
@@ -286,12 +294,26 @@ func (d *DB) AddTenant(ctx context.Context, name string) (Tenant, error) {
 	if err := CheckTenantName(name); err != nil {
 		return Tenant{}, err
 	}
+	if strings.HasPrefix(name, reservedPrefix) {
+		return Tenant{}, fmt.Errorf("tenant names starting with %q are reserved for Evident", reservedPrefix)
+	}
 	t := Tenant{Name: name, CreatedAt: time.UnixMilli(time.Now().UnixMilli())}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?)`, name, t.CreatedAt.UnixMilli())
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("adding tenant %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?)`, name, t.CreatedAt.UnixMilli())
 	if isDuplicate(err) {
 		return Tenant{}, fmt.Errorf("tenant %q: %w", name, ErrExists)
 	}
 	if err != nil {
+		return Tenant{}, fmt.Errorf("adding tenant %q: %w", name, err)
+	}
+	if err := recordOp(ctx, tx, "tenant.add", map[string]any{"tenant": name}); err != nil {
+		return Tenant{}, err
+	}
+	if err := tx.Commit(); err != nil {
 		return Tenant{}, fmt.Errorf("adding tenant %q: %w", name, err)
 	}
 	return t, nil
@@ -334,6 +356,9 @@ func (d *DB) IssueKey(ctx context.Context, tenant string, role Role) (string, AP
 	defer tx.Rollback()
 	key, k, err := issueKey(ctx, tx, tenant, role)
 	if err != nil {
+		return "", APIKey{}, err
+	}
+	if err := recordOp(ctx, tx, "key.issue", map[string]any{"tenant": tenant, "key_id": k.ID, "role": string(role)}); err != nil {
 		return "", APIKey{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -427,6 +452,13 @@ func (d *DB) RevokeKey(ctx context.Context, tenant, id string) (APIKey, error) {
 	if err != nil {
 		return APIKey{}, err
 	}
+	fields := map[string]any{"tenant": k.Tenant, "key_id": k.ID, "role": string(k.Role)}
+	if tenant != "" {
+		fields["via"] = "the tenant's admin key"
+	}
+	if err := recordOp(ctx, tx, "key.revoke", fields); err != nil {
+		return APIKey{}, err
+	}
 	if err := tx.Commit(); err != nil {
 		return APIKey{}, fmt.Errorf("revoking key %s: %w", id, err)
 	}
@@ -487,6 +519,9 @@ func (d *DB) RotateKey(ctx context.Context, tenant, id string) (key string, newK
 		return "", APIKey{}, APIKey{}, err
 	}
 	if key, newKey, err = issueKey(ctx, tx, old.Tenant, old.Role); err != nil {
+		return "", APIKey{}, APIKey{}, err
+	}
+	if err := recordOp(ctx, tx, "key.rotate", map[string]any{"tenant": old.Tenant, "role": string(old.Role), "key_id": newKey.ID, "old_key_id": old.ID}); err != nil {
 		return "", APIKey{}, APIKey{}, err
 	}
 	if err := tx.Commit(); err != nil {

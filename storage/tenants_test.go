@@ -221,3 +221,25 @@ func TestSetQuota(t *testing.T) {
 		}
 	})
 }
+
+// TestNotePolicy remembers the first policy silently and records each
+// change.
+func TestNotePolicy(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		for i, s := range []struct {
+			digest  string
+			changed bool
+		}{{"aa", false}, {"aa", false}, {"bb", true}, {"", true}, {"", false}} {
+			changed, err := db.NotePolicy(ctx, "witness_policy", s.digest)
+			if err != nil || changed != s.changed {
+				t.Errorf("step %d: NotePolicy(%q) = %v, %v; want %v", i, s.digest, changed, err, s.changed)
+			}
+		}
+		recs, err := db.OpsRecords(ctx, 0, 10, true)
+		if err != nil || len(recs) != 2 || !strings.Contains(string(recs[0].Record), `"action":"witness_policy.change"`) ||
+			!strings.Contains(string(recs[0].Record), `"previous_sha256":"aa"`) || string(recs[0].Entry) != string(OpsEntry(recs[0].Seq, recs[0].Record)) {
+			t.Errorf("records %+v, %v; want the two changes", recs, err)
+		}
+	})
+}

@@ -150,6 +150,12 @@ func (d *DB) ReplaceTokens(ctx context.Context, name, token string) (revoked int
 			return 0, err
 		}
 	}
+	if revoked > 0 {
+		// A rotation is an admin action; the first start's token is not.
+		if err := recordOp(ctx, tx, "write_token.rotate", map[string]any{"tenant": DefaultTenant, "key_id": LegacyKeyID, "name": name, "revoked": revoked}); err != nil {
+			return 0, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("replacing write tokens %q: %w", name, err)
 	}

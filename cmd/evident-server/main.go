@@ -411,6 +411,9 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	if pool != nil {
 		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
 	}
+	if err := notePolicy(ctx, state, o, logger); err != nil {
+		return err
+	}
 	l, err := evlog.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -297,4 +300,26 @@ func (c *adminCmd) printKey(key string, k storage.APIKey, stdout, stderr io.Writ
 	fmt.Fprintln(stderr, "the key follows, shown this once (only its hash is stored):")
 	_, err := fmt.Fprintln(stdout, key)
 	return err
+}
+
+// notePolicy records a change of the witness policy file's contents
+// since the last start in the operations record (storage.NotePolicy).
+func notePolicy(ctx context.Context, state *storage.DB, o *options, logger *slog.Logger) error {
+	digest := ""
+	if o.witnessPolicyFile != "" {
+		b, err := os.ReadFile(o.witnessPolicyFile)
+		if err != nil {
+			return fmt.Errorf("--witness_policy_file: %w", err)
+		}
+		h := sha256.Sum256(b)
+		digest = hex.EncodeToString(h[:])
+	}
+	changed, err := state.NotePolicy(ctx, "witness_policy", digest)
+	if err != nil {
+		return err
+	}
+	if changed {
+		logger.Info("the witness policy changed since the last start; recorded in the operations record", "sha256", digest)
+	}
+	return nil
 }
