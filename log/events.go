@@ -243,6 +243,9 @@ func erasure(s *storage.StoredEvent) *event.Erasure {
 }
 
 func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
+	if err := l.privateEvents(r); err != nil {
+		return err
+	}
 	hash, err := parseHash(r.PathValue("leaf_hash"), "leaf_hash")
 	if err != nil {
 		return err
@@ -259,6 +262,9 @@ func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (l *Log) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	if err := l.privateEvents(r); err != nil {
+		return err
+	}
 	q, err := parseEventQuery(r.URL.Query(), MaxEventsPerPage)
 	if err != nil {
 		return err

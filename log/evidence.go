@@ -15,6 +15,9 @@ import (
 // handleEvidence answers GET /v1/evidence with an evidence bundle
 // (event.Bundle) of the events the query selects.
 func (l *Log) handleEvidence(w http.ResponseWriter, r *http.Request) error {
+	if err := l.privateEvents(r); err != nil {
+		return err
+	}
 	q, err := parseEventQuery(r.URL.Query(), MaxEventsPerPage)
 	if err != nil {
 		return err

@@ -295,6 +295,10 @@ func (l *Log) handleConsistency(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
+	p, private, err := l.entryReader(r)
+	if err != nil {
+		return err
+	}
 	index, err := parseUint(r.PathValue("index"), "index")
 	if err != nil {
 		return err
@@ -303,6 +307,9 @@ func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if private && !mayRead(p, entries[0].Tenant) {
+		return errNotOwnEntry
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set(tenantHeader, entries[0].Tenant)
 	_, err = w.Write(entries[0].Value)
@@ -310,6 +317,10 @@ func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
+	p, private, err := l.entryReader(r)
+	if err != nil {
+		return err
+	}
 	start, count, err := parseEntriesQuery(r.URL.Query())
 	if err != nil {
 		return err
@@ -323,13 +334,20 @@ func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
 		Tenants []string `json:"tenants"`
 	}{}
 	for _, e := range entries {
+		if private && !mayRead(p, e.Tenant) {
+			e.Value = nil // another tenant's, in a private log: null
+		}
 		out.Entries, out.Tenants = append(out.Entries, e.Value), append(out.Tenants, e.Tenant)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
 func (l *Log) handleInfo(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, map[string]string{"origin": l.cfg.Origin, "vkey": l.cfg.VKey})
+	info := map[string]any{"origin": l.cfg.Origin, "vkey": l.cfg.VKey}
+	if l.cfg.PrivateEntries {
+		info["private"] = true
+	}
+	return writeJSON(w, http.StatusOK, info)
 }
 
 func (l *Log) handleHealth(w http.ResponseWriter, r *http.Request) error {

@@ -182,6 +182,11 @@ type Config struct {
 	// by; GET /v1/witness-policy serves its text for the explorer (/ui),
 	// which shows it as the log's claim until its user pins it.
 	WitnessPolicy *checkpoint.Policy
+	// PrivateEntries makes the log private: entry contents (GET
+	// /v1/entries, typed events) need a read or admin key, and a key
+	// reads its own tenant's entries only; checkpoints, proofs and
+	// receipts stay public (private.go).
+	PrivateEntries bool
 	// PrivateEvents makes every typed event (POST /v1/events) private:
 	// its entry holds a commitment to its data, never the data.
 	PrivateEvents bool

@@ -82,6 +82,7 @@ type options struct {
 	scrubRate          int
 	skipIntegrity      bool
 	privateEvents      bool
+	privateLog         bool
 	tenantRate         int
 	tenantBurst        int
 	tenantBacklogShare float64
@@ -135,6 +136,7 @@ Flags:
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
+	fs.BoolVar(&o.privateLog, "private_log", false, "make the log private: reading entry contents (/v1/entries, typed events) needs a read or admin key, which reads its own tenant's entries only; checkpoints, proofs and receipts stay public")
 	fs.IntVar(&o.tenantRate, "tenant_rate", 0, "entries a `second` each tenant may add through this server, on average (0: no limit); over it, 429 with Retry-After. A tenant's own quota (evident-server tenant quota) overrides it")
 	fs.IntVar(&o.tenantBurst, "tenant_burst", 0, "entries a tenant may add `at once` above --tenant_rate (0: a second's worth)")
 	fs.Float64Var(&o.tenantBacklogShare, "tenant_backlog_share", 0, "the `share` (0 to 1) of --max_backlog one tenant's entries may take (0: no limit); over it, 429")
@@ -402,6 +404,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		CosignInterval:     o.witnessInterval,
 		ScrubRate:          scrubRate(o.scrubRate),
 		PrivateEvents:      o.privateEvents,
+		PrivateEntries:     o.privateLog,
 		TenantRate:         o.tenantRate,
 		TenantBurst:        o.tenantBurst,
 		TenantBacklogShare: o.tenantBacklogShare,

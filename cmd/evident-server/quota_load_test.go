@@ -76,8 +76,8 @@ func TestQuotaIsolation(t *testing.T) {
 				}
 				fmt.Printf("evident-server quota isolation: %-11s noisy at %2d× %-7s sent %6d  2xx %6d  429 %6d  other %4d  p50 %6.1f ms  p99 %6.1f ms\n",
 					label, noisy, tenant, r.sent, len(r.lat), r.refused, r.errors, ms(pct(r.lat, 0.50)), ms(pct(r.lat, 0.99)))
-				if !strings.HasPrefix(tenant, "quiet") {
-					continue
+				if !strings.HasPrefix(tenant, "quiet") || !withQuota {
+					continue // without quotas a flood may fail anyone: that is the comparison
 				}
 				if r.errors > 0 || r.refused > 0 {
 					t.Errorf("%s, quiet tenant %s: %d refused, %d errors; want every entry accepted", label, tenant, r.refused, r.errors)

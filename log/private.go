@@ -1,0 +1,47 @@
+package log
+
+import (
+	"net/http"
+
+	"github.com/evidentlog/evident/storage"
+)
+
+// Private logs (Config.PrivateEntries): the contents of entries are read
+// with a read (or admin) key, and only the key's tenant's own entries
+// (the default tenant's keys also read the operations record's entries,
+// which are commitments). Checkpoints, proofs, receipts and everything
+// else that carries hashes, not contents, stay public, so witnesses,
+// monitors and auditors that check the tree work unchanged.
+
+// entryReader returns who reads entry contents: in a public log anyone
+// (ok with a zero Principal); in a private log the holder of a valid read
+// or admin key, else ErrUnauthorized or a *forbiddenError.
+func (l *Log) entryReader(r *http.Request) (p Principal, private bool, err error) {
+	if !l.cfg.PrivateEntries {
+		return Principal{}, false, nil
+	}
+	p, err = l.authorize(r, storage.RoleRead)
+	return p, true, err
+}
+
+// mayRead reports whether p may read the contents of an entry of tenant.
+func mayRead(p Principal, tenant string) bool {
+	return p.Tenant == tenant || p.Tenant == storage.DefaultTenant && tenant == storage.OpsTenant
+}
+
+// errNotOwnEntry is a read key asking for another tenant's entry.
+var errNotOwnEntry = &forbiddenError{"this log is private: a key reads its own tenant's entries only"}
+
+// privateEvents refuses, in a private log, the reads of typed events
+// (their entries are contents) to all but the default tenant's read and
+// admin keys: events are the default tenant's.
+func (l *Log) privateEvents(r *http.Request) error {
+	p, private, err := l.entryReader(r)
+	if err != nil || !private {
+		return err
+	}
+	if p.Tenant != storage.DefaultTenant {
+		return errNotOwnEntry
+	}
+	return nil
+}
