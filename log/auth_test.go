@@ -91,10 +91,11 @@ func (tl *testLog) authState() authState {
 // a key whose role does not allow the request (a read key used to write).
 // Each gets 401 or 403 (404 for another tenant's key ID) and changes
 // nothing. Then the right keys succeed, and a tenant sees its own keys
-// only. (Every log of a server is one log so far: "another log's key" has
+// only. The log is private (PrivateEntries), so that reads of entries
+// need keys too. (Every log of a server is one log so far: "another log's key" has
 // no case yet.)
 func TestAuthTable(t *testing.T) {
-	tl := newTestLog(t, nil)
+	tl := newTestLog(t, func(c *Config) { c.PrivateEntries = true })
 	tk := issueKeys(t, tl.state)
 	revokedKey, revoked, err := tl.state.IssueKey(t.Context(), "acme", storage.RoleAdmin)
 	if err != nil {
@@ -113,8 +114,14 @@ func TestAuthTable(t *testing.T) {
 	endpoints := []struct {
 		method, path, body string
 		need               storage.Role
-		defaultOnly        bool // typed events: the default tenant's only
+		defaultOnly        bool // the default tenant's only (typed events, the operations record)
 	}{
+		{"GET", "/v1/tenant/entries", "", storage.RoleRead, false},
+		{"GET", "/v1/operations", "", storage.RoleAdmin, true},
+		// Entry 0 is an operations record: in a private log, the default
+		// tenant's to read.
+		{"GET", "/v1/entries/0", "", storage.RoleRead, true},
+		{"GET", "/v1/entries?start=0&count=1", "", storage.RoleRead, false},
 		{"POST", "/v1/add-entry?wait=false", entry, storage.RoleSubmit, false},
 		{"POST", "/v1/add-entries?wait=false", "\x00\x05batch", storage.RoleSubmit, false},
 		{"POST", "/v1/events?wait=false", ev, storage.RoleSubmit, true},
@@ -130,12 +137,17 @@ func TestAuthTable(t *testing.T) {
 		{"wrong key", "evk_" + strings.Repeat("A", 43), func(storage.Role, bool) int { return 401 }},
 		{"not a key", "Bearer", func(storage.Role, bool) int { return 401 }},
 		{"revoked key", revokedKey, func(storage.Role, bool) int { return 401 }},
-		{"read key used to write", tk.keys["acme/read"], func(need storage.Role, _ bool) int { return 403 }},
-		{"submit key used to administer", tk.keys["default/submit"], func(need storage.Role, _ bool) int {
-			if need == storage.RoleAdmin {
+		{"read key used to write", tk.keys["acme/read"], func(need storage.Role, defaultOnly bool) int {
+			if need == storage.RoleRead && !defaultOnly {
+				return -1 // allowed: not a bad credential here
+			}
+			return 403
+		}},
+		{"submit key used to read or administer", tk.keys["default/submit"], func(need storage.Role, _ bool) int {
+			if need != storage.RoleSubmit {
 				return 403
 			}
-			return -1 // allowed: not a bad credential here
+			return -1
 		}},
 		{"another tenant's key", tk.keys["globex/admin"], func(need storage.Role, defaultOnly bool) int {
 			if defaultOnly {
