@@ -124,7 +124,9 @@ func (l *Log) refreshKeys(ctx context.Context) {
 		}
 		gen, err := l.cfg.State.AuthGeneration(ctx)
 		if err == nil && l.keys.stale(gen, l.cfg.TokenRefresh) {
-			err = l.keys.reload(ctx, l.cfg.State)
+			if err = l.keys.reload(ctx, l.cfg.State); err == nil {
+				l.kickOps() // an admin action may have written a record
+			}
 		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:

@@ -145,7 +145,7 @@ const batchConcurrency = 64
 
 // queueBatch queues entries of tenant with Config.QueueBatch, or else
 // with concurrent QueueLeaf calls (which a group-committing storage still
-// writes together), then records their tenant in one statement.
+// writes together).
 func (l *Log) queueBatch(ctx context.Context, tenant string, entries [][]byte) ([]queued, error) {
 	out := make([]queued, len(entries))
 	if l.cfg.QueueBatch != nil {
@@ -174,15 +174,6 @@ func (l *Log) queueBatch(ctx context.Context, tenant string, entries [][]byte) (
 			})
 		}
 		wg.Wait()
-	}
-	var ok [][]byte
-	for i, e := range entries {
-		if out[i].err == nil {
-			ok = append(ok, e)
-		}
-	}
-	if err := l.cfg.State.RecordEntries(ctx, attributions(tenant, ok, time.Now())); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

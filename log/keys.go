@@ -82,5 +82,6 @@ func (l *Log) handleRevokeKey(w http.ResponseWriter, r *http.Request) error {
 	if err := l.keys.reload(r.Context(), l.cfg.State); err != nil {
 		l.log.Warn("reloading API keys after a revocation", "error", err)
 	}
+	l.kickOps()
 	return writeJSON(w, http.StatusOK, viewKey(k))
 }

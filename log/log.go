@@ -206,10 +206,11 @@ type Log struct {
 	log      *slog.Logger
 	metrics  *metrics
 
-	pub    *publisher
-	keys   *keyring
-	quota  *quotas
-	queuer *queuer // nil without Config.QueueBatch
+	pub     *publisher
+	keys    *keyring
+	quota   *quotas
+	opsKick chan struct{} // wakes the operations record appender (ops.go)
+	queuer  *queuer       // nil without Config.QueueBatch
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -234,7 +235,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if v.Name() != cfg.Origin || cfg.Signer.Name() != cfg.Origin || v.KeyHash() != cfg.Signer.KeyHash() {
 		return nil, fmt.Errorf("log: the signing key %q, the verifier key %q and the origin %q do not match", cfg.Signer.Name(), v.Name(), cfg.Origin)
 	}
-	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics()}
+	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics(), opsKick: make(chan struct{}, 1)}
 	l.quota = newQuotas(&l.cfg)
 	if l.keys, err = loadKeys(ctx, cfg.State, l.quota); err != nil {
 		return nil, err
@@ -243,13 +244,14 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if cfg.QueueBatch != nil {
-		l.queuer = newQueuer(cfg.QueueBatch, cfg.State.RecordEntries)
+		l.queuer = newQueuer(cfg.QueueBatch)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	l.wg.Go(func() { l.pub.run(runCtx) })
 	l.wg.Go(func() { l.refreshKeys(runCtx) })
 	l.wg.Go(func() { l.appendOps(runCtx) })
+	l.wg.Go(func() { l.attribute(runCtx) })
 	if cfg.ScrubRate > 0 {
 		l.wg.Go(func() { l.scrub(runCtx) })
 	}

@@ -15,17 +15,17 @@ import (
 // appended to the log itself, as an entry of the reserved tenant
 // storage.OpsTenant that commits to the action's record (the record stays
 // in the state database, for the operator). The servers sharing the state
-// database append what is pending, each within opsInterval of the action;
-// two appending the same record at once is a duplicate, harmless.
+// database append what is pending when they start and whenever the key
+// generation moves (every admin action of the commands and the API moves
+// it, in its transaction), so within Config.KeyPoll of the action; two
+// appending the same record at once is a duplicate, harmless.
 
-// opsInterval is how often a server looks for operations records to
-// append.
-const opsInterval = time.Second
+// opsRetry is how long the appender waits after a failure.
+const opsRetry = time.Second
 
-// appendOps appends pending operations records until ctx ends.
+// appendOps appends pending operations records until ctx ends: at once,
+// then when kicked (l.opsKick).
 func (l *Log) appendOps(ctx context.Context) {
-	t := time.NewTicker(opsInterval)
-	defer t.Stop()
 	failing := false
 	for {
 		err := l.appendPendingOps(ctx)
@@ -37,11 +37,24 @@ func (l *Log) appendOps(ctx context.Context) {
 			l.log.Info("appending the operations record works again")
 			failing = false
 		}
+		var retry <-chan time.Time
+		if err != nil {
+			retry = time.After(opsRetry)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-l.opsKick:
+		case <-retry:
 		}
+	}
+}
+
+// kickOps makes the operations record appender look for pending records.
+func (l *Log) kickOps() {
+	select {
+	case l.opsKick <- struct{}{}:
+	default:
 	}
 }
 

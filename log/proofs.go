@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"time"
 
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/compact"
@@ -238,6 +239,8 @@ type Entry struct {
 	// (Trillian's extra data of the leaf), which the Merkle tree does not
 	// commit to.
 	Tenant string
+	// QueuedAt is when Trillian queued the entry (its word too).
+	QueuedAt time.Time
 }
 
 // AttributedEntries is Entries with the tenant of each entry.
@@ -275,7 +278,7 @@ func (l *Log) AttributedEntries(ctx context.Context, start, count uint64) ([]Ent
 		if !bytes.Equal(leaf.MerkleLeafHash, h[:]) {
 			return nil, fmt.Errorf("Trillian's leaf %d: its hash is not the hash of its value: %w", leaf.LeafIndex, errBadProof)
 		}
-		out = append(out, Entry{leaf.LeafValue, leafTenant(leaf.ExtraData)})
+		out = append(out, Entry{leaf.LeafValue, leafTenant(leaf.ExtraData), leaf.GetQueueTimestamp().AsTime()})
 		hashes = append(hashes, h)
 	}
 	if len(out) == 0 {
@@ -306,7 +309,7 @@ func (l *Log) entry(ctx context.Context, index uint64, cur *published) (Entry, e
 	if err := checkpoint.VerifyInclusion(index, cur.size, h, r.GetProof().GetHashes(), cur.root); err != nil {
 		return Entry{}, fmt.Errorf("Trillian's inclusion proof for entry %d at %d: %w: %w", index, cur.size, err, errBadProof)
 	}
-	return Entry{leaf.LeafValue, leafTenant(leaf.ExtraData)}, nil
+	return Entry{leaf.LeafValue, leafTenant(leaf.ExtraData), leaf.GetQueueTimestamp().AsTime()}, nil
 }
 
 // verifyRange checks that the leaves with these hashes are the tree's

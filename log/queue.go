@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/google/trillian"
-
-	"github.com/evidentlog/evident/storage"
 )
 
 // queuer gathers the entries of concurrent add-entry requests into
@@ -17,11 +14,10 @@ import (
 // durable commit (on MySQL, one transaction) instead of queueing one leaf
 // each. With no writers waiting, an entry is queued alone at once.
 type queuer struct {
-	batch  QueueBatchFunc
-	record func(context.Context, []storage.Attribution) error
-	reqs   chan *queueItem
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	batch QueueBatchFunc
+	reqs  chan *queueItem
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // queueItem is one entry waiting to be queued.
@@ -37,8 +33,8 @@ type queueItem struct {
 // committed while the next is prepared.
 const queueWorkers = 2
 
-func newQueuer(batch QueueBatchFunc, record func(context.Context, []storage.Attribution) error) *queuer {
-	q := &queuer{batch: batch, record: record, reqs: make(chan *queueItem, MaxBatchEntries), stop: make(chan struct{})}
+func newQueuer(batch QueueBatchFunc) *queuer {
+	q := &queuer{batch: batch, reqs: make(chan *queueItem, MaxBatchEntries), stop: make(chan struct{})}
 	for range queueWorkers {
 		q.wg.Go(q.run)
 	}
@@ -98,8 +94,8 @@ func (q *queuer) run() {
 	}
 }
 
-// commit queues the items whose callers still wait, in one call, records
-// their tenants in one more, and answers every item.
+// commit queues the items whose callers still wait, in one call, and
+// answers every item.
 func (q *queuer) commit(items []*queueItem) {
 	live := items[:0:0]
 	var leaves []*trillian.LogLeaf
@@ -121,46 +117,23 @@ func (q *queuer) commit(items []*queueItem) {
 	if err == nil && len(queuedLeaves) != len(live) {
 		err = fmt.Errorf("%d results for %d entries", len(queuedLeaves), len(live))
 	}
-	if err != nil {
-		err = fmt.Errorf("queueing leaf: %w", err)
-	}
-	var attrs []storage.Attribution
-	now := time.Now()
 	for i, it := range live {
-		if err == nil {
-			if it.res = queuedStatus(queuedLeaves[i]); it.res.err == nil {
-				attrs = append(attrs, attributions(it.tenant, [][]byte{it.entry}, now)...)
-			}
-		}
-	}
-	if err == nil {
-		// Before any answer: every acknowledged entry has its row. On
-		// failure the entries are queued but not acknowledged; a retry
-		// is a duplicate, which records them then.
-		err = q.record(ctx, attrs)
-	}
-	for _, it := range live {
 		if err != nil {
-			it.res.err = err
+			it.res.err = fmt.Errorf("queueing leaf: %w", err)
+		} else {
+			it.res = queuedStatus(queuedLeaves[i])
 		}
 		close(it.done)
 	}
 }
 
-// queueOne queues one entry of tenant, and records its tenant: through
-// the queuer with Config.QueueBatch, else with Trillian's QueueLeaf.
+// queueOne queues one entry of tenant: through the queuer with
+// Config.QueueBatch, else with Trillian's QueueLeaf.
 func (l *Log) queueOne(ctx context.Context, tenant string, entry []byte) (duplicate bool, err error) {
 	if l.queuer != nil {
 		return l.queuer.queue(ctx, tenant, entry)
 	}
-	duplicate, err = l.queueLeaf(ctx, tenant, entry)
-	if err != nil {
-		return false, err
-	}
-	if err := l.cfg.State.RecordEntries(ctx, attributions(tenant, [][]byte{entry}, time.Now())); err != nil {
-		return false, err
-	}
-	return duplicate, nil
+	return l.queueLeaf(ctx, tenant, entry)
 }
 
 // queueLeaf queues one entry of tenant with Trillian's QueueLeaf.

@@ -26,9 +26,11 @@ import (
 // same bytes from two tenants are two entries, from one tenant one. The
 // leaf's value stays the entry's bytes (receipts, proofs and auditors see
 // no difference); its extra data in Trillian names the tenant (empty for
-// the default tenant), so that every entry's tenant is known by index,
-// and the state database's tenant_entries lists a tenant's entries by
-// time.
+// the default tenant), in the same commit as the leaf, so that every
+// entry's tenant is known by index. The servers copy the published
+// entries' tenants, in order, into the state database's tenant_entries
+// (attribute.go), which lists a tenant's entries by time: nothing is
+// added to the write path.
 
 // identityDomain separates tenant identities from Merkle leaf hashes.
 const identityDomain = "evident tenant leaf identity v1\x00"
@@ -113,25 +115,15 @@ func (l *Log) isOwn(ctx context.Context, index uint64, id [32]byte) (bool, error
 	return bytes.Equal(r.Leaves[0].LeafIdentityHash, id[:]), nil
 }
 
-// attributions are the tenant_entries rows of entries just queued.
-func attributions(tenant string, entries [][]byte, at time.Time) []storage.Attribution {
-	out := make([]storage.Attribution, len(entries))
-	for i, e := range entries {
-		h := checkpoint.LeafHash(e)
-		out[i] = storage.Attribution{Tenant: tenant, Identity: IdentityHash(tenant, h), LeafHash: h, QueuedAt: at}
-	}
-	return out
-}
-
 // MaxTenantEntriesPerPage is the most entries GET /v1/tenant/entries
 // returns at once.
 const MaxTenantEntriesPerPage = 100
 
 // tenantEntryView is one entry of GET /v1/tenant/entries.
 type tenantEntryView struct {
-	LeafHash []byte  `json:"leaf_hash"`
-	QueuedAt string  `json:"queued_at"`
-	Index    *uint64 `json:"index,omitempty"`
+	Index    uint64 `json:"index"`
+	LeafHash []byte `json:"leaf_hash"`
+	QueuedAt string `json:"queued_at"`
 }
 
 // handleTenantEntries lists the requesting tenant's own entries by the
@@ -156,24 +148,8 @@ func (l *Log) handleTenantEntries(w http.ResponseWriter, r *http.Request) error 
 		Entries []tenantEntryView `json:"entries"`
 		Next    string            `json:"next,omitempty"`
 	}{Tenant: p.Tenant, Entries: []tenantEntryView{}}
-	cp := l.pub.latest()
 	for _, a := range list {
-		v := tenantEntryView{LeafHash: a.LeafHash[:], QueuedAt: a.QueuedAt.UTC().Format(time.RFC3339Nano)}
-		if !a.HasIndex {
-			// Found once, remembered: later pages need no lookup.
-			if f, ok, err := l.ownLeaf(r.Context(), a.LeafHash, a.Identity, cp); err != nil {
-				return err
-			} else if ok {
-				a.Index, a.HasIndex = f.index, true
-				if err := l.cfg.State.SetEntryIndex(r.Context(), a.Identity, f.index); err != nil {
-					l.log.Warn("recording an entry's index", "error", err)
-				}
-			}
-		}
-		if a.HasIndex {
-			v.Index = &a.Index
-		}
-		out.Entries = append(out.Entries, v)
+		out.Entries = append(out.Entries, tenantEntryView{Index: a.Index, LeafHash: a.LeafHash[:], QueuedAt: a.QueuedAt.UTC().Format(time.RFC3339Nano)})
 	}
 	if len(list) == q.Limit {
 		out.Next = formatCursor(list[len(list)-1])
@@ -182,20 +158,18 @@ func (l *Log) handleTenantEntries(w http.ResponseWriter, r *http.Request) error 
 }
 
 // formatCursor and parseCursor make the opaque ?after= of the listing:
-// base64url of the last entry's time (8 bytes, µs) and identity.
+// base64url of the last entry's time (8 bytes, µs) and index (8 bytes).
 func formatCursor(a storage.Attribution) string {
 	b := binary.BigEndian.AppendUint64(nil, uint64(a.QueuedAt.UnixMicro()))
-	return base64.RawURLEncoding.EncodeToString(append(b, a.Identity[:]...))
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(b, a.Index))
 }
 
 func parseCursor(s string) (*storage.Attribution, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 40 || base64.RawURLEncoding.EncodeToString(b) != s {
+	if err != nil || len(b) != 16 || base64.RawURLEncoding.EncodeToString(b) != s {
 		return nil, badRequest("after must be the next of a previous page")
 	}
-	a := &storage.Attribution{QueuedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b)))}
-	copy(a.Identity[:], b[8:])
-	return a, nil
+	return &storage.Attribution{QueuedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b))), Index: binary.BigEndian.Uint64(b[8:])}, nil
 }
 
 // parseTenantEntriesQuery reads ?from=&to=&after=&limit=.

@@ -139,7 +139,13 @@ func runTenantDedup(t *testing.T, tl *testLog) {
 		t.Errorf("/v1/entries: entry %d's tenant %q, want acme", acmeOnly, r.Tenants[acmeOnly])
 	}
 
-	// A tenant lists its own entries, by time, and nobody else's.
+	// A tenant lists its own entries, by time, and nobody else's, once
+	// published (and copied by the attributer).
+	waitFor(t, "the published entries to be attributed", func() bool {
+		_, l := tl.tenantEntries(tk.keys["default/read"], "")
+		_, a := tl.tenantEntries(tk.keys["acme/read"], "")
+		return len(l.Entries) == 1 && len(a.Entries) == 2
+	})
 	code, list := tl.tenantEntries(tk.keys["acme/read"], "")
 	if code != 200 || list.Tenant != "acme" || len(list.Entries) != 2 {
 		t.Fatalf("acme's entries: %d %+v", code, list)

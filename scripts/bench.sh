@@ -34,6 +34,10 @@ EVIDENT_BIG_LOG=${EVIDENT_BIG_LOG:-10000000} EVIDENT_LOAD=10s go test -count 1 -
 # overload of 4,096 submitters, the server's CPU per entry and its peak
 # memory.
 EVIDENT_LOAD=${EVIDENT_LOAD:-10s} go test -count 1 -run TestLoad -v ./cmd/evident-server | grep 'evident-server load:'
+# Tenant isolation (docs/performance.md, "Tenant isolation"): three quiet
+# tenants' receipt p99 while a fourth submits at 0×, 1× and 10× its quota,
+# and the same flood without quotas.
+EVIDENT_QUOTA_LOAD=${EVIDENT_QUOTA_LOAD:-30s} go test -count 1 -timeout 30m -run TestQuotaIsolation -v ./cmd/evident-server | grep 'quota isolation:'
 # Entries served checked against the published checkpoint, and the cost of
 # recording each signed checkpoint before witnesses see it.
 go test -run '^$' -bench 'BenchmarkEntries' -count 3 ./log/

@@ -3,23 +3,20 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Attribution records that a tenant submitted an entry: the tenant, the
-// entry's leaf identity in Trillian (which includes the tenant: see
-// log.IdentityHash), its RFC 6962 leaf hash, when it was first queued,
-// and its index once known.
+// Attribution records that a tenant submitted the entry at an index:
+// the tenant, the entry's RFC 6962 leaf hash, and when Trillian queued it.
 type Attribution struct {
+	Index    uint64
 	Tenant   string
-	Identity [32]byte
 	LeafHash [32]byte
 	QueuedAt time.Time
-	// Index is the entry's index, when HasIndex.
-	Index    uint64
-	HasIndex bool
 }
 
 // attributionSchema returns the CREATE statements of tenant_entries
@@ -29,24 +26,22 @@ func attributionSchema(d Dialect) []string {
 	if d == MySQL {
 		hash, text = "BINARY(32)", "VARCHAR(255)"
 	}
-	inline, index := "", `CREATE INDEX IF NOT EXISTS tenant_entries_time ON tenant_entries (tenant, queued_at, identity_hash)`
+	inline, index := "", `CREATE INDEX IF NOT EXISTS tenant_entries_time ON tenant_entries (tenant, queued_at, leaf_index)`
 	if d == MySQL {
 		// MySQL has no CREATE INDEX IF NOT EXISTS: inline, so that the
 		// CREATE TABLE stays idempotent.
-		inline, index = ",\n\t\t\tINDEX tenant_entries_time (tenant, queued_at, identity_hash)", ""
+		inline, index = ",\n\t\t\tINDEX tenant_entries_time (tenant, queued_at, leaf_index)", ""
 	}
-	// tenant_entries: which tenant submitted each entry, for listing a
-	// tenant's entries by time. A row is written after its entry is
-	// queued in Trillian and before the submitter is answered, so every
-	// acknowledged entry has its row (a retry after a failure in between
-	// is a duplicate, which writes the row then). The first submission's
-	// time stays.
+	// tenant_entries: which tenant submitted each published entry, for
+	// listing a tenant's entries by time. The servers fill it from the
+	// published tree (the tenant is Trillian's extra data of each leaf),
+	// in order, with the next index to do in the setting
+	// tenant_entries_next, written in the same transaction.
 	stmts := []string{`CREATE TABLE IF NOT EXISTS tenant_entries (
-			identity_hash ` + hash + ` NOT NULL PRIMARY KEY,
+			leaf_index BIGINT NOT NULL PRIMARY KEY,
 			tenant ` + text + ` NOT NULL,
 			leaf_hash ` + hash + ` NOT NULL,
-			queued_at BIGINT NOT NULL,
-			leaf_index BIGINT NULL` + inline + `
+			queued_at BIGINT NOT NULL` + inline + `
 		)`}
 	if index != "" {
 		stmts = append(stmts, index)
@@ -54,30 +49,86 @@ func attributionSchema(d Dialect) []string {
 	return stmts
 }
 
-// RecordEntries stores the attributions of entries just queued, in one
-// statement; an entry recorded before keeps its row (and first time).
-func (d *DB) RecordEntries(ctx context.Context, as []Attribution) error {
-	if len(as) == 0 {
-		return nil
+// attributionNext is the setting that holds the next index to attribute.
+const attributionNext = "tenant_entries_next"
+
+// AttributionNext returns the index of the first entry not yet in
+// tenant_entries.
+func (d *DB) AttributionNext(ctx context.Context) (uint64, error) {
+	v, err := d.Setting(ctx, attributionNext)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
 	}
-	insert := "INSERT OR IGNORE"
-	if d.dialect == MySQL {
-		insert = "INSERT IGNORE"
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(v), 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("setting %s: %q is not a number", attributionNext, v)
+	}
+	return n, nil
+}
+
+// RecordAttributions stores the attributions of the entries from index
+// from on, which must be the next to attribute, and advances the next
+// index past them, in one transaction. If another server recorded them
+// first (the next index moved), it changes nothing and returns the next
+// index it found.
+func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attribution) (next uint64, err error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("recording attributions: %w", err)
+	}
+	defer tx.Rollback()
+	var v []byte
+	cur := uint64(0)
+	switch err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, attributionNext).Scan(&v); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)`, attributionNext, []byte("0")); err != nil {
+			return 0, fmt.Errorf("recording attributions: %w", err)
+		}
+	case err != nil:
+		return 0, fmt.Errorf("recording attributions: %w", err)
+	default:
+		if cur, err = strconv.ParseUint(string(v), 10, 63); err != nil {
+			return 0, fmt.Errorf("setting %s: %q is not a number", attributionNext, v)
+		}
+	}
+	if cur != from || len(as) == 0 {
+		return cur, nil
 	}
 	var b strings.Builder
-	b.WriteString(insert + " INTO tenant_entries (identity_hash, tenant, leaf_hash, queued_at) VALUES ")
+	b.WriteString("INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES ")
 	args := make([]any, 0, 4*len(as))
 	for i, a := range as {
+		if a.Index != from+uint64(i) {
+			return 0, fmt.Errorf("recording attributions: entry %d where %d was expected", a.Index, from+uint64(i))
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString("(?, ?, ?, ?)")
-		args = append(args, a.Identity[:], a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
+		args = append(args, int64(a.Index), a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
 	}
-	if _, err := d.db.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("recording %d entries' tenants: %w", len(as), err)
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return 0, fmt.Errorf("recording attributions: %w", err)
 	}
-	return nil
+	next = from + uint64(len(as))
+	// The compare-and-swap on the old value makes two servers that read
+	// the same next index record the range once (MySQL; SQLite
+	// transactions are serial).
+	res, err := tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ? AND value = ?`,
+		[]byte(strconv.FormatUint(next, 10)), attributionNext, []byte(strconv.FormatUint(from, 10)))
+	if err != nil {
+		return 0, fmt.Errorf("recording attributions: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return from, nil // another server moved it: roll back
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("recording attributions: %w", err)
+	}
+	return next, nil
 }
 
 // EntryQuery selects a tenant's entries by the time they were queued.
@@ -86,8 +137,8 @@ type EntryQuery struct {
 	// From and To bound the time queued (From included, To excluded);
 	// zero: unbounded.
 	From, To time.Time
-	// After continues a listing: only entries after this (time,
-	// identity) cursor, as the last entry of the previous page had.
+	// After continues a listing: only entries after this (time, index)
+	// cursor, as the last entry of the previous page had.
 	After *Attribution
 	// Limit is the most entries returned.
 	Limit int
@@ -105,12 +156,12 @@ func (d *DB) TenantEntries(ctx context.Context, q EntryQuery) ([]Attribution, er
 	}
 	if q.After != nil {
 		at := q.After.QueuedAt.UnixMicro()
-		where = append(where, "(queued_at > ? OR queued_at = ? AND identity_hash > ?)")
-		args = append(args, at, at, q.After.Identity[:])
+		where = append(where, "(queued_at > ? OR queued_at = ? AND leaf_index > ?)")
+		args = append(args, at, at, int64(q.After.Index))
 	}
 	args = append(args, q.Limit)
-	rows, err := d.db.QueryContext(ctx, `SELECT identity_hash, tenant, leaf_hash, queued_at, leaf_index FROM tenant_entries WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY queued_at, identity_hash LIMIT ?`, args...)
+	rows, err := d.db.QueryContext(ctx, `SELECT leaf_index, tenant, leaf_hash, queued_at FROM tenant_entries WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY queued_at, leaf_index LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing entries of tenant %q: %w", q.Tenant, err)
 	}
@@ -118,34 +169,20 @@ func (d *DB) TenantEntries(ctx context.Context, q EntryQuery) ([]Attribution, er
 	var out []Attribution
 	for rows.Next() {
 		var a Attribution
-		var id, lh []byte
-		var at int64
-		var index sql.NullInt64
-		if err := rows.Scan(&id, &a.Tenant, &lh, &at, &index); err != nil {
+		var index, at int64
+		var lh []byte
+		if err := rows.Scan(&index, &a.Tenant, &lh, &at); err != nil {
 			return nil, fmt.Errorf("listing entries of tenant %q: %w", q.Tenant, err)
 		}
-		if len(id) != 32 || len(lh) != 32 {
+		if len(lh) != 32 {
 			return nil, fmt.Errorf("listing entries of tenant %q: a stored hash is not 32 bytes", q.Tenant)
 		}
-		copy(a.Identity[:], id)
 		copy(a.LeafHash[:], lh)
-		a.QueuedAt = time.UnixMicro(at)
-		if index.Valid {
-			a.Index, a.HasIndex = uint64(index.Int64), true
-		}
+		a.Index, a.QueuedAt = uint64(index), time.UnixMicro(at)
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing entries of tenant %q: %w", q.Tenant, err)
 	}
 	return out, nil
-}
-
-// SetEntryIndex records the index of the entry with identity, once
-// known (checked against the log by the caller).
-func (d *DB) SetEntryIndex(ctx context.Context, identity [32]byte, index uint64) error {
-	if _, err := d.db.ExecContext(ctx, `UPDATE tenant_entries SET leaf_index = ? WHERE identity_hash = ?`, int64(index), identity[:]); err != nil {
-		return fmt.Errorf("recording an entry's index: %w", err)
-	}
-	return nil
 }

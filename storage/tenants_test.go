@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTenantsAndKeys adds tenants, issues, rotates and revokes keys, and
@@ -240,6 +241,53 @@ func TestNotePolicy(t *testing.T) {
 		if err != nil || len(recs) != 2 || !strings.Contains(string(recs[0].Record), `"action":"witness_policy.change"`) ||
 			!strings.Contains(string(recs[0].Record), `"previous_sha256":"aa"`) || string(recs[0].Entry) != string(OpsEntry(recs[0].Seq, recs[0].Record)) {
 			t.Errorf("records %+v, %v; want the two changes", recs, err)
+		}
+	})
+}
+
+// TestRecordAttributions records the tenants of entries range by range:
+// a range that is not the next is refused without change (another server
+// recorded it), and a tenant's entries list by time, with paging.
+func TestRecordAttributions(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		t0 := time.Unix(1_700_000_000, 0)
+		mk := func(from uint64, tenants ...string) []Attribution {
+			var out []Attribution
+			for i, tn := range tenants {
+				out = append(out, Attribution{Index: from + uint64(i), Tenant: tn, LeafHash: [32]byte{byte(from) + byte(i)}, QueuedAt: t0.Add(time.Duration(from+uint64(i)) * time.Second)})
+			}
+			return out
+		}
+		if n, err := db.AttributionNext(ctx); err != nil || n != 0 {
+			t.Fatalf("AttributionNext of a new database = %d, %v", n, err)
+		}
+		if n, err := db.RecordAttributions(ctx, 0, mk(0, "acme", "default", "acme")); err != nil || n != 3 {
+			t.Fatalf("RecordAttributions(0) = %d, %v; want 3", n, err)
+		}
+		// A server that read the old next index changes nothing.
+		if n, err := db.RecordAttributions(ctx, 0, mk(0, "globex", "globex", "globex")); err != nil || n != 3 {
+			t.Errorf("RecordAttributions(0) again = %d, %v; want 3 and no change", n, err)
+		}
+		if _, err := db.RecordAttributions(ctx, 3, mk(4, "acme")); err == nil {
+			t.Error("RecordAttributions with a gap succeeded")
+		}
+		if n, err := db.RecordAttributions(ctx, 3, mk(3, "acme", "globex")); err != nil || n != 5 {
+			t.Fatalf("RecordAttributions(3) = %d, %v; want 5", n, err)
+		}
+		if n, err := db.AttributionNext(ctx); err != nil || n != 5 {
+			t.Errorf("AttributionNext = %d, %v; want 5", n, err)
+		}
+		list, err := db.TenantEntries(ctx, EntryQuery{Tenant: "acme", Limit: 10})
+		if err != nil || len(list) != 3 || list[0].Index != 0 || list[1].Index != 2 || list[2].Index != 3 || !list[1].QueuedAt.Equal(t0.Add(2*time.Second)) {
+			t.Fatalf("acme's entries = %+v, %v; want 0, 2, 3", list, err)
+		}
+		page, err := db.TenantEntries(ctx, EntryQuery{Tenant: "acme", After: &list[0], To: t0.Add(3 * time.Second), Limit: 10})
+		if err != nil || len(page) != 1 || page[0].Index != 2 {
+			t.Errorf("acme's entries after the first, before 3 s = %+v, %v; want index 2", page, err)
+		}
+		if g, err := db.TenantEntries(ctx, EntryQuery{Tenant: "globex", From: t0.Add(4 * time.Second), Limit: 10}); err != nil || len(g) != 1 || g[0].Index != 4 {
+			t.Errorf("globex's entries from 4 s = %+v, %v", g, err)
 		}
 	})
 }
