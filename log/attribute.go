@@ -13,8 +13,13 @@ import (
 // about this long after a checkpoint covers it.
 const attributeInterval = 200 * time.Millisecond
 
-// attributeBatch is the most entries read and recorded at once.
-const attributeBatch = MaxEntriesPerRequest
+// attributeBatch is the most entries read and recorded at once, and
+// attributePause the wait between batches while catching up: at most
+// 100,000 entries a second.
+const (
+	attributeBatch = MaxEntriesPerRequest
+	attributePause = 10 * time.Millisecond
+)
 
 // attribute copies the tenants of published entries into the state
 // database's tenant_entries, in index order, until ctx ends. The entries
@@ -37,7 +42,12 @@ func (l *Log) attribute(ctx context.Context) {
 				}
 				next, known = n, true
 			}
-			for size := l.pub.latest().size; next < size && ctx.Err() == nil; {
+			for size, first := l.pub.latest().size, true; next < size && ctx.Err() == nil; first = false {
+				if !first {
+					// Catching up (a log from before tenants, or
+					// after downtime): leave the writers room.
+					time.Sleep(attributePause)
+				}
 				n, err := l.attributeRange(ctx, next, min(attributeBatch, size-next))
 				if err != nil {
 					known = false

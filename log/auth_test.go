@@ -272,7 +272,7 @@ func TestPrivateEventDataByRole(t *testing.T) {
 // TestRevocationReachesEveryServer runs two personalities on one state
 // database, revokes a key in the database (as evident-server key revoke
 // does, from a third process), and measures how long until each server
-// refuses it. Config.KeyPoll (250 ms by default) bounds it by design.
+// refuses it. Config.KeyPoll (500 ms by default) bounds it by design.
 func TestRevocationReachesEveryServer(t *testing.T) {
 	a := newTestLog(t, nil)
 	b, err := New(t.Context(), a.log.cfg)

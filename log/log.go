@@ -69,7 +69,7 @@ const (
 	// DefaultKeyPoll is how often the state database's key generation is
 	// read: a key revoked on any server sharing the database is refused
 	// here within about this long (plus one reload).
-	DefaultKeyPoll = 250 * time.Millisecond
+	DefaultKeyPoll = 500 * time.Millisecond
 	// MaxEntriesPerRequest is the most entries GET /v1/entries returns.
 	MaxEntriesPerRequest = 1000
 	// DefaultMaxBackoff is the longest wait between publisher rounds after

@@ -29,8 +29,8 @@ const adminUsage = `Usage: evident-server tenant add [flags] NAME
 Manages the tenants (the organizations that submit to the log) and their API
 keys, in the log's state database: the SQLite file in the data directory, or
 MySQL/MariaDB. They work while the server runs; every server sharing the
-state database applies a change within about a quarter of a second (a
-revoked key is refused on every server within 1 s).
+state database applies a change within half a second (a revoked key is
+refused on every server within 1 s).
 
 A ROLE is submit (add entries), read (read what only the tenant may read) or
 admin (both, and list and revoke the tenant's keys over HTTP: GET /v1/keys,
