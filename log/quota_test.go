@@ -98,12 +98,13 @@ func TestQuotaHTTP(t *testing.T) {
 	if err := tl.log.keys.reload(t.Context(), tl.state); err != nil {
 		t.Fatal(err)
 	}
-	tl.flushOps()
+	ops := tl.flushOps()
 	for i := range 3 {
 		if code, r := tl.addAs(tk.keys["acme/submit"], entryBytes(i), "?wait=false"); code != 202 {
 			t.Fatalf("entry %d of acme's burst: %d %s", i, code, r.Error)
 		}
 	}
+	waitFor(t, "acme's entries to be published", func() bool { return tl.log.pub.latest().size == ops+3 })
 	before := tl.snapshot()
 	code, h, r := tl.addAuth("Bearer "+tk.keys["acme/submit"], entryBytes(3), "?wait=false")
 	if code != 429 || h.Get("Retry-After") != "1" || r.Error == "" {
