@@ -2,75 +2,91 @@ package log
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
 )
 
-// attributeInterval is how often the attributer looks for newly
-// published entries; a tenant's entry is listed by GET /v1/tenant/entries
-// about this long after a checkpoint covers it.
-const attributeInterval = 200 * time.Millisecond
+// attributeInterval is how often the attributer copies newly published
+// entries' tenants in the background. A listing (GET /v1/tenant/entries)
+// first catches up itself, so it is never stale; the background work only
+// keeps that catching up short. It runs rarely, because it reads the tree
+// and writes the state database, which the publisher's rounds wait for.
+const attributeInterval = 5 * time.Second
 
 // attributeBatch is the most entries read and recorded at once, and
-// attributePause the wait between batches while catching up: at most
-// 100,000 entries a second.
+// attributePause the wait between batches while catching up in the
+// background: at most 100,000 entries a second.
 const (
 	attributeBatch = MaxEntriesPerRequest
 	attributePause = 10 * time.Millisecond
 )
 
-// attribute copies the tenants of published entries into the state
-// database's tenant_entries, in index order, until ctx ends. The entries
-// are read as GET /v1/entries serves them, checked against the published
-// checkpoint. Every server sharing the state database runs it; the next
-// index is advanced by compare-and-swap, so each range is recorded once.
-// A log from before tenants is attributed from its first entry on (to the
+// attributer copies the tenants of published entries into the state
+// database's tenant_entries, in index order. Every server sharing the
+// state database runs one; the next index is advanced by compare-and-swap
+// (storage.RecordAttributions), so each range is recorded once. A log
+// from before tenants is attributed from its first entry on (to the
 // default tenant), in the background.
+type attributer struct {
+	mu    sync.Mutex // one catch-up at a time
+	next  uint64
+	known bool // next was read from the state database
+}
+
+// attribute runs the background attributer until ctx ends.
 func (l *Log) attribute(ctx context.Context) {
 	t := time.NewTicker(attributeInterval)
 	defer t.Stop()
-	next, known := uint64(0), false
 	failing := false
 	for {
-		err := func() error {
-			if !known {
-				n, err := l.cfg.State.AttributionNext(ctx)
-				if err != nil {
-					return err
-				}
-				next, known = n, true
-			}
-			for size, first := l.pub.latest().size, true; next < size && ctx.Err() == nil; first = false {
-				if !first {
-					// Catching up (a log from before tenants, or
-					// after downtime): leave the writers room.
-					time.Sleep(attributePause)
-				}
-				n, err := l.attributeRange(ctx, next, min(attributeBatch, size-next))
-				if err != nil {
-					known = false
-					return err
-				}
-				next = n
-			}
-			return nil
-		}()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			l.log.Warn("recording which tenant submitted published entries; retrying", "from", next, "error", err)
-			failing = true
-		case err == nil && failing:
-			l.log.Info("recording which tenant submitted published entries works again")
-			failing = false
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		err := l.catchUpAttribution(ctx, attributePause)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			l.log.Warn("recording which tenant submitted published entries; retrying", "error", err)
+			failing = true
+		case err == nil && failing:
+			l.log.Info("recording which tenant submitted published entries works again")
+			failing = false
+		}
 	}
+}
+
+// catchUpAttribution records the tenants of every entry the latest
+// published checkpoint covers, pausing between batches.
+func (l *Log) catchUpAttribution(ctx context.Context, pause time.Duration) error {
+	a := &l.attr
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.known {
+		n, err := l.cfg.State.AttributionNext(ctx)
+		if err != nil {
+			return err
+		}
+		a.next, a.known = n, true
+	}
+	for size, first := l.pub.latest().size, true; a.next < size; first = false {
+		if !first && pause > 0 {
+			time.Sleep(pause) // leave the writers room
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := l.attributeRange(ctx, a.next, min(attributeBatch, size-a.next))
+		if err != nil {
+			a.known = false
+			return err
+		}
+		a.next = n
+	}
+	return nil
 }
 
 // attributeRange records the tenants of count entries from start, and

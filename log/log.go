@@ -210,6 +210,7 @@ type Log struct {
 	keys    *keyring
 	quota   *quotas
 	opsKick chan struct{} // wakes the operations record appender (ops.go)
+	attr    attributer    // copies entries' tenants to the state database (attribute.go)
 	queuer  *queuer       // nil without Config.QueueBatch
 
 	cancel context.CancelFunc

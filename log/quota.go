@@ -112,15 +112,15 @@ func (q *quotas) limitsOf(tenant string) limits {
 }
 
 // admit takes n entries from tenant's bucket and checks its backlog share
-// (grown is how much the published tree grew since this server started,
-// which settles the pending entries), or returns a *quotaError and takes
-// nothing.
-func (q *quotas) admit(tenant string, n int, grown uint64, now time.Time) error {
+// (grown says how much the published tree grew since this server started,
+// which settles the pending entries; it is asked only for a tenant with a
+// share), or returns a *quotaError and takes nothing.
+func (q *quotas) admit(tenant string, n int, grown func() uint64, now time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	l := q.limitsOf(tenant)
 	if l.backlog > 0 {
-		q.settle(grown)
+		q.settle(grown())
 		if q.pending[tenant]+uint64(n) > l.backlog {
 			return &quotaError{fmt.Sprintf("too many requests: this tenant's share of the backlog (%d entries waiting for a checkpoint) is full; retry later", l.backlog), time.Second}
 		}
@@ -185,5 +185,5 @@ func (q *quotas) settle(grown uint64) {
 
 // admitQuota applies tenant's quota to n entries about to be queued.
 func (l *Log) admitQuota(tenant string, n int) error {
-	return l.quota.admit(tenant, n, l.pub.grown(), time.Now())
+	return l.quota.admit(tenant, n, l.pub.grown, time.Now())
 }

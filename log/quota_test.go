@@ -9,6 +9,9 @@ import (
 	"github.com/evidentlog/evident/storage"
 )
 
+// at is a constant tree growth, for quotas.admit.
+func at(grown uint64) func() uint64 { return func() uint64 { return grown } }
+
 // TestTokenBucket drives one tenant's bucket with a made-up clock: the
 // burst at once, then the rate, with the wait until the next token; other
 // tenants are untouched; a tenant's own quota overrides the defaults.
@@ -17,11 +20,11 @@ func TestTokenBucket(t *testing.T) {
 	q.setOwn([]storage.Tenant{{Name: "vip", Quota: storage.Quota{Rate: -1}}, {Name: "slow", Quota: storage.Quota{Rate: 1, Burst: 2}}})
 	t0 := time.Unix(1000, 0)
 	for i := range 5 {
-		if err := q.admit("acme", 1, 0, t0); err != nil {
+		if err := q.admit("acme", 1, at(0), t0); err != nil {
 			t.Fatalf("entry %d of the burst: %v", i, err)
 		}
 	}
-	err := q.admit("acme", 1, 0, t0)
+	err := q.admit("acme", 1, at(0), t0)
 	var qe *quotaError
 	if !errors.As(err, &qe) || qe.retry != 100*time.Millisecond {
 		t.Fatalf("sixth entry at once: %v; want a quota error with a 100 ms wait", err)
@@ -29,30 +32,30 @@ func TestTokenBucket(t *testing.T) {
 	if code, _ := httpStatus(err); code != 429 || retryAfterFor(err) != "1" {
 		t.Errorf("quota error: status %d, Retry-After %s; want 429, 1", code, retryAfterFor(err))
 	}
-	if err := q.admit("globex", 5, 0, t0); err != nil {
+	if err := q.admit("globex", 5, at(0), t0); err != nil {
 		t.Errorf("another tenant after acme's burst: %v", err)
 	}
-	if err := q.admit("acme", 1, 0, t0.Add(100*time.Millisecond)); err != nil {
+	if err := q.admit("acme", 1, at(0), t0.Add(100*time.Millisecond)); err != nil {
 		t.Errorf("one entry 100 ms later (10/s): %v", err)
 	}
-	if err := q.admit("acme", 2, 0, t0.Add(150*time.Millisecond)); err == nil {
+	if err := q.admit("acme", 2, at(0), t0.Add(150*time.Millisecond)); err == nil {
 		t.Error("two entries 50 ms after that: admitted, want refused")
 	}
-	if err := q.admit("acme", 6, 0, t0.Add(time.Hour)); err == nil || errors.As(err, &qe) {
+	if err := q.admit("acme", 6, at(0), t0.Add(time.Hour)); err == nil || errors.As(err, &qe) {
 		t.Errorf("a batch over the burst: %v; want a 400 (it can never pass)", err)
 	}
 	for i := range 100 {
-		if err := q.admit("vip", 1, 0, t0); err != nil {
+		if err := q.admit("vip", 1, at(0), t0); err != nil {
 			t.Fatalf("an unlimited tenant's entry %d: %v", i, err)
 		}
 	}
-	if err := q.admit("slow", 2, 0, t0); err != nil {
+	if err := q.admit("slow", 2, at(0), t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.admit("slow", 1, 0, t0); !errors.As(err, &qe) || qe.retry != time.Second || retryAfterFor(err) != "1" {
+	if err := q.admit("slow", 1, at(0), t0); !errors.As(err, &qe) || qe.retry != time.Second || retryAfterFor(err) != "1" {
 		t.Errorf("slow's third entry: %v; want a 1 s wait", err)
 	}
-	if err := q.admit("slow", 1, 0, t0.Add(3*time.Second)); err != nil || retryAfterFor(&quotaError{retry: 2500 * time.Millisecond}) != strconv.Itoa(3) {
+	if err := q.admit("slow", 1, at(0), t0.Add(3*time.Second)); err != nil || retryAfterFor(&quotaError{retry: 2500 * time.Millisecond}) != strconv.Itoa(3) {
 		t.Errorf("slow 3 s later: %v", err)
 	}
 }
@@ -62,24 +65,24 @@ func TestTokenBucket(t *testing.T) {
 func TestBacklogShare(t *testing.T) {
 	q := newQuotas(&Config{TenantBacklogShare: 0.1, MaxBacklog: 100})
 	t0 := time.Unix(1000, 0)
-	if err := q.admit("acme", 10, 0, t0); err != nil {
+	if err := q.admit("acme", 10, at(0), t0); err != nil {
 		t.Fatal(err)
 	}
 	q.accept("acme", 10)
 	var qe *quotaError
-	if err := q.admit("acme", 1, 0, t0); !errors.As(err, &qe) {
+	if err := q.admit("acme", 1, at(0), t0); !errors.As(err, &qe) {
 		t.Fatalf("acme over its share (10 of 100): %v; want a quota error", err)
 	}
-	if err := q.admit("globex", 10, 0, t0); err != nil {
+	if err := q.admit("globex", 10, at(0), t0); err != nil {
 		t.Errorf("globex with acme's share full: %v", err)
 	}
 	q.accept("globex", 10)
 	// The tree grew by 4: acme's oldest four are covered.
-	if err := q.admit("acme", 4, 4, t0); err != nil {
+	if err := q.admit("acme", 4, at(4), t0); err != nil {
 		t.Errorf("acme after 4 of its entries were published: %v", err)
 	}
 	q.accept("acme", 4)
-	if err := q.admit("acme", 1, 4, t0); !errors.As(err, &qe) {
+	if err := q.admit("acme", 1, at(4), t0); !errors.As(err, &qe) {
 		t.Errorf("acme's fifth: %v; want a quota error", err)
 	}
 	// 20 more cover the rest of acme's first 10, globex's 10, and acme's

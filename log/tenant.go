@@ -139,6 +139,11 @@ func (l *Log) handleTenantEntries(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	q.Tenant = p.Tenant
+	// Every published entry is listed: catch up first (the background
+	// attributer keeps this short).
+	if err := l.catchUpAttribution(r.Context(), 0); err != nil {
+		return err
+	}
 	list, err := l.cfg.State.TenantEntries(r.Context(), q)
 	if err != nil {
 		return err
