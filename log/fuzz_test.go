@@ -81,3 +81,31 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTenantInputs feeds the tenant endpoints' parsers: the query of GET
+// /v1/tenant/entries (its cursor among it) and a bearer header. None
+// panics; what they accept is canonical.
+func FuzzTenantInputs(f *testing.F) {
+	for _, s := range []string{
+		"", "limit=1", "limit=100", "limit=101", "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+		"from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "after=AAYF_2J4RmMAAAAAAAAAKg", "after=AAYF", "tenant=acme",
+		"from=0000-01-01T00:00:00Z", "limit=1&limit=2", "Bearer evk_x", "bearer  evk_x", "Basic x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if q, err := url.ParseQuery(s); err == nil {
+			if eq, err := parseTenantEntriesQuery(q); err == nil {
+				if eq.Limit < 1 || eq.Limit > MaxTenantEntriesPerPage || !eq.From.IsZero() && !eq.To.IsZero() && !eq.From.Before(eq.To) {
+					t.Errorf("parseTenantEntriesQuery(%q) = %+v", s, eq)
+				}
+				if eq.After != nil && formatCursor(*eq.After) != q.Get("after") {
+					t.Errorf("cursor %q reads as %+v, which formats as %q", q.Get("after"), eq.After, formatCursor(*eq.After))
+				}
+			}
+		}
+		if tok, ok := bearerToken(s); ok && (tok == "" || tok[0] == ' ') {
+			t.Errorf("bearerToken(%q) = %q", s, tok)
+		}
+	})
+}
