@@ -160,6 +160,16 @@ type Config struct {
 	// often one log may advance their state, and a round that waits
 	// carries everything integrated meanwhile.
 	CosignInterval time.Duration
+	// Held, when set (witness.Pool.Held), returns the largest size of a
+	// checkpoint of this log that a witness holds, and that witness. The
+	// log never signs a tree smaller than it or diverging from it, even
+	// when its own records are older (restored from a backup); at start,
+	// it shows the witnesses its latest checkpoint again to learn it.
+	Held func() (size uint64, witness string)
+	// HeldCheckpoint, when set (witness.Pool.HeldCheckpoint), fetches the
+	// checkpoint of origin that the named witness holds: the log verifies
+	// it and learns its root when its own records lack it.
+	HeldCheckpoint func(ctx context.Context, witness, origin string) ([]byte, error)
 	// CosignStatus, when set, is called by /healthz and its text added to
 	// the answer (for example the witnesses' last errors).
 	CosignStatus func() string

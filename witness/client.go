@@ -3,6 +3,8 @@ package witness
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,36 @@ func (c *Client) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error
 		return body, nil
 	}
 	return nil, answerError(resp, body)
+}
+
+// Checkpoint fetches the latest checkpoint of origin that the witness
+// cosigned, from GET URL/<lowercase hex SHA-256 of origin>/checkpoint (an
+// evident-witness request; not part of tlog-witness). It returns the note
+// unverified; a witness that does not follow the log, or does not serve
+// its checkpoints, answers 404 (ErrUnknownOrigin).
+func (c *Client) Checkpoint(ctx context.Context, origin string) ([]byte, error) {
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	sum := sha256.Sum256([]byte(origin))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.URL, "/")+"/"+hex.EncodeToString(sum[:])+"/checkpoint", nil)
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+	}
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: reading answer: %w", c.URL, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
+	}
+	return nil, fmt.Errorf("witness %s: checkpoint: %w", c.URL, answerError(resp, body))
 }
 
 // answerError turns a non-200 tlog-witness answer into an error.

@@ -390,6 +390,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 	if pool != nil {
 		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
+		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
 	}
 	l, err := evlog.New(ctx, cfg)
 	if err != nil {
