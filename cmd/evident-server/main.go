@@ -82,6 +82,7 @@ type options struct {
 	scrubRate          int
 	skipIntegrity      bool
 	privateEvents      bool
+	rebuildState       bool
 }
 
 // dsnEnv is the environment variable that may hold the MySQL DSN, so that a
@@ -129,6 +130,7 @@ Flags:
 	fs.IntVar(&o.scrubRate, "scrub_rate", evlog.DefaultScrubRate, "entries per second the background scrubber re-reads and re-hashes, checking every published checkpoint's root (about 10 µs of CPU each: the default takes ~2% of a core); 0: no scrubber")
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
+	fs.BoolVar(&o.rebuildState, "rebuild_state", false, "rebuild a lost state database: record Trillian's only log tree with entries (or --tree_id) as the log's, and its latest checkpoint from the witnesses of --witness_policy_file, after checking the tree against it (docs/deployment.md, A lost state database)")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -174,6 +176,9 @@ Flags:
 	}
 	if o.witnessFailOpen && o.witnessPolicyFile == "" {
 		return nil, errors.New("--witness_fail_open needs --witness_policy_file")
+	}
+	if o.rebuildState && o.witnessPolicyFile == "" {
+		return nil, errors.New("--rebuild_state needs --witness_policy_file: the witnesses' checkpoints are what show that the tree is the published log")
 	}
 	if err := mysqlDSN(o, dsnFile, os.Getenv(dsnEnv)); err != nil {
 		return nil, err
@@ -309,6 +314,23 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		return err
 	}
 	defer state.Close()
+	where := filepath.Join(o.dataDir, stateDB)
+	if o.mysqlDSN != "" {
+		where = "the MySQL database's state tables"
+	}
+	if !key.isNew {
+		if err := checkStateOwner(ctx, state, signer.Name(), key.vkey, where); err != nil {
+			return err
+		}
+	}
+	if o.rebuildState {
+		if key.isNew {
+			return fmt.Errorf("--rebuild_state: %s is missing: there is no log to rebuild the state of (restore the key first)", filepath.Join(o.dataDir, keyFile))
+		}
+		if err := checkRebuildable(ctx, state, signer.Name(), where); err != nil {
+			return err
+		}
+	}
 	if key.isNew && o.treeID == 0 {
 		// Written before the tree is created, so that no tree exists
 		// without its key.
@@ -319,6 +341,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 
 	bcfg := backend.Config{
 		ExistingLog:        !key.isNew,
+		AdoptTree:          o.rebuildState,
 		State:              state,
 		TreeID:             o.treeID,
 		BatchSize:          o.batchSize,
@@ -337,12 +360,8 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 	be, err := backend.New(ctx, bcfg)
 	if errors.Is(err, backend.ErrStateLost) {
-		where := filepath.Join(o.dataDir, stateDB)
-		if o.mysqlDSN != "" {
-			where = "the MySQL database's state tables"
-		}
 		return fmt.Errorf("%w. The log's key is in %s, but its state database (%s) does not record the log's tree: it was lost or replaced. "+
-			"Restore it from a backup of the data directory (docs/deployment.md); starting a new tree would fork this log's history under the same key", err, o.dataDir, where)
+			"Restore it from a backup of the data directory (docs/deployment.md), or rebuild it from the tree and the witnesses' checkpoints with --rebuild_state; starting a new tree would fork this log's history under the same key", err, o.dataDir, where)
 	}
 	if err != nil {
 		return err
@@ -355,6 +374,21 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 			return err
 		}
 		if err := key.write(o.dataDir); err != nil {
+			return err
+		}
+	}
+	if key.isNew {
+		// Now that the key is written: a state database of this log.
+		if err := checkStateOwner(ctx, state, signer.Name(), key.vkey, where); err != nil {
+			return err
+		}
+	}
+	if o.rebuildState {
+		verifier, err := checkpoint.NewVerifier(key.vkey)
+		if err != nil {
+			return err
+		}
+		if _, err := rebuildState(ctx, pool, state, be, signer.Name(), verifier, logger); err != nil {
 			return err
 		}
 	}

@@ -206,3 +206,121 @@ func get(t *testing.T, url string) (int, []byte) {
 	}
 	return resp.StatusCode, b
 }
+
+// TestRebuildState loses a log's state database and rebuilds it with
+// --rebuild_state from the tree and the witnesses' checkpoints; a state
+// database of another log, a rebuild without enough witnesses, and a
+// rebuild onto an older tree are refused and change nothing.
+func TestRebuildState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	vkey := s.vkey
+	s.terminate()
+	w0 := startWitness(t, "w0.example", vkey)
+	w1 := startWitness(t, "w1.example", vkey)
+	writePolicy := func(w1url string) string {
+		p := filepath.Join(t.TempDir(), "policy")
+		text := fmt.Sprintf("log %s\nwitness w0 %s %s\nwitness w1 %s %s\ngroup any 1 w0 w1\nquorum any\n", vkey, w0.vkey, w0.url, w1.vkey, w1url)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	policy := writePolicy(w1.url)
+	client := &http.Client{Timeout: 30 * time.Second}
+	s = startServer(t, dir, "--witness_policy_file", policy)
+	for i := range 3 {
+		if code, r, err := s.add(client, fmt.Appendf(nil, "entry %d", i), ""); err != nil || code != 200 {
+			t.Fatalf("add: %d %q %v", code, r.Error, err)
+		}
+	}
+	s.terminate()
+	olderTree := t.TempDir()
+	copyFiles(t, dir, olderTree, treeFiles...)
+	s = startServer(t, dir, "--witness_policy_file", policy)
+	for i := 3; i < 5; i++ {
+		if code, r, err := s.add(client, fmt.Appendf(nil, "entry %d", i), ""); err != nil || code != 200 {
+			t.Fatalf("add: %d %q %v", code, r.Error, err)
+		}
+	}
+	before := s.checkpoint()
+	s.terminate()
+
+	// Another log's state database.
+	other := filepath.Join(t.TempDir(), "other")
+	s2 := startServer(t, other)
+	s2.terminate()
+	saved := t.TempDir()
+	copyFiles(t, dir, saved, stateFiles...)
+	copyFiles(t, other, dir, stateFiles...)
+	out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, "belongs to another log") {
+		t.Errorf("start on another log's state database: want a refusal naming it:\n%s", out)
+	}
+	copyFiles(t, saved, dir, stateFiles...)
+	// The same origin under another key (a state database from a log
+	// created anew with the same --origin).
+	same := filepath.Join(t.TempDir(), "same")
+	s3 := startServer(t, same, "--origin", s.origin)
+	s3.terminate()
+	copyFiles(t, same, dir, stateFiles...)
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, "belongs to another log with the origin") {
+		t.Errorf("start on a state database of another key with this origin: want a refusal:\n%s", out[:min(len(out), 2000)])
+	}
+
+	// Lost: refused, and the message names the way out.
+	copyFiles(t, t.TempDir(), dir, stateFiles...) // removes them
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, "does not record the log's tree") || !strings.Contains(out, "--rebuild_state") {
+		t.Errorf("start without a state database: want a refusal naming --rebuild_state:\n%s", out)
+	}
+	out = runFails(t, 2, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--rebuild_state")
+	if !strings.Contains(out, "--rebuild_state needs --witness_policy_file") {
+		t.Errorf("--rebuild_state without a policy:\n%s", out)
+	}
+	// w1 unreachable: it alone could have cosigned a newer checkpoint.
+	dead := writePolicy("http://127.0.0.1:1")
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--rebuild_state", "--witness_policy_file", dead, "--witness_timeout", "2s")
+	if !strings.Contains(out, "too few witnesses served their checkpoint") || !strings.Contains(out, "w1") {
+		t.Errorf("--rebuild_state with w1 down:\n%s", out)
+	}
+	// An older tree than the witnesses hold.
+	newerTree := t.TempDir()
+	copyFiles(t, dir, newerTree, treeFiles...)
+	copyFiles(t, olderTree, dir, treeFiles...)
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--rebuild_state", "--witness_policy_file", policy)
+	if !strings.Contains(out, "Trillian's tree has 3 entries, but witness") || !strings.Contains(out, "holds a checkpoint of size 5") {
+		t.Errorf("--rebuild_state on an older tree:\n%s", out)
+	}
+	copyFiles(t, newerTree, dir, treeFiles...)
+	// Refused attempts recorded no tree.
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, "does not record the log's tree") {
+		t.Errorf("after refused rebuilds the state database records a tree:\n%s", out)
+	}
+
+	// Rebuilt: the same checkpoint, and the log carries on.
+	s = startServer(t, dir, "--rebuild_state", "--witness_policy_file", policy)
+	after := s.checkpoint()
+	if after.Size != before.Size || after.Hash != before.Hash {
+		t.Errorf("rebuilt log serves size %d root %x; before the loss: size %d root %x", after.Size, after.Hash, before.Size, before.Hash)
+	}
+	if code, r, err := s.add(client, []byte("after the rebuild"), ""); err != nil || code != 200 || r.Index != 5 {
+		t.Errorf("add after the rebuild: %d %+v %v", code, r, err)
+	}
+	if !strings.Contains(s.Stderr(), "rebuilt the state database from the witnesses' checkpoints") {
+		t.Errorf("no log line about the rebuild:\n%s", s.Stderr())
+	}
+	s.terminate()
+	// Once rebuilt, the flag is refused: the state database is not lost.
+	out = runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--rebuild_state", "--witness_policy_file", policy)
+	if !strings.Contains(out, "is not lost") {
+		t.Errorf("--rebuild_state on a healthy state database:\n%s", out)
+	}
+	s = startServer(t, dir, "--witness_policy_file", policy)
+	if cp := s.checkpoint(); cp.Size != 6 {
+		t.Errorf("restart after the rebuild: size %d, want 6", cp.Size)
+	}
+	s.terminate()
+}
