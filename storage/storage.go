@@ -38,10 +38,11 @@ const (
 )
 
 // SchemaVersion is the version of the schema this code writes and reads.
-// Version 2 added signed_checkpoints, version 3 events; opening an older
+// Version 2 added signed_checkpoints, version 3 events, version 4 tiles
+// (tiles, tiled, tile_leaves); opening an older
 // database adds the missing tables (every CREATE is idempotent) and keeps
 // all data.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.
