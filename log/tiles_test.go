@@ -5,11 +5,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/trillian"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/logbuf"
 	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
 )
@@ -184,4 +189,86 @@ func runTiles(t *testing.T, tl *testLog) {
 	if code, _ := tl.get("/tile/0/000.p/2"); code != http.StatusNotFound {
 		t.Errorf("GET /tile/0/000.p/2 (no checkpoint of size 2): %d, want 404", code)
 	}
+}
+
+// TestTilerDistrustsTrillian: Trillian serves a forged entry 2 (its leaf
+// hashes and root are right, its entry is not). The tiler hashes the
+// entries it reads to another root, so the log stalls at the last
+// checkpoint rather than sign a tree whose entries it cannot vouch for.
+func TestTilerDistrustsTrillian(t *testing.T) {
+	logs := &logbuf.Buffer{}
+	var lt *lyingTrillian
+	tl := newTestLog(t, func(c *Config) {
+		lt = &lyingTrillian{TrillianLogClient: c.Trillian}
+		c.Trillian = lt
+		c.Logger = logs.Logger()
+	})
+	for i := range 2 {
+		if code, r := tl.add(entryBytes(i), ""); code != 200 {
+			t.Fatalf("add: %d %s", code, r.Error)
+		}
+	}
+	lt.lie.Store(func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") })
+	if code, r := tl.add(entryBytes(2), ""); code != http.StatusServiceUnavailable {
+		t.Errorf("add with a forged entry in Trillian: %d %s, want 503", code, r.Error)
+	}
+	if cp := tl.checkpoint(); cp.Size != 2 {
+		t.Errorf("checkpoint of size %d published over a forged entry", cp.Size)
+	}
+	if !strings.Contains(logs.String(), "STALLED") || !strings.Contains(logs.String(), "tiler hashed") {
+		t.Errorf("no stall logged:\n%s", logs.String())
+	}
+	if code, _ := tl.get("/tile/entries/000.p/3"); code != http.StatusNotFound {
+		t.Errorf("GET the unpublished bundle: %d, want 404", code)
+	}
+}
+
+// TestTilesBackfill upgrades a log from before tiles in place: its tile
+// tables are emptied (as a version-3 database has none), and on restart
+// the tiler rebuilds every tile from Trillian's entries before the log
+// publishes again.
+func TestTilesBackfill(t *testing.T) {
+	tl := newTestLog(t, nil)
+	ref := &reference{}
+	add := func(n int) {
+		var batch [][]byte
+		for i := range n {
+			batch = append(batch, fmt.Appendf(nil, "backfill entry %d", len(ref.entries)+i))
+		}
+		code, _, a := tl.addBatch(encodeBatch(batch), "")
+		if code != http.StatusOK || len(a.Results) != n {
+			t.Fatalf("add-entries: %d %s", code, a.Error)
+		}
+		ordered := make([][]byte, n)
+		for i, r := range a.Results {
+			ordered[r.Index-uint64(len(ref.entries))] = batch[i]
+		}
+		ref.add(t, ordered...)
+	}
+	add(600)
+	tl.stop()
+	db, err := storage.OpenSQLite(t.Context(), filepath.Join(tl.dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"tiles", "tiled", "tile_leaves"} {
+		if _, err := db.SQL().Exec("DELETE FROM " + table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	defer func(c uint64) { tileChunk = c }(tileChunk)
+	tileChunk = 100 // several transactions
+	tl.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for code, _ := tl.get("/tile/0/002.p/88"); code != http.StatusOK; code, _ = tl.get("/tile/0/002.p/88") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tiles not backfilled: GET /tile/0/002.p/88: %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkTiles(t, tl, ref, 600)
+	add(100)
+	checkTiles(t, tl, ref, 700)
+	tl.stop() // before tileChunk is restored
 }
