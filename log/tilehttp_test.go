@@ -99,13 +99,13 @@ func TestTileBadRequests(t *testing.T) {
 		{"/tile/0/001.p/44", 200},
 		{"/tile/entries/001.p/44", 200},
 		{"/tile/1/000.p/1", 200},
-		{"/tile/0/001", 404},          // not full yet
-		{"/tile/0/001.p/45", 404},     // beyond the tree
-		{"/tile/0/001.p/43", 404},     // no checkpoint of size 299
-		{"/tile/0/000.p/255", 404},    // no checkpoint of size 255
-		{"/tile/1/000", 404},          // not full
-		{"/tile/63/000", 404},         // far beyond
-		{"/tile/0/x001/000", 404},     // beyond
+		{"/tile/0/001", 404},       // not full yet
+		{"/tile/0/001.p/45", 404},  // beyond the tree
+		{"/tile/0/001.p/43", 404},  // no checkpoint of size 299
+		{"/tile/0/000.p/255", 404}, // no checkpoint of size 255
+		{"/tile/1/000", 404},       // not full
+		{"/tile/63/000", 404},      // far beyond
+		{"/tile/0/x001/000", 404},  // beyond
 		{"/tile/entries/x001/000.p/1", 404},
 		{"/tile/0/x000/001", 400},
 		{"/tile/0/1", 400},
