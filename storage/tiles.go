@@ -210,7 +210,11 @@ func (d *DB) GetTile(ctx context.Context, origin string, level int, index uint64
 // tiler saw, or ErrNotFound.
 func (d *DB) LeafIndex(ctx context.Context, origin string, leafHash [32]byte) (uint64, error) {
 	var idx int64
-	err := d.db.QueryRowContext(ctx, `SELECT idx FROM tile_leaves WHERE origin = ? AND leaf_hash = ?`, origin, leafHash[:]).Scan(&idx)
+	stmt, err := d.leafIndexStmt()
+	if err != nil {
+		return 0, fmt.Errorf("looking up leaf %x of %s: %w", leafHash, origin, err)
+	}
+	err = stmt.QueryRowContext(ctx, origin, leafHash[:]).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("leaf %x: %w", leafHash, ErrNotFound)
 	}
@@ -234,4 +238,13 @@ func (d *DB) HasCheckpointIn(ctx context.Context, origin string, lo, hi uint64) 
 		return false, fmt.Errorf("looking up checkpoints of %s: %w", origin, err)
 	}
 	return n > 0, nil
+}
+
+// leafIndexStmt returns the prepared statement of LeafIndex (the query of
+// every receipt), prepared once.
+func (d *DB) leafIndexStmt() (*sql.Stmt, error) {
+	d.leafIndexOnce.Do(func() {
+		d.leafIndex, d.leafIndexErr = d.db.Prepare(`SELECT idx FROM tile_leaves WHERE origin = ? AND leaf_hash = ?`)
+	})
+	return d.leafIndex, d.leafIndexErr
 }
