@@ -177,6 +177,14 @@ type Config struct {
 	// by; GET /v1/witness-policy serves its text for the explorer (/ui),
 	// which shows it as the log's claim until its user pins it.
 	WitnessPolicy *checkpoint.Policy
+	// TileCacheSize is how many hash tiles (with their inner nodes,
+	// 16 KiB each) are kept in memory for serving tiles and proofs
+	// (DefaultTileCacheSize when zero).
+	TileCacheSize int
+	// BundleCacheBytes is how many bytes of full entry bundles are kept in
+	// memory (DefaultBundleCacheBytes when zero).
+	BundleCacheBytes int
+
 	// PrivateEvents makes every typed event (POST /v1/events) private:
 	// its entry holds a commitment to its data, never the data.
 	PrivateEvents bool
@@ -197,6 +205,8 @@ type Log struct {
 	metrics  *metrics
 
 	pub    *publisher
+	tiler  *tiler     // only the publisher calls it
+	tiles  *tileStore // the tiles, for serving and proofs
 	tokens *tokenSet
 	queuer *queuer // nil without Config.QueueBatch
 
@@ -227,6 +237,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if l.tokens, err = loadTokens(ctx, cfg.State); err != nil {
 		return nil, err
 	}
+	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
+	l.tiler = &tiler{l: l}
 	if l.pub, err = newPublisher(ctx, l); err != nil {
 		return nil, err
 	}
@@ -274,6 +286,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ScrubRate == 0 {
 		c.ScrubRate = DefaultScrubRate
+	}
+	if c.TileCacheSize <= 0 {
+		c.TileCacheSize = DefaultTileCacheSize
+	}
+	if c.BundleCacheBytes <= 0 {
+		c.BundleCacheBytes = DefaultBundleCacheBytes
 	}
 	if c.CosignInterval <= 0 {
 		c.CosignInterval = DefaultCosignInterval

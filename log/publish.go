@@ -305,6 +305,7 @@ func (p *publisher) round(ctx context.Context) error {
 // those are not at hand, with a consistency proof from Trillian.
 func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, error) {
 	l := p.l
+	outer := ctx // the tiler's catching up may take longer than a round
 	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
 	defer cancel()
 	size, root, err := p.trillianRoot(ctx)
@@ -316,7 +317,9 @@ func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, erro
 		return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
 	}
 	if size == cur.size {
-		return nil, nil, nil, nil
+		// Nothing to sign; the tiles (of a log from before tiles, or
+		// after a failed round) may still have to catch up.
+		return nil, nil, nil, l.tiler.reach(outer, size, root, cur)
 	}
 	// Verify before signing: the new tree must extend everything published.
 	g, err := p.growth(ctx, cur, size, root)
@@ -331,6 +334,12 @@ func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, erro
 		if err := checkpoint.VerifyConsistency(cur.size, size, cur.root, root, proof); err != nil {
 			return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
 		}
+	}
+	// And the log's own tiles, hashed from the entries, must reach the
+	// same root: a second check by code that does not trust Trillian,
+	// and the tiles of a tree are stored before it is signed.
+	if err := l.tiler.reach(outer, size, root, cur); err != nil {
+		return nil, nil, nil, err
 	}
 	if l.cfg.Cosign != nil {
 		// And everything witnesses may hold.

@@ -114,7 +114,7 @@ Flags:
 	fs.StringVar(&o.dataDir, "data_dir", "evident-data", "`directory` holding the log's keys, write token and (in SQLite mode) databases; created 0700 on first start")
 	fs.StringVar(&o.origin, "origin", "", "the log's `origin` (its key name), set on first start only; default: host name plus a random suffix")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint_interval", evlog.DefaultCheckpointInterval, "how often to publish a checkpoint when the tree grew")
-	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d)", evlog.MaxEntrySize))
+	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d: a tlog-tiles entry bundle stores each entry's length in two bytes)", evlog.MaxEntrySize))
 	fs.StringVar(&o.mysqlDSN, "mysql_dsn", "", "keep the tree and state in this MySQL/MariaDB `dsn` (go-sql-driver form) instead of SQLite; load Trillian's storage/mysql/schema/storage.sql into it first. A DSN with a password belongs in $"+dsnEnv+" or --mysql_dsn_file instead")
 	fs.StringVar(&dsnFile, "mysql_dsn_file", "", "read the MySQL/MariaDB DSN from this `file` (one line; keep it 0600) instead of --mysql_dsn")
 	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
