@@ -117,6 +117,9 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 // CheckpointAt returns the checkpoint of tree size size that the log
 // published earlier (not verified).
 func (c *Client) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	if c.tiles {
+		return nil, &HTTPError{StatusCode: http.StatusNotFound, Message: ErrNotInTiles.Error()}
+	}
 	path := "/v1/checkpoints/" + strconv.FormatUint(size, 10)
 	_, b, err := c.do(ctx, request{method: http.MethodGet, path: path, limit: checkpoint.MaxNoteSize})
 	return b, err
@@ -126,6 +129,9 @@ func (c *Client) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) 
 // leafHash, against the checkpoint of size treeSize, or the latest published
 // one when treeSize is 0 (not verified).
 func (c *Client) Receipt(ctx context.Context, leafHash [32]byte, treeSize uint64) ([]byte, error) {
+	if c.tiles {
+		return nil, ErrNotInTiles
+	}
 	q := url.Values{"leaf_hash": {hex.EncodeToString(leafHash[:])}}
 	if treeSize > 0 {
 		q.Set("tree_size", strconv.FormatUint(treeSize, 10))
@@ -144,6 +150,9 @@ type InclusionProof struct {
 // InclusionProof returns the inclusion proof of the entry with leaf hash
 // leafHash in the tree of size treeSize (not verified).
 func (c *Client) InclusionProof(ctx context.Context, leafHash [32]byte, treeSize uint64) (*InclusionProof, error) {
+	if c.tiles {
+		return nil, ErrNotInTiles
+	}
 	q := url.Values{"leaf_hash": {hex.EncodeToString(leafHash[:])}, "tree_size": {strconv.FormatUint(treeSize, 10)}}
 	return c.inclusion(ctx, q, treeSize)
 }
@@ -151,6 +160,9 @@ func (c *Client) InclusionProof(ctx context.Context, leafHash [32]byte, treeSize
 // InclusionProofByIndex returns the inclusion proof of the entry at index in
 // the tree of size treeSize (not verified).
 func (c *Client) InclusionProofByIndex(ctx context.Context, index, treeSize uint64) (*InclusionProof, error) {
+	if c.tiles {
+		return c.tileInclusion(ctx, index, treeSize)
+	}
 	q := url.Values{"index": {strconv.FormatUint(index, 10)}, "tree_size": {strconv.FormatUint(treeSize, 10)}}
 	p, err := c.inclusion(ctx, q, treeSize)
 	if err == nil && p.Index != index {
@@ -190,6 +202,9 @@ func decodeInclusion(body []byte, treeSize uint64) (*InclusionProof, error) {
 // ConsistencyProof returns the consistency proof between the trees of sizes
 // first and second (not verified).
 func (c *Client) ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error) {
+	if c.tiles {
+		return c.tileConsistency(ctx, first, second)
+	}
 	q := url.Values{"first": {strconv.FormatUint(first, 10)}, "second": {strconv.FormatUint(second, 10)}}
 	_, body, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/proof/consistency", query: q, limit: maxJSON})
 	if err != nil {
@@ -215,6 +230,16 @@ func decodeConsistency(body []byte) ([][]byte, error) {
 
 // Entry returns the entry at index.
 func (c *Client) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	if c.tiles {
+		es, err := c.tileEntries(ctx, index, 1)
+		if err == nil && len(es) == 0 {
+			err = &HTTPError{StatusCode: http.StatusNotFound, Message: fmt.Sprintf("entry %d is beyond the tree", index)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		return es[0], nil
+	}
 	path := "/v1/entries/" + strconv.FormatUint(index, 10)
 	_, b, err := c.do(ctx, request{method: http.MethodGet, path: path, limit: MaxEntrySize})
 	if err == nil && len(b) == 0 {
@@ -228,6 +253,9 @@ func (c *Client) Entry(ctx context.Context, index uint64) ([]byte, error) {
 func (c *Client) Entries(ctx context.Context, start uint64, count int) ([][]byte, error) {
 	if count < 1 || count > MaxEntriesPerRequest {
 		return nil, fmt.Errorf("entries count %d not in 1..%d", count, MaxEntriesPerRequest)
+	}
+	if c.tiles {
+		return c.tileEntries(ctx, start, count)
 	}
 	q := url.Values{"start": {strconv.FormatUint(start, 10)}, "count": {strconv.Itoa(count)}}
 	// The answer is {"entries":[...]}: at most count base64 entries of
@@ -269,6 +297,9 @@ type Info struct {
 // key from a trusted source, not from the log; Info is for display and for
 // checking configuration.
 func (c *Client) Info(ctx context.Context) (*Info, error) {
+	if c.tiles {
+		return nil, ErrNotInTiles
+	}
 	_, body, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/info", limit: maxJSON})
 	if err != nil {
 		return nil, err

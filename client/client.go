@@ -108,6 +108,11 @@ type Config struct {
 	UserAgent string
 	// Logger receives a debug record for every retry; nil discards.
 	Logger *slog.Logger
+	// Tiles makes the client read the log through the tlog-tiles API
+	// alone, as a static copy of the log serves it (tiles.go): proofs by
+	// index, consistency proofs and entries come from tiles; what needs
+	// the log's own API answers ErrNotInTiles.
+	Tiles bool
 }
 
 // Client talks to one log. It is safe for concurrent use.
@@ -120,6 +125,7 @@ type Client struct {
 	maxBackoff time.Duration
 	userAgent  string
 	logger     *slog.Logger
+	tiles      bool
 	// sleep waits d or until ctx is done; tests replace it to observe the
 	// waits without waiting.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -145,6 +151,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		maxBackoff: cfg.MaxBackoff,
 		userAgent:  cfg.UserAgent,
 		logger:     cfg.Logger,
+		tiles:      cfg.Tiles,
 		sleep:      sleep,
 	}
 	if c.hc == nil {

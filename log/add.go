@@ -166,6 +166,9 @@ func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddRe
 func (l *Log) fillReceipt(ctx context.Context, res *AddResult, f found) error {
 	proof := f.proof
 	if proof == nil && f.cp.size > 1 {
+		proof, _ = l.tileInclusion(ctx, f.index, f.cp.size) // nil: not tiled here
+	}
+	if proof == nil && f.cp.size > 1 {
 		r, err := l.cfg.Trillian.GetInclusionProof(ctx, &trillian.GetInclusionProofRequest{
 			LogId: l.cfg.TreeID, LeafIndex: int64(f.index), TreeSize: int64(f.cp.size)})
 		if err != nil {

@@ -87,6 +87,9 @@ func publishReason(err error) string {
 		return errNeverSigned.Error()
 	case errors.Is(err, errTrillianBehind):
 		return errTrillianBehind.Error()
+	case errors.Is(err, errWitnessAhead):
+		return err.Error() // sizes and the witness's name: all public
+
 	case errors.As(err, &q):
 		return q.Error()
 	case errors.As(err, &ce):

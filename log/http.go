@@ -35,6 +35,7 @@ func (l *Log) Handler() http.Handler {
 	handle("POST /v1/add-entry", l.handleAdd)
 	handle("POST /v1/add-entries", l.handleAddBatch)
 	handle("GET /checkpoint", l.handleCheckpoint)
+	l.tileRoutes(handle) // tlog-tiles (tilehttp.go)
 	handle("GET /v1/receipt", l.handleReceipt)
 	handle("GET /v1/proof/inclusion", l.handleInclusion)
 	handle("GET /v1/proof/consistency", l.handleConsistency)
@@ -65,7 +66,7 @@ func (l *Log) Handler() http.Handler {
 		}))
 	}
 	mux.Handle("/", l.wrap("unmatched", func(http.ResponseWriter, *http.Request) error { return ErrNotFound }))
-	return mux
+	return l.refuseUncleanTiles(mux)
 }
 
 // wrap turns a handler that returns an error into an http.Handler: it

@@ -175,6 +175,16 @@ type Config struct {
 	// often one log may advance their state, and a round that waits
 	// carries everything integrated meanwhile.
 	CosignInterval time.Duration
+	// Held, when set (witness.Pool.Held), returns the largest size of a
+	// checkpoint of this log that a witness holds, and that witness. The
+	// log never signs a tree smaller than it or diverging from it, even
+	// when its own records are older (restored from a backup); at start,
+	// it shows the witnesses its latest checkpoint again to learn it.
+	Held func() (size uint64, witness string)
+	// HeldCheckpoint, when set (witness.Pool.HeldCheckpoint), fetches the
+	// checkpoint of origin that the named witness holds: the log verifies
+	// it and learns its root when its own records lack it.
+	HeldCheckpoint func(ctx context.Context, witness, origin string) ([]byte, error)
 	// CosignStatus, when set, is called by /healthz and its text added to
 	// the answer (for example the witnesses' last errors).
 	CosignStatus func() string
@@ -182,6 +192,14 @@ type Config struct {
 	// by; GET /v1/witness-policy serves its text for the explorer (/ui),
 	// which shows it as the log's claim until its user pins it.
 	WitnessPolicy *checkpoint.Policy
+	// TileCacheSize is how many hash tiles (with their inner nodes,
+	// 16 KiB each) are kept in memory for serving tiles and proofs
+	// (DefaultTileCacheSize when zero).
+	TileCacheSize int
+	// BundleCacheBytes is how many bytes of full entry bundles are kept in
+	// memory (DefaultBundleCacheBytes when zero).
+	BundleCacheBytes int
+
 	// PrivateEntries makes the log private: entry contents (GET
 	// /v1/entries, typed events) need a read or admin key, and a key
 	// reads its own tenant's entries only; checkpoints, proofs and
@@ -207,6 +225,8 @@ type Log struct {
 	metrics  *metrics
 
 	pub     *publisher
+	tiler   *tiler     // only the publisher calls it
+	tiles   *tileStore // the tiles, for serving and proofs
 	keys    *keyring
 	quota   *quotas
 	opsKick chan struct{} // wakes the operations record appender (ops.go)
@@ -241,6 +261,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if l.keys, err = loadKeys(ctx, cfg.State, l.quota); err != nil {
 		return nil, err
 	}
+	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
+	l.tiler = &tiler{l: l}
 	if l.pub, err = newPublisher(ctx, l); err != nil {
 		return nil, err
 	}
@@ -295,6 +317,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ScrubRate == 0 {
 		c.ScrubRate = DefaultScrubRate
+	}
+	if c.TileCacheSize <= 0 {
+		c.TileCacheSize = DefaultTileCacheSize
+	}
+	if c.BundleCacheBytes <= 0 {
+		c.BundleCacheBytes = DefaultBundleCacheBytes
 	}
 	if c.CosignInterval <= 0 {
 		c.CosignInterval = DefaultCosignInterval

@@ -12,6 +12,7 @@ type metrics struct {
 	receipt      prometheus.Histogram
 	publish      prometheus.Histogram
 	size         prometheus.Gauge
+	tiled        prometheus.Gauge
 	backlog      prometheus.Gauge
 	stalled      prometheus.Gauge
 	publishErrs  prometheus.Counter
@@ -42,6 +43,10 @@ func newMetrics() *metrics {
 			Name: "evident_published_tree_size",
 			Help: "Size of the latest published checkpoint.",
 		}),
+		tiled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_tiled_tree_size",
+			Help: "Size of the tree the log's tiler has hashed and stored as tiles.",
+		}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "evident_backlog_entries",
 			Help: "Entries accepted here and not yet covered by a published checkpoint (estimate).",
@@ -71,6 +76,6 @@ func newMetrics() *metrics {
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.backlog, m.stalled, m.publishErrs, m.integrity, m.scrubIndex, m.scrubPasses, m.httpRequests)
+	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.tiled, m.backlog, m.stalled, m.publishErrs, m.integrity, m.scrubIndex, m.scrubPasses, m.httpRequests)
 	return m
 }

@@ -10,8 +10,9 @@ import (
 // with a read (or admin) key, and only the key's tenant's own entries
 // (the default tenant's keys also read the operations record's entries,
 // which are commitments). Checkpoints, proofs, receipts and everything
-// else that carries hashes, not contents, stay public, so witnesses,
-// monitors and auditors that check the tree work unchanged.
+// else that carries hashes, not contents (hash tiles among them), stay
+// public, so witnesses, monitors and auditors that check the tree work
+// unchanged; entry bundles (tlog-tiles) are refused to all.
 
 // entryReader returns who reads entry contents: in a public log anyone
 // (ok with a zero Principal); in a private log the holder of a valid read
@@ -27,6 +28,16 @@ func (l *Log) entryReader(r *http.Request) (p Principal, private bool, err error
 // mayRead reports whether p may read the contents of an entry of tenant.
 func mayRead(p Principal, tenant string) bool {
 	return p.Tenant == tenant || p.Tenant == storage.DefaultTenant && tenant == storage.OpsTenant
+}
+
+// privateBundle refuses, in a private log, the entry bundles of
+// tlog-tiles (level storage.EntriesLevel) to everyone: a bundle holds the
+// entries of every tenant. Hash tiles stay public.
+func (l *Log) privateBundle(level int) error {
+	if l.cfg.PrivateEntries && level == storage.EntriesLevel {
+		return &forbiddenError{"this log is private: entry bundles hold every tenant's entries; read yours with GET /v1/entries and a read key (hash tiles are public)"}
+	}
+	return nil
 }
 
 // errNotOwnEntry is a read key asking for another tenant's entry.

@@ -87,3 +87,22 @@ func TestPrivateLog(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateLogTiles checks tlog-tiles on a private log: hash tiles are
+// public, entry bundles refused to everyone (they mix tenants).
+func TestPrivateLogTiles(t *testing.T) {
+	tl := newTestLog(t, func(c *Config) { c.PrivateEntries = true })
+	for i := range 3 {
+		if code, r := tl.add(entryBytes(i), ""); code != 200 {
+			t.Fatalf("add: %d %s", code, r.Error)
+		}
+	}
+	if code, body := tl.get("/tile/0/000.p/3"); code != 200 || len(body) != 3*32 {
+		t.Errorf("hash tile of a private log: %d, %d bytes; want 200 with 3 hashes", code, len(body))
+	}
+	for _, key := range []string{"", tl.token} {
+		if code, body := tl.call("GET", "/tile/entries/000.p/3", key, nil); code != 403 {
+			t.Errorf("entry bundle of a private log with key %.8q: %d %s; want 403", key, code, body)
+		}
+	}
+}

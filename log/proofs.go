@@ -81,6 +81,9 @@ func (l *Log) Receipt(ctx context.Context, leafHash [32]byte, treeSize *uint64) 
 	if cp.size == 0 {
 		return nil, ErrNotFound
 	}
+	if b, err := l.tileReceipt(ctx, leafHash, cp); !errors.Is(err, errNoTile) {
+		return b, err
+	}
 	r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
 		LogId: l.cfg.TreeID, LeafHash: leafHash[:], TreeSize: int64(cp.size)})
 	if err != nil {
@@ -113,7 +116,12 @@ func (l *Log) InclusionProof(ctx context.Context, leafHash *[32]byte, index, tre
 	}
 	var hash [32]byte
 	var path [][]byte
-	if leafHash != nil {
+	if i, h, p, err := l.tileInclusionOf(ctx, leafHash, index, treeSize); !errors.Is(err, errNoTile) {
+		if err != nil {
+			return 0, nil, err
+		}
+		index, hash, path = i, h, p
+	} else if leafHash != nil {
 		hash = *leafHash
 		r, err := l.cfg.Trillian.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{
 			LogId: l.cfg.TreeID, LeafHash: hash[:], TreeSize: int64(treeSize)})
@@ -155,7 +163,10 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) ([][]b
 	if first > second {
 		return nil, badRequest(fmt.Sprintf("first %d is larger than second %d", first, second))
 	}
-	p, err := l.pub.consistencyFromTrillian(ctx, first, second)
+	p, err := l.tileConsistency(ctx, first, second)
+	if errors.Is(err, errNoTile) {
+		p, err = l.pub.consistencyFromTrillian(ctx, first, second)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +198,9 @@ func (l *Log) rootAt(ctx context.Context, size uint64) ([32]byte, error) {
 	}
 	root, err := l.publishedRoot(ctx, size)
 	if !errors.Is(err, storage.ErrNotFound) {
+		return root, err
+	}
+	if root, err := l.tileRootAt(ctx, size, cur); !errors.Is(err, errNoTile) {
 		return root, err
 	}
 	// The root of size is determined by its last leaf and that leaf's

@@ -149,6 +149,9 @@ func (p *publisher) run(ctx context.Context) {
 	defer t.Stop()
 	var grown <-chan struct{} // nil: poll
 	var lastRound time.Time
+	if p.l.cfg.Cosign != nil && p.l.cfg.Held != nil {
+		p.probe(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,6 +185,28 @@ func (p *publisher) run(ctx context.Context) {
 		}
 		grown = nil // after a failure, wait out the backoff
 		t.Reset(wait)
+	}
+}
+
+// probe shows the witnesses the latest published checkpoint again (signed
+// anew: the same statement), so that each answers with the size it holds
+// (a 409 when it differs) before the log signs anything new: a log
+// restored from an older backup learns that witnesses hold more, and
+// checkHeld keeps it from signing below that. The answer's cosignatures
+// are not needed.
+func (p *publisher) probe(ctx context.Context) {
+	cur := p.latest()
+	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: p.l.cfg.Origin, Size: cur.size, Hash: cur.root}, p.l.cfg.Signer)
+	if err != nil {
+		p.l.log.Warn("asking witnesses what they hold: signing", "error", err)
+		return
+	}
+	if _, err := p.l.cfg.Cosign(ctx, signed, p.proofFunc(cur.size, cur.root)); err != nil {
+		p.l.log.Debug("asking witnesses what they hold", "error", err)
+	}
+	if held, name := p.l.cfg.Held(); held > cur.size {
+		p.l.log.Warn("a witness holds a larger checkpoint of this log than the latest published one: the log signs nothing smaller than it or inconsistent with it",
+			"witness", name, "witness_size", held, "published_size", cur.size)
 	}
 }
 
@@ -280,6 +305,7 @@ func (p *publisher) round(ctx context.Context) error {
 // those are not at hand, with a consistency proof from Trillian.
 func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, error) {
 	l := p.l
+	outer := ctx // the tiler's catching up may take longer than a round
 	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
 	defer cancel()
 	size, root, err := p.trillianRoot(ctx)
@@ -291,7 +317,9 @@ func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, erro
 		return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Reason: "smaller tree or different root at the same size"}
 	}
 	if size == cur.size {
-		return nil, nil, nil, nil
+		// Nothing to sign; the tiles (of a log from before tiles, or
+		// after a failed round) may still have to catch up.
+		return nil, nil, nil, l.tiler.reach(outer, size, root, cur)
 	}
 	// Verify before signing: the new tree must extend everything published.
 	g, err := p.growth(ctx, cur, size, root)
@@ -307,10 +335,21 @@ func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, erro
 			return nil, nil, nil, &InconsistencyError{Published: cur.note, Size: size, Root: root, Proof: proof, Reason: err.Error()}
 		}
 	}
+	// And the log's own tiles, hashed from the entries, must reach the
+	// same root: a second check by code that does not trust Trillian,
+	// and the tiles of a tree are stored before it is signed.
+	if err := l.tiler.reach(outer, size, root, cur); err != nil {
+		return nil, nil, nil, err
+	}
 	if l.cfg.Cosign != nil {
 		// And everything witnesses may hold.
 		if err := p.checkSigned(ctx, cur.size, size, root); err != nil {
 			return nil, nil, nil, err
+		}
+		if l.cfg.Held != nil {
+			if err := p.checkHeld(ctx, cur.size, size, root); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
 	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}, l.cfg.Signer)

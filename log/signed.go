@@ -30,6 +30,75 @@ var errNeverSigned = errors.New("a witness holds a checkpoint of a size this log
 // backup, the log stalls once the tree reaches that size with another root.
 var errTrillianBehind = errors.New("Trillian's tree is smaller than a checkpoint the log signed and showed witnesses")
 
+// errWitnessAhead means a witness holds a checkpoint of this log larger
+// than any the log has a record of: the state database (and perhaps the
+// tree) was restored from an older backup, or lost. The log does not sign
+// until it knows that checkpoint's root and Trillian's tree extends it:
+// restore the newer data, or let the witness serve its checkpoint.
+var errWitnessAhead = errors.New("a witness holds a larger checkpoint of this log than the log has a record of")
+
+// checkHeld verifies that Trillian's tree (size, root) extends the largest
+// checkpoint a witness holds (Config.Held) when that one is larger than the
+// published size pub: the log's own records may be older than what it
+// showed witnesses (restored from a backup), and signing a smaller or
+// diverging tree would be a fork under the log's key, even if the witnesses
+// refused it. The root of the witness's checkpoint comes from the log's
+// records, or else from the witness itself, verified with the log's key; it
+// is then recorded as signed, so that proofs from it can be given.
+func (p *publisher) checkHeld(ctx context.Context, pub, size uint64, root [32]byte) error {
+	held, name := p.l.cfg.Held()
+	if held <= pub {
+		return nil
+	}
+	hroot, known := [32]byte{}, false
+	if s, err := p.l.cfg.State.Signed(ctx, p.l.cfg.Origin, held); err == nil {
+		hroot, known = s.Root, true
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	var note []byte
+	if !known && p.l.cfg.HeldCheckpoint != nil {
+		n, err := p.l.cfg.HeldCheckpoint(ctx, name, p.l.cfg.Origin)
+		if err == nil {
+			if c, verr := checkpoint.Open(n, p.l.verifier); verr == nil && c.Size == held {
+				hroot, known, note = c.Hash, true, n
+			}
+		}
+	}
+	if !known {
+		return fmt.Errorf("%w: witness %s holds size %d, the log's latest checkpoint is %d, and neither the state database nor the witness gives that checkpoint's root. "+
+			"Restore the newer state database (docs/deployment.md, Backups); the log signs nothing until then", errWitnessAhead, name, held, pub)
+	}
+	if size < held {
+		return fmt.Errorf("%w: witness %s holds size %d; Trillian's tree has %d entries, and the log does not sign below what witnesses hold. "+
+			"If Trillian's database was restored from an older backup, restore the newer one", errWitnessAhead, name, held, size)
+	}
+	var proof [][]byte
+	if size == held {
+		if root != hroot {
+			return &InconsistencyError{Published: note, Size: size, Root: root, Reason: fmt.Sprintf("witness %s holds another root of this size", name)}
+		}
+	} else {
+		var err error
+		if proof, err = p.consistencyFromTrillian(ctx, held, size); err != nil {
+			return err
+		}
+		if err := checkpoint.VerifyConsistency(held, size, hroot, root, proof); err != nil {
+			return &InconsistencyError{Published: note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from size %d held by witness %s: %v", held, name, err)}
+		}
+	}
+	if note != nil {
+		// Learned from the witness: recorded, so that this and every other
+		// server of the log can prove consistency from it.
+		if err := p.l.cfg.State.AddSigned(ctx, p.l.cfg.Origin, held, hroot, note, time.Now()); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		p.l.log.Warn("a witness held a checkpoint of this log that the state database did not record; verified it with the log's key and Trillian's tree, and recorded it",
+			"witness", name, "size", held, "published_size", pub)
+	}
+	return nil
+}
+
 // checkSigned verifies that Trillian's tree (size, root) extends the
 // largest checkpoint the log signed, when that one is larger than the
 // published size pub (the published one is checked by the caller). A tree

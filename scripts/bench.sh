@@ -20,6 +20,12 @@ if [ -x "$PEER/evident_vs_tessera.sh" ]; then
 else
 	echo "bench.sh: no peer-bench at $PEER (set PEER_BENCH): skipping the comparison with the tile-based log"
 fi
+# Receipts and tile reads on a 1,000,000-entry log, against the tile-based
+# peer's tile reads (docs/performance.md, "Tiles and receipts"; needs the
+# peer-bench too; fills for several minutes).
+if [ -x "$PEER/evident_vs_tessera.sh" ]; then
+	scripts/tiles-bench.sh || true
+fi
 # 16 submitters against the log with two real witnesses (2-of-2).
 EVIDENT_BENCH_DUR=10s go test -run '^$' -bench WitnessedReceipts -benchtime 1x ./cmd/evident
 # Receipt latency on a 10,000,000-entry log against a 10,000-entry one

@@ -9,6 +9,7 @@
 #                      sharing one key, one tree and one state database)
 #
 #   scripts/cluster.sh start    # builds, starts, prints the log's vkey and token file
+#   scripts/cluster.sh signer   # starts trillian_log_signer again if it is not running
 #   scripts/cluster.sh stop
 #
 # The Trillian binaries are Trillian's own, from the pinned module (the
@@ -51,10 +52,7 @@ start() {
 	"$dir/bin/trillian_log_server" --storage_system=mysql --quota_system=mysql --mysql_uri="$dsn" \
 		--rpc_endpoint=127.0.0.1:$tport --http_endpoint=127.0.0.1:$((tport + 1)) >"$dir/log_server.log" 2>&1 &
 	echo $! >"$dir/log_server.pid"
-	"$dir/bin/trillian_log_signer" --storage_system=mysql --quota_system=mysql --mysql_uri="$dsn" \
-		--force_master --sequencer_interval=100ms --batch_size=1000 \
-		--rpc_endpoint=127.0.0.1:$((tport + 2)) --http_endpoint=127.0.0.1:$((tport + 3)) >"$dir/log_signer.log" 2>&1 &
-	echo $! >"$dir/log_signer.pid"
+	signer
 
 	for _ in $(seq 1 150); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$tport") 2>/dev/null && break
@@ -84,6 +82,24 @@ start() {
 	done
 }
 
+# signer starts trillian_log_signer unless it is running (after a crash,
+# for instance: scripts/soak.sh kills it).
+signer() {
+	if [ -f "$dir/log_signer.pid" ] && kill -0 "$(cat "$dir/log_signer.pid")" 2>/dev/null; then
+		return 0
+	fi
+	if [ -z "${dsn:-}" ]; then
+		eval "$(scripts/mariadb.sh start)"
+		sock=${EVIDENT_MYSQL_DSN#*unix(}
+		sock=${sock%%)*}
+		dsn="root@unix($sock)/$db"
+	fi
+	"$dir/bin/trillian_log_signer" --storage_system=mysql --quota_system=mysql --mysql_uri="$dsn" \
+		--force_master --sequencer_interval=100ms --batch_size=1000 \
+		--rpc_endpoint=127.0.0.1:$((tport + 2)) --http_endpoint=127.0.0.1:$((tport + 3)) >>"$dir/log_signer.log" 2>&1 &
+	echo $! >"$dir/log_signer.pid"
+}
+
 stop() {
 	for pid in "$dir"/evident-*.pid "$dir/log_signer.pid" "$dir/log_server.pid"; do
 		if [ -f "$pid" ]; then
@@ -95,9 +111,10 @@ stop() {
 
 case "${1:-}" in
 start) start ;;
+signer) signer ;;
 stop) stop ;;
 *)
-	echo "usage: $0 start|stop" >&2
+	echo "usage: $0 start|signer|stop" >&2
 	exit 2
 	;;
 esac

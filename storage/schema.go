@@ -64,5 +64,5 @@ func schema(d Dialect) []string {
 			reason ` + blob + ` NOT NULL,
 			found_at BIGINT NOT NULL
 		)`,
-	}, append(eventsSchema(d), tenantsSchema(d)...)...)
+	}, append(append(eventsSchema(d), tilesSchema(d)...), tenantsSchema(d)...)...)
 }

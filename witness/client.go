@@ -3,6 +3,8 @@ package witness
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -59,28 +61,50 @@ type Client struct {
 // (429, with its Retry-After, 1 s if it has none); others are *HTTPError
 // (with the Retry-After of a 503).
 func (c *Client) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error) {
+	return c.do(ctx, http.MethodPost, "/add-checkpoint", req.Marshal())
+}
+
+// Checkpoint fetches the latest checkpoint of origin that the witness
+// cosigned, from GET URL/<lowercase hex SHA-256 of origin>/checkpoint (an
+// evident-witness request; not part of tlog-witness). It returns the note
+// unverified; a witness that does not follow the log, or does not serve
+// its checkpoints, answers 404 (ErrUnknownOrigin).
+func (c *Client) Checkpoint(ctx context.Context, origin string) ([]byte, error) {
+	sum := sha256.Sum256([]byte(origin))
+	return c.do(ctx, http.MethodGet, "/"+hex.EncodeToString(sum[:])+"/checkpoint", nil)
+}
+
+// do makes one request to the witness and returns the body of a 200
+// answer, or the answer as an error (answerError).
+func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.URL, "/")+"/add-checkpoint", bytes.NewReader(req.Marshal()))
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.URL, "/")+path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
 	}
-	hr.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if body != nil {
+		hr.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	resp, err := hc.Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
 	if err != nil {
 		return nil, fmt.Errorf("witness %s: reading answer: %w", c.URL, err)
 	}
 	if resp.StatusCode == http.StatusOK {
-		return body, nil
+		return answer, nil
 	}
-	return nil, answerError(resp, body)
+	return nil, answerError(resp, answer)
 }
 
 // answerError turns a non-200 tlog-witness answer into an error.

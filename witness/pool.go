@@ -231,6 +231,8 @@ func (p *Pool) ask(ctx context.Context, m *member, signed, body []byte, c checkp
 	if errors.As(err, &conflict) {
 		switch {
 		case conflict.Size > c.Size:
+			// Remembered: the log must not sign below it (Held).
+			m.setSize(conflict.Size)
 			if m.firstFork(fmt.Sprintf("rollback %d", conflict.Size)) {
 				p.logger.Error("POSSIBLE FORK OR ROLLBACK: witness holds a larger checkpoint of this log than the one being published",
 					"witness", m.name, "origin", c.Origin, "witness_size", conflict.Size, "size", c.Size)
@@ -324,4 +326,53 @@ func (m *member) setSize(n uint64) {
 	m.mu.Lock()
 	m.size = n
 	m.mu.Unlock()
+}
+
+// Held returns the largest size of a checkpoint of the log that a witness
+// of the pool holds, as far as the pool knows (from cosignatures and 409
+// answers), and that witness's name. A log whose latest checkpoint is
+// smaller lost state (say, it was restored from an older backup): it must
+// not sign a checkpoint that is smaller than, or inconsistent with, the
+// witness's.
+func (p *Pool) Held() (size uint64, name string) {
+	for _, m := range p.members {
+		m.mu.Lock()
+		if m.size > size {
+			size, name = m.size, m.name
+		}
+		m.mu.Unlock()
+	}
+	return size, name
+}
+
+// HeldCheckpoint fetches the checkpoint of origin that the witness named
+// by name holds (GET <URL>/<hex SHA-256 of origin>/checkpoint, which
+// evident-witness serves; the tlog-witness protocol has no such request,
+// so other witnesses may answer 404). The note is returned as the witness
+// served it, unverified.
+func (p *Pool) HeldCheckpoint(ctx context.Context, name, origin string) ([]byte, error) {
+	for _, m := range p.members {
+		if m.name == name {
+			return m.client.Checkpoint(ctx, origin)
+		}
+	}
+	return nil, fmt.Errorf("witness pool: no witness named %q", name)
+}
+
+// Checkpoints fetches from every witness of the pool, at once, the
+// checkpoint of origin it holds (see HeldCheckpoint). notes[i] and errs[i]
+// belong to the i-th witness of the policy, named names[i].
+func (p *Pool) Checkpoints(ctx context.Context, origin string) (names []string, notes [][]byte, errs []error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	names = make([]string, len(p.members))
+	notes = make([][]byte, len(p.members))
+	errs = make([]error, len(p.members))
+	var wg sync.WaitGroup
+	for i, m := range p.members {
+		names[i] = m.name
+		wg.Go(func() { notes[i], errs[i] = m.client.Checkpoint(ctx, origin) })
+	}
+	wg.Wait()
+	return names, notes, errs
 }

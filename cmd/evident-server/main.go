@@ -82,6 +82,7 @@ type options struct {
 	scrubRate          int
 	skipIntegrity      bool
 	privateEvents      bool
+	rebuildState       bool
 	privateLog         bool
 	tenantRate         int
 	tenantBurst        int
@@ -119,7 +120,7 @@ Flags:
 	fs.StringVar(&o.dataDir, "data_dir", "evident-data", "`directory` holding the log's keys, write token and (in SQLite mode) databases; created 0700 on first start")
 	fs.StringVar(&o.origin, "origin", "", "the log's `origin` (its key name), set on first start only; default: host name plus a random suffix")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint_interval", evlog.DefaultCheckpointInterval, "how often to publish a checkpoint when the tree grew")
-	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d)", evlog.MaxEntrySize))
+	fs.IntVar(&o.maxEntrySize, "max_entry_size", evlog.MaxEntrySize, fmt.Sprintf("largest accepted entry in `bytes` (at most %d: a tlog-tiles entry bundle stores each entry's length in two bytes)", evlog.MaxEntrySize))
 	fs.StringVar(&o.mysqlDSN, "mysql_dsn", "", "keep the tree and state in this MySQL/MariaDB `dsn` (go-sql-driver form) instead of SQLite; load Trillian's storage/mysql/schema/storage.sql into it first. A DSN with a password belongs in $"+dsnEnv+" or --mysql_dsn_file instead")
 	fs.StringVar(&dsnFile, "mysql_dsn_file", "", "read the MySQL/MariaDB DSN from this `file` (one line; keep it 0600) instead of --mysql_dsn")
 	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
@@ -135,6 +136,7 @@ Flags:
 	fs.IntVar(&o.scrubRate, "scrub_rate", evlog.DefaultScrubRate, "entries per second the background scrubber re-reads and re-hashes, checking every published checkpoint's root (about 10 µs of CPU each: the default takes ~2% of a core); 0: no scrubber")
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
+	fs.BoolVar(&o.rebuildState, "rebuild_state", false, "rebuild a lost state database: record Trillian's only log tree with entries (or --tree_id) as the log's, and its latest checkpoint from the witnesses of --witness_policy_file, after checking the tree against it (docs/deployment.md, A lost state database)")
 	fs.BoolVar(&o.privateEvents, "private_events", false, "make every typed event private (POST /v1/events): entries hold a commitment to the data, which stays erasable beside the log")
 	fs.BoolVar(&o.privateLog, "private_log", false, "make the log private: reading entry contents (/v1/entries, typed events) needs a read or admin key, which reads its own tenant's entries only; checkpoints, proofs and receipts stay public")
 	fs.IntVar(&o.tenantRate, "tenant_rate", 0, "entries a `second` each tenant may add through this server, on average (0: no limit); over it, 429 with Retry-After. A tenant's own quota (evident-server tenant quota) overrides it")
@@ -187,6 +189,9 @@ Flags:
 	}
 	if o.witnessFailOpen && o.witnessPolicyFile == "" {
 		return nil, errors.New("--witness_fail_open needs --witness_policy_file")
+	}
+	if o.rebuildState && o.witnessPolicyFile == "" {
+		return nil, errors.New("--rebuild_state needs --witness_policy_file: the witnesses' checkpoints are what show that the tree is the published log")
 	}
 	if err := mysqlDSN(o, dsnFile, os.Getenv(dsnEnv)); err != nil {
 		return nil, err
@@ -328,6 +333,23 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		return err
 	}
 	defer state.Close()
+	where := filepath.Join(o.dataDir, stateDB)
+	if o.mysqlDSN != "" {
+		where = "the MySQL database's state tables"
+	}
+	if !key.isNew {
+		if err := checkStateOwner(ctx, state, signer.Name(), key.vkey, where); err != nil {
+			return err
+		}
+	}
+	if o.rebuildState {
+		if key.isNew {
+			return fmt.Errorf("--rebuild_state: %s is missing: there is no log to rebuild the state of (restore the key first)", filepath.Join(o.dataDir, keyFile))
+		}
+		if err := checkRebuildable(ctx, state, signer.Name(), where); err != nil {
+			return err
+		}
+	}
 	if key.isNew && o.treeID == 0 {
 		// Written before the tree is created, so that no tree exists
 		// without its key.
@@ -338,6 +360,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 
 	bcfg := backend.Config{
 		ExistingLog:        !key.isNew,
+		AdoptTree:          o.rebuildState,
 		State:              state,
 		TreeID:             o.treeID,
 		BatchSize:          o.batchSize,
@@ -356,12 +379,8 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 	be, err := backend.New(ctx, bcfg)
 	if errors.Is(err, backend.ErrStateLost) {
-		where := filepath.Join(o.dataDir, stateDB)
-		if o.mysqlDSN != "" {
-			where = "the MySQL database's state tables"
-		}
 		return fmt.Errorf("%w. The log's key is in %s, but its state database (%s) does not record the log's tree: it was lost or replaced. "+
-			"Restore it from a backup of the data directory (docs/deployment.md); starting a new tree would fork this log's history under the same key", err, o.dataDir, where)
+			"Restore it from a backup of the data directory (docs/deployment.md), or rebuild it from the tree and the witnesses' checkpoints with --rebuild_state; starting a new tree would fork this log's history under the same key", err, o.dataDir, where)
 	}
 	if err != nil {
 		return err
@@ -374,6 +393,21 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 			return err
 		}
 		if err := key.write(o.dataDir); err != nil {
+			return err
+		}
+	}
+	if key.isNew {
+		// Now that the key is written: a state database of this log.
+		if err := checkStateOwner(ctx, state, signer.Name(), key.vkey, where); err != nil {
+			return err
+		}
+	}
+	if o.rebuildState {
+		verifier, err := checkpoint.NewVerifier(key.vkey)
+		if err != nil {
+			return err
+		}
+		if _, err := rebuildState(ctx, pool, state, be, signer.Name(), verifier, logger); err != nil {
 			return err
 		}
 	}
@@ -413,6 +447,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 	if pool != nil {
 		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
+		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
 	}
 	if err := notePolicy(ctx, state, o, logger); err != nil {
 		return err

@@ -23,8 +23,14 @@ import (
 // binary is the evident-server built for these tests.
 var binary string
 
+// witnessBinary is evident-witness, built for the tests that need witnesses.
+var witnessBinary string
+
 func TestMain(m *testing.M) {
-	testproc.Main(m, func(dir string) { binary = filepath.Join(dir, "evident-server") }, ".")
+	testproc.Main(m, func(dir string) {
+		binary = filepath.Join(dir, "evident-server")
+		witnessBinary = filepath.Join(dir, "evident-witness")
+	}, ".", "../evident-witness")
 }
 
 // server is a running evident-server process with the identity it printed.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,6 +68,28 @@ func TestMySQLMode(t *testing.T) {
 	// The store checks out offline (evident-server check on MariaDB).
 	if out, err := exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK: 2 entries") {
 		t.Errorf("evident-server check on MariaDB: %v\n%s", err, out)
+	}
+	// A changed value in MariaDB is found and named (exit 1), and the
+	// restored one checks out again.
+	tdb, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tdb.Close()
+	damage := func(q string) {
+		t.Helper()
+		if _, err := tdb.ExecContext(t.Context(), q, s.Lines["tree"]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(`UPDATE LeafData SET LeafValue = 'on mariadX' WHERE TreeId = ? AND LeafValue = 'on mariadb'`)
+	out, err = exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "DAMAGED") || !strings.Contains(string(out), "entry 0: its value does not hash to its stored leaf hash") {
+		t.Errorf("evident-server check on MariaDB with entry 0 changed: %v, want exit 1 naming entry 0\n%s", err, out)
+	}
+	damage(`UPDATE LeafData SET LeafValue = 'on mariadb' WHERE TreeId = ? AND LeafValue = 'on mariadX'`)
+	if out, err := exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput(); err != nil {
+		t.Errorf("evident-server check on MariaDB after the repair: %v\n%s", err, out)
 	}
 
 	// Without its key, the log in MariaDB is not made a new log: the data

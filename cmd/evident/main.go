@@ -52,6 +52,7 @@ var commands = []command{
 	{"verify", "verify a receipt offline: signature, witness quorum, inclusion", runVerify},
 	{"monitor", "follow a log's checkpoints and raise a SECURITY ERROR on a fork", runMonitor},
 	{"audit", "download every entry and recompute the log's Merkle root", runAudit},
+	{"export-tiles", "write the log as static tlog-tiles files any web server can serve", runExportTiles},
 	{"evidence", "export or verify an evidence bundle of typed events", runEvidence},
 }
 

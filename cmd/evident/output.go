@@ -311,6 +311,14 @@ func openLog(ctx context.Context, logURL, logKey, policyFile string) (*client.Cl
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// A log without Evident's own API (a static export-tiles copy, or
+	// another tile-based log) is read through its tiles.
+	if _, err := c.Info(ctx); client.IsNotFound(err) {
+		c.Close()
+		if c, err = client.New(ctx, client.Config{URL: logURL, Tiles: true, UserAgent: "evident-cli"}); err != nil {
+			return nil, nil, nil, usagef("--log: %v", err)
+		}
+	}
 	return c, key, policy, nil
 }
 

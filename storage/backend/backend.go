@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +107,13 @@ type Config struct {
 	// state database, and New refuses to create a tree beside a non-empty
 	// one (ErrStateLost) instead of forking the log.
 	ExistingLog bool
+	// AdoptTree, with ExistingLog, makes New use the one log tree with
+	// entries that Trillian holds when State records none, instead of
+	// refusing (ErrStateLost), without recording it: the state database
+	// is being rebuilt (evident-server --rebuild_state, which checks the
+	// tree against the witnesses' checkpoints and then records it).
+	// Several such trees are an error; name the right one with TreeID.
+	AdoptTree bool
 	// State is the state database in which the log remembers its tree ID.
 	// Required in-process, and remotely when TreeID is zero.
 	State *storage.DB
@@ -240,6 +248,9 @@ func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
 	case !errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("backend: %w", err)
 	}
+	if cfg.ExistingLog && cfg.AdoptTree {
+		return b.adoptTree(ctx, cfg)
+	}
 	if cfg.ExistingLog {
 		if err := b.checkNoOtherLog(ctx); err != nil {
 			return err
@@ -271,14 +282,42 @@ func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// checkNoOtherLog fails with ErrStateLost if Trillian holds a log tree with
-// entries. An empty one is what a first start that stopped between creating
-// its tree and recording it leaves behind: harmless.
-func (b *Backend) checkNoOtherLog(ctx context.Context) error {
+// adoptTree records as the log's tree the one log tree with entries that
+// Trillian holds (see Config.AdoptTree).
+func (b *Backend) adoptTree(ctx context.Context, cfg Config) error {
+	trees, err := b.nonEmptyTrees(ctx)
+	if err != nil {
+		return err
+	}
+	switch len(trees) {
+	case 0:
+		return errors.New("backend: rebuilding the state database: Trillian holds no log tree with entries, so there is nothing to rebuild from")
+	case 1:
+	default:
+		var ids []string
+		for _, t := range trees {
+			ids = append(ids, strconv.FormatInt(t.id, 10))
+		}
+		return fmt.Errorf("backend: rebuilding the state database: Trillian holds %d log trees with entries (%s); name the log's with --tree_id", len(trees), strings.Join(ids, ", "))
+	}
+	b.TreeID = trees[0].id
+	cfg.Logger.Warn("rebuilding the state database: using Trillian's only log tree with entries", "tree_id", b.TreeID)
+	return b.checkTree(ctx)
+}
+
+// tree is a Trillian log tree and its size.
+type tree struct {
+	id   int64
+	size uint64
+}
+
+// nonEmptyTrees returns Trillian's log trees with entries.
+func (b *Backend) nonEmptyTrees(ctx context.Context) ([]tree, error) {
 	resp, err := b.Admin.ListTrees(ctx, &trillian.ListTreesRequest{})
 	if err != nil {
-		return fmt.Errorf("backend: listing Trillian's trees: %w", err)
+		return nil, fmt.Errorf("backend: listing Trillian's trees: %w", err)
 	}
+	var trees []tree
 	for _, t := range resp.GetTree() {
 		if t.TreeType != trillian.TreeType_LOG && t.TreeType != trillian.TreeType_PREORDERED_LOG {
 			continue
@@ -289,13 +328,24 @@ func (b *Backend) checkNoOtherLog(ctx context.Context) error {
 		}
 		var root types.LogRootV1
 		if err := root.UnmarshalBinary(r.GetSignedLogRoot().GetLogRoot()); err != nil {
-			return fmt.Errorf("backend: root of Trillian tree %d: %w", t.TreeId, err)
+			return nil, fmt.Errorf("backend: root of Trillian tree %d: %w", t.TreeId, err)
 		}
 		if root.TreeSize > 0 {
-			return fmt.Errorf("backend: %w (tree %d, %d entries)", ErrStateLost, t.TreeId, root.TreeSize)
+			trees = append(trees, tree{t.TreeId, root.TreeSize})
 		}
 	}
-	return nil
+	return trees, nil
+}
+
+// checkNoOtherLog fails with ErrStateLost if Trillian holds a log tree with
+// entries. An empty one is what a first start that stopped between creating
+// its tree and recording it leaves behind: harmless.
+func (b *Backend) checkNoOtherLog(ctx context.Context) error {
+	trees, err := b.nonEmptyTrees(ctx)
+	if err != nil || len(trees) == 0 {
+		return err
+	}
+	return fmt.Errorf("backend: %w (tree %d, %d entries)", ErrStateLost, trees[0].id, trees[0].size)
 }
 
 // checkTree checks that b.TreeID names an active log tree.

@@ -1,0 +1,219 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/evidentlog/evident/storage"
+)
+
+// The tlog-tiles read API (https://c2sp.org/tlog-tiles), beside
+// /checkpoint: GET /tile/<L>/<N>[.p/<W>] and /tile/entries/<N>[.p/<W>].
+
+// tileRoutes registers the tile endpoints.
+func (l *Log) tileRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
+	handle("GET /tile/{path...}", l.handleTile)
+}
+
+// immutable is the Cache-Control of a tile: SPEC(tlog-tiles): the contents
+// of a tile URL, full or partial, never change.
+const immutable = "public, max-age=31536000, immutable"
+
+func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) error {
+	level, index, width, err := ParseTilePath(r.PathValue("path"))
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	if err := l.privateBundle(level); err != nil {
+		return err
+	}
+	data, err := l.Tile(r.Context(), level, index, width)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", immutable)
+	_, err = w.Write(data)
+	return err
+}
+
+// ParseTilePath parses the part of a tile URL after "/tile/": "<L>/<N>" or
+// "entries/<N>", each optionally followed by ".p/<W>". It returns the level
+// (storage.EntriesLevel for an entry bundle), the index, and the width of a
+// partial tile (0 for a full tile). Only canonical paths parse.
+func ParseTilePath(p string) (level int, index uint64, width int, err error) {
+	if len(p) > 64 {
+		return 0, 0, 0, errors.New("tile path too long")
+	}
+	first, rest, ok := strings.Cut(p, "/")
+	if !ok {
+		return 0, 0, 0, errors.New("tile path must be <L>/<N> or entries/<N>")
+	}
+	if first == "entries" {
+		level = storage.EntriesLevel
+	} else {
+		l, err := parseCanonical(first, maxTileLevel)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("tile level: %w", err)
+		}
+		level = int(l)
+	}
+	segs := strings.Split(rest, "/")
+	if n := len(segs); n >= 2 && strings.HasSuffix(segs[n-2], ".p") {
+		// SPEC(tlog-tiles): a partial tile's width is 1 to 255.
+		w, err := parseCanonical(segs[n-1], tileWidth-1)
+		if err != nil || w == 0 {
+			return 0, 0, 0, fmt.Errorf("partial tile width %q is not 1 to %d", segs[n-1], tileWidth-1)
+		}
+		width = int(w)
+		segs = segs[:n-1]
+		segs[n-2] = strings.TrimSuffix(segs[n-2], ".p")
+	}
+	if index, err = parseTileIndex(segs); err != nil {
+		return 0, 0, 0, err
+	}
+	return level, index, width, nil
+}
+
+// parseCanonical parses a decimal number of at most max, without sign or
+// leading zeros.
+func parseCanonical(s string, max uint64) (uint64, error) {
+	if s == "" || len(s) > 1 && s[0] == '0' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a canonical decimal number", s)
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > max {
+		return 0, fmt.Errorf("%q is more than %d", s, max)
+	}
+	return n, nil
+}
+
+// parseTileIndex parses a tile index: SPEC(tlog-tiles): groups of three
+// digits, every group but the last prefixed with "x", with no leading
+// all-zero group.
+func parseTileIndex(segs []string) (uint64, error) {
+	if len(segs) > 7 { // 2^64 has 20 digits
+		return 0, errors.New("tile index too long")
+	}
+	var n uint64
+	for i, s := range segs {
+		last := i == len(segs)-1
+		if !last {
+			if !strings.HasPrefix(s, "x") {
+				return 0, fmt.Errorf("tile index element %q must start with x", s)
+			}
+			s = s[1:]
+		}
+		if len(s) != 3 || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, fmt.Errorf("tile index element %q is not three digits", segs[i])
+		}
+		if i == 0 && !last && s == "000" {
+			return 0, errors.New("tile index has a leading x000")
+		}
+		d, _ := strconv.ParseUint(s, 10, 64)
+		if n > (1<<64-1-d)/1000 {
+			return 0, errors.New("tile index out of range")
+		}
+		n = n*1000 + d
+	}
+	return n, nil
+}
+
+// TilePath returns the canonical path of a tile after "/tile/" (level
+// storage.EntriesLevel for an entry bundle, width 0 for a full tile).
+func TilePath(level int, index uint64, width int) string {
+	var b strings.Builder
+	if level == storage.EntriesLevel {
+		b.WriteString("entries")
+	} else {
+		b.WriteString(strconv.Itoa(level))
+	}
+	groups := []string{fmt.Sprintf("%03d", index%1000)}
+	for index >= 1000 {
+		index /= 1000
+		groups = append(groups, fmt.Sprintf("x%03d", index%1000))
+	}
+	for i := len(groups) - 1; i >= 0; i-- {
+		b.WriteString("/" + groups[i])
+	}
+	if width > 0 {
+		fmt.Fprintf(&b, ".p/%d", width)
+	}
+	return b.String()
+}
+
+// Tile returns the tile (level, index) of width width (0: full) as served:
+// a hash tile, or an entry bundle at level storage.EntriesLevel. It is
+// ErrNotFound unless the tile is in the published tree, and, when partial,
+// of a width that a published checkpoint needs.
+func (l *Log) Tile(ctx context.Context, level int, index uint64, width int) ([]byte, error) {
+	size := l.pub.latest().size
+	n := size // hashes (or entries) of the tile's level in the published tree
+	if level > 0 {
+		n = size >> (tileHeight * level)
+	}
+	if index > n/tileWidth {
+		return nil, ErrNotFound
+	}
+	have := n - index*tileWidth
+	switch {
+	case width == 0 && have < tileWidth, width > 0 && uint64(width) > have:
+		return nil, ErrNotFound
+	case width > 0 && uint64(width) < have:
+		// An older checkpoint's partial tile, if one needed it.
+		shift := tileHeight * max(level, 0)
+		lo := (index*tileWidth + uint64(width)) << shift
+		ok, err := l.cfg.State.HasCheckpointIn(ctx, l.cfg.Origin, lo, lo+1<<shift)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrNotFound
+		}
+	}
+	w := width
+	if w == 0 {
+		w = tileWidth
+	}
+	var data []byte
+	var err error
+	if level == storage.EntriesLevel {
+		var b []byte
+		if b, _, err = l.tiles.bundle(ctx, index, w); err == nil {
+			data, err = bundlePrefix(b, w)
+		}
+	} else {
+		var t *hashTile
+		if t, err = l.tiles.hashTile(ctx, level, index, w); err == nil {
+			data = t.data[:32*w]
+		}
+	}
+	if errors.Is(err, errNoTile) {
+		return nil, fmt.Errorf("%w (the log's tiles are still being written)", ErrNotFound)
+	}
+	return data, err
+}
+
+// refuseUncleanTiles answers 400 to a tile path with "." or ".." elements
+// or empty ones, which http.ServeMux would otherwise redirect to a cleaned
+// path: no such path is a tile.
+func (l *Log) refuseUncleanTiles(next http.Handler) http.Handler {
+	bad := l.wrap("GET /tile/{path...}", func(http.ResponseWriter, *http.Request) error {
+		return badRequest("tile path has empty, . or .. elements")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := strings.CutPrefix(r.URL.Path, "/tile/"); ok {
+			for _, seg := range strings.Split(p, "/") {
+				if seg == "" || seg == "." || seg == ".." {
+					bad.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,235 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/trillian"
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/storage"
+)
+
+// tiler follows Trillian's tree in order and writes the log's tiles. It
+// hashes every entry itself (RFC 6962 leaf hashes of the entries' bytes,
+// not Trillian's leaf hashes), builds the tree's nodes with its own compact
+// range, and stores the changed tiles, the new leaves' indexes and its new
+// size and root in one transaction. The publisher signs a tree only when
+// the tiler reached it and computed the same root, so every checkpoint is
+// checked twice: by Trillian and by code that does not trust Trillian.
+//
+// Only the publisher's goroutine calls it. After a restart (or when
+// another server of the log tiled further) it resumes from the stored
+// tiles, not from Trillian: its compact range and right-edge tiles are
+// read back from the tiles table and checked against the stored root.
+type tiler struct {
+	l      *Log
+	loaded bool
+	size   uint64
+	root   [32]byte
+	rng    *compact.Range
+	edge   [maxTileLevel/tileHeight + 1][]byte // the bottom row of the partial hash tile at each tile level
+	bundle []byte                              // the partial entry bundle
+}
+
+// tileChunk is how many entries one tiler transaction covers at most
+// (while catching up on a long backlog, as when a log from before tiles is
+// upgraded).
+var tileChunk uint64 = 16 * 1024
+
+// load reads the tiler's state from the stored tiles.
+func (t *tiler) load(ctx context.Context) error {
+	size, root, err := t.l.cfg.State.TiledSize(ctx, t.l.cfg.Origin)
+	if err != nil {
+		return err
+	}
+	if size == 0 {
+		root = checkpoint.EmptyRoot // nothing stored yet
+	}
+	*t = tiler{l: t.l, size: size, root: root}
+	ts := t.l.tiles
+	for level := range t.edge {
+		n := size >> (tileHeight * level)
+		if n == 0 {
+			break
+		}
+		if w := int(n % tileWidth); w > 0 {
+			ht, err := ts.hashTile(ctx, level, n/tileWidth, w)
+			if err != nil {
+				return fmt.Errorf("loading the tiles at size %d: %w", size, err)
+			}
+			t.edge[level] = append([]byte(nil), ht.data[:32*w]...)
+		}
+	}
+	if w := int(size % tileWidth); w > 0 {
+		b, _, err := ts.bundle(ctx, size/tileWidth, w)
+		if err != nil {
+			return fmt.Errorf("loading the tiles at size %d: %w", size, err)
+		}
+		if b, err = bundlePrefix(b, w); err != nil {
+			return err
+		}
+		t.bundle = append([]byte(nil), b...)
+	}
+	if t.rng, err = ts.rangeAt(ctx, size); err != nil {
+		return fmt.Errorf("loading the tiles at size %d: %w", size, err)
+	}
+	if got := t.rootHash(); got != root {
+		return fmt.Errorf("the stored tiles of size %d hash to %x, not the stored root %x: %w", size, got, root, errBadProof)
+	}
+	t.loaded = true
+	return nil
+}
+
+// rootHash is the root of the tiler's tree.
+func (t *tiler) rootHash() [32]byte {
+	if t.rng.End() == 0 {
+		return checkpoint.EmptyRoot
+	}
+	r, err := t.rng.GetRootHash(nil)
+	if err != nil || len(r) != 32 {
+		return [32]byte{}
+	}
+	return [32]byte(r)
+}
+
+// reach extends the tiles to Trillian's tree (size, root), or checks that
+// the tiles already there hash to root. An *InconsistencyError means the
+// entries Trillian holds do not hash to its root (pub is the latest
+// published checkpoint, for the evidence).
+func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *published) error {
+	if !t.loaded {
+		if err := t.load(ctx); err != nil {
+			return err
+		}
+	}
+	if size < t.size {
+		// Tiled further already (a previous round whose checkpoint was
+		// not published, or another server): the root of size follows
+		// from the stored tiles.
+		rng, err := t.l.tiles.rangeAt(ctx, size)
+		if err != nil {
+			return err
+		}
+		got, err := rng.GetRootHash(nil)
+		if err != nil || size > 0 && [32]byte(got) != root || size == 0 && root != checkpoint.EmptyRoot {
+			return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: "Trillian's root differs from the root of the tiles the log computed from the entries"}
+		}
+		return nil
+	}
+	for t.size < size {
+		end := min(size, t.size+tileChunk)
+		u, err := t.extend(ctx, end)
+		if err != nil {
+			t.loaded = false // the range and edges may be half-extended
+			return err
+		}
+		if end == size && u.Root != root {
+			t.loaded = false
+			return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: fmt.Sprintf("the log's tiler hashed Trillian's entries to the root %x", u.Root)}
+		}
+		err = t.l.cfg.State.PutTiles(ctx, t.l.cfg.Origin, t.size, *u)
+		if errors.Is(err, storage.ErrTiledElsewhere) {
+			if err := t.load(ctx); err != nil {
+				return err
+			}
+			if t.size > size {
+				// Another server tiled past size: check the root of size
+				// from the stored tiles, as above.
+				return t.reach(ctx, size, root, pub)
+			}
+			continue
+		}
+		if err != nil {
+			t.loaded = false
+			return err
+		}
+		t.size, t.root = u.Size, u.Root
+		t.l.metrics.tiled.Set(float64(t.size))
+	}
+	if t.root != root {
+		return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: fmt.Sprintf("the log's tiles hash to the root %x", t.root)}
+	}
+	return nil
+}
+
+// extend reads the entries [t.size, end) from Trillian and appends them to
+// the range and the edge tiles, returning the tiles they changed.
+func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, error) {
+	start := t.size
+	values, err := t.readEntries(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	u := &storage.TileUpdate{Size: end, Leaves: make([][32]byte, 0, len(values))}
+	changed := map[tileKey]bool{}
+	visit := func(id compact.NodeID, h []byte) {
+		if id.Level%tileHeight != 0 {
+			return
+		}
+		level := int(id.Level / tileHeight)
+		t.edge[level] = append(t.edge[level], h...)
+		k := tileKey{level, id.Index / tileWidth}
+		if len(t.edge[level]) == 32*tileWidth {
+			u.Tiles = append(u.Tiles, storage.Tile{Level: level, Index: k.index, Width: tileWidth, Data: t.edge[level]})
+			t.edge[level] = nil
+			delete(changed, k)
+			return
+		}
+		changed[k] = true
+	}
+	for i, v := range values {
+		if len(v) > MaxEntrySize {
+			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold (%d)", start+uint64(i), len(v), MaxEntrySize)
+		}
+		h := checkpoint.LeafHash(v)
+		u.Leaves = append(u.Leaves, h)
+		if err := t.rng.Append(h[:], visit); err != nil { // visits the leaf too
+			return nil, err
+		}
+		t.bundle = append(t.bundle, byte(len(v)>>8), byte(len(v)))
+		t.bundle = append(t.bundle, v...)
+		if idx := start + uint64(i); idx%tileWidth == tileWidth-1 {
+			u.Tiles = append(u.Tiles, storage.Tile{Level: storage.EntriesLevel, Index: idx / tileWidth, Width: tileWidth, Data: t.bundle})
+			t.bundle = nil
+		}
+	}
+	for k := range changed {
+		e := t.edge[k.level]
+		u.Tiles = append(u.Tiles, storage.Tile{Level: k.level, Index: k.index, Width: len(e) / 32, Data: append([]byte(nil), e...)})
+	}
+	if w := int(end % tileWidth); w > 0 {
+		u.Tiles = append(u.Tiles, storage.Tile{Level: storage.EntriesLevel, Index: end / tileWidth, Width: w, Data: append([]byte(nil), t.bundle...)})
+	}
+	u.Root = t.rootHash()
+	return u, nil
+}
+
+// readEntries returns the entries [start, end) from Trillian, in order.
+func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	l := t.l
+	out := make([][]byte, 0, end-start)
+	for next := start; next < end; {
+		resp, err := l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(min(end-next, 1000))})
+		if err != nil {
+			return nil, fmt.Errorf("tiler: reading entries from Trillian: %w", err)
+		}
+		if len(resp.Leaves) == 0 {
+			return nil, fmt.Errorf("tiler: Trillian returned no entries from %d", next)
+		}
+		for _, leaf := range resp.Leaves {
+			if next == end {
+				break
+			}
+			if uint64(leaf.LeafIndex) != next {
+				return nil, fmt.Errorf("tiler: Trillian returned entry %d where %d was expected: %w", leaf.LeafIndex, next, errBadProof)
+			}
+			out = append(out, leaf.LeafValue)
+			next++
+		}
+	}
+	return out, nil
+}
