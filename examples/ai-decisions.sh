@@ -19,8 +19,6 @@ printf 'log %s\nwitness w1 %s %s\nquorum w1\n' "$(cat "$VKEY")" "$WITNESS_VKEY" 
 cat "$work/policy"
 
 say "starting the log with the witness policy: receipts carry the witness's cosignature"
-# The new policy is itself recorded: an entry of the log's operations
-# record (docs/deployment.md), before the events below.
 start_log --witness_policy_file "$work/policy"
 
 say "the model is deployed"

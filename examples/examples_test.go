@@ -14,7 +14,7 @@ import (
 func TestExamples(t *testing.T) {
 	for _, tc := range []struct{ script, want string }{
 		{"approval-flow.sh", "OK: 4 events (1 private data verified, 0 erased)"},
-		{"ai-decisions.sh", "OK: 3 events (2 private data verified, 1 erased), latest checkpoint size 6"},
+		{"ai-decisions.sh", "OK: 3 events (2 private data verified, 1 erased), latest checkpoint size 5"},
 	} {
 		t.Run(tc.script, func(t *testing.T) {
 			dir := t.TempDir()

@@ -164,9 +164,10 @@ func (d *DB) MarkOpQueued(ctx context.Context, seq int64) error {
 
 // NotePolicy records that the server now runs with the policy of kind
 // (for example "witness_policy") whose text hashes to digest ("" for
-// none). The first call on a database only remembers it; a later call
-// with another digest writes an operations record of the change, in the
-// same transaction. It reports whether the policy changed.
+// none). The first policy a log runs with is its initial configuration,
+// only remembered; a later call with another digest (another policy, or
+// none) writes an operations record of the change, in the same
+// transaction. It reports whether a change was recorded.
 func (d *DB) NotePolicy(ctx context.Context, kind, digest string) (changed bool, err error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -180,8 +181,8 @@ func (d *DB) NotePolicy(ctx context.Context, kind, digest string) (changed bool,
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)`, name, []byte(digest))
 	case err == nil && string(prev) != digest:
-		changed = true
-		if _, err = tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ?`, []byte(digest), name); err == nil {
+		changed = len(prev) > 0
+		if _, err = tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ?`, []byte(digest), name); err == nil && changed {
 			err = recordOp(ctx, tx, kind+".change", map[string]any{"sha256": digest, "previous_sha256": string(prev)})
 		}
 	}

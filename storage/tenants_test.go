@@ -223,15 +223,15 @@ func TestSetQuota(t *testing.T) {
 	})
 }
 
-// TestNotePolicy remembers the first policy silently and records each
-// change.
+// TestNotePolicy remembers the first policy silently (also after none)
+// and records each later change, removal included.
 func TestNotePolicy(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *DB) {
 		ctx := t.Context()
 		for i, s := range []struct {
 			digest  string
 			changed bool
-		}{{"aa", false}, {"aa", false}, {"bb", true}, {"", true}, {"", false}} {
+		}{{"", false}, {"aa", false}, {"aa", false}, {"bb", true}, {"", true}, {"", false}, {"cc", false}} {
 			changed, err := db.NotePolicy(ctx, "witness_policy", s.digest)
 			if err != nil || changed != s.changed {
 				t.Errorf("step %d: NotePolicy(%q) = %v, %v; want %v", i, s.digest, changed, err, s.changed)
