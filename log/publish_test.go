@@ -506,11 +506,15 @@ func TestCosignInterval(t *testing.T) {
 	}
 	// Rounds start at least interval apart; a witness is called after the
 	// round's first steps (reading and signing the tree), which take a few
-	// milliseconds, more or less from one round to the next.
-	const slack = 20 * time.Millisecond
-	for i := 2; i < len(calls); i++ { // calls[0] is the size-0 checkpoint's, at start
-		if gap := calls[i].Sub(calls[i-1]); gap < interval-slack {
-			t.Errorf("witness rounds %d and %d only %v apart, want at least %v", i-1, i, gap, interval-slack)
+	// milliseconds, more or less from one round to the next, and much more
+	// on a busy machine. So one gap may look short when the round before
+	// it was slow to call its witness; the span of all rounds may not:
+	// it is the rounds' starts' span plus one round's steps, less
+	// another's (calls[0] is the size-0 checkpoint's, at start).
+	const slack = 100 * time.Millisecond
+	if n := len(calls) - 2; n > 0 {
+		if span, want := calls[len(calls)-1].Sub(calls[1]), time.Duration(n)*interval-slack; span < want {
+			t.Errorf("%d witness rounds in %v, want at least %v: rounds closer than %v apart", n+1, span, want, interval)
 		}
 	}
 }
