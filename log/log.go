@@ -27,6 +27,13 @@
 // exponential backoff up to [Config.MaxBackoff]; while they keep failing,
 // writers waiting for receipts get ErrNotPublishing at once.
 //
+// A tiler (tiler.go) follows Trillian's tree, hashes every entry itself and
+// stores the log's C2SP tlog-tiles (https://c2sp.org/tlog-tiles) in the
+// state database before each checkpoint is signed; a checkpoint is signed
+// only when the tiler's root equals Trillian's. The tiles are served at
+// /tile/ (tilehttp.go), and receipts and proofs are built from them
+// (tileproofs.go) without calling Trillian.
+//
 // The log trusts Trillian for nothing it can check: inclusion and
 // consistency proofs are verified against signed roots before they are
 // served, and so are entries. The API is documented in docs/api.md.
