@@ -181,6 +181,10 @@ type Config struct {
 	// BundleCacheBytes is how many bytes of full entry bundles are kept in
 	// memory (DefaultBundleCacheBytes when zero).
 	BundleCacheBytes int
+	// LeafCacheSize is how many of the most recently tiled leaves' indexes
+	// are kept in memory for receipts (DefaultLeafCacheSize when zero;
+	// negative: none).
+	LeafCacheSize int
 
 	// PrivateEvents makes every typed event (POST /v1/events) private:
 	// its entry holds a commitment to its data, never the data.
@@ -204,6 +208,7 @@ type Log struct {
 	pub    *publisher
 	tiler  *tiler     // only the publisher calls it
 	tiles  *tileStore // the tiles, for serving and proofs
+	leaves *leafCache // recently tiled leaves' indexes
 	tokens *tokenSet
 	queuer *queuer // nil without Config.QueueBatch
 
@@ -236,6 +241,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
 	l.tiler = &tiler{l: l}
+	l.leaves = newLeafCache(cfg.LeafCacheSize)
 	if l.pub, err = newPublisher(ctx, l); err != nil {
 		return nil, err
 	}
@@ -289,6 +295,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BundleCacheBytes <= 0 {
 		c.BundleCacheBytes = DefaultBundleCacheBytes
+	}
+	if c.LeafCacheSize == 0 {
+		c.LeafCacheSize = DefaultLeafCacheSize
 	}
 	if c.CosignInterval <= 0 {
 		c.CosignInterval = DefaultCosignInterval

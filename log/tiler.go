@@ -127,6 +127,7 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			t.loaded = false
 			return err
 		}
+		t.l.leaves.add(t.size, u.Leaves)
 		t.size, t.root = u.Size, u.Root
 		t.l.metrics.tiled.Set(float64(t.size))
 	}
