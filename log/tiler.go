@@ -121,11 +121,6 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			if err := t.load(ctx); err != nil {
 				return err
 			}
-			if t.size > size {
-				// Another server tiled past size: check the root of size
-				// from the stored tiles, as above.
-				return t.reach(ctx, size, root, pub)
-			}
 			continue
 		}
 		if err != nil {
