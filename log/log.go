@@ -27,6 +27,13 @@
 // exponential backoff up to [Config.MaxBackoff]; while they keep failing,
 // writers waiting for receipts get ErrNotPublishing at once.
 //
+// A tiler (tiler.go) follows Trillian's tree, hashes every entry itself and
+// stores the log's C2SP tlog-tiles (https://c2sp.org/tlog-tiles) in the
+// state database before each checkpoint is signed; a checkpoint is signed
+// only when the tiler's root equals Trillian's. The tiles are served at
+// /tile/ (tilehttp.go), and receipts and proofs are built from them
+// (tileproofs.go) without calling Trillian.
+//
 // The log trusts Trillian for nothing it can check: inclusion and
 // consistency proofs are verified against signed roots before they are
 // served, and so are entries. The API is documented in docs/api.md.
@@ -199,6 +206,10 @@ type Config struct {
 	// BundleCacheBytes is how many bytes of full entry bundles are kept in
 	// memory (DefaultBundleCacheBytes when zero).
 	BundleCacheBytes int
+	// LeafCacheSize is how many of the most recently tiled leaves' indexes
+	// are kept in memory for receipts (DefaultLeafCacheSize when zero;
+	// negative: none).
+	LeafCacheSize int
 
 	// PrivateEntries makes the log private: entry contents (GET
 	// /v1/entries, typed events) need a read or admin key, and a key
@@ -227,6 +238,7 @@ type Log struct {
 	pub     *publisher
 	tiler   *tiler     // only the publisher calls it
 	tiles   *tileStore // the tiles, for serving and proofs
+	leaves  *leafCache // recently tiled leaves' indexes
 	keys    *keyring
 	quota   *quotas
 	opsKick chan struct{} // wakes the operations record appender (ops.go)
@@ -263,6 +275,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
 	l.tiler = &tiler{l: l}
+	l.leaves = newLeafCache(cfg.LeafCacheSize)
 	if l.pub, err = newPublisher(ctx, l); err != nil {
 		return nil, err
 	}
@@ -323,6 +336,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BundleCacheBytes <= 0 {
 		c.BundleCacheBytes = DefaultBundleCacheBytes
+	}
+	if c.LeafCacheSize == 0 {
+		c.LeafCacheSize = DefaultLeafCacheSize
 	}
 	if c.CosignInterval <= 0 {
 		c.CosignInterval = DefaultCosignInterval

@@ -36,6 +36,7 @@ func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Header().Set("Cache-Control", immutable)
 	_, err = w.Write(data)
 	return err

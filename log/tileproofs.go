@@ -54,6 +54,9 @@ func (l *Log) tileConsistency(ctx context.Context, first, second uint64) ([][]by
 // tileLeafIndex returns the index of the leaf with this hash, if the
 // tiler has indexed it, else an error matching errNoTile.
 func (l *Log) tileLeafIndex(ctx context.Context, leafHash [32]byte) (uint64, error) {
+	if i, ok := l.leaves.get(leafHash); ok {
+		return i, nil
+	}
 	i, err := l.cfg.State.LeafIndex(ctx, l.cfg.Origin, leafHash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return 0, fmt.Errorf("leaf %x: %w", leafHash, errNoTile)

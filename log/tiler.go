@@ -105,20 +105,6 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			return err
 		}
 	}
-	if size < t.size {
-		// Tiled further already (a previous round whose checkpoint was
-		// not published, or another server): the root of size follows
-		// from the stored tiles.
-		rng, err := t.l.tiles.rangeAt(ctx, size)
-		if err != nil {
-			return err
-		}
-		got, err := rng.GetRootHash(nil)
-		if err != nil || size > 0 && [32]byte(got) != root || size == 0 && root != checkpoint.EmptyRoot {
-			return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: "Trillian's root differs from the root of the tiles the log computed from the entries"}
-		}
-		return nil
-	}
 	for t.size < size {
 		end := min(size, t.size+tileChunk)
 		u, err := t.extend(ctx, end)
@@ -135,19 +121,29 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			if err := t.load(ctx); err != nil {
 				return err
 			}
-			if t.size > size {
-				// Another server tiled past size: check the root of size
-				// from the stored tiles, as above.
-				return t.reach(ctx, size, root, pub)
-			}
 			continue
 		}
 		if err != nil {
 			t.loaded = false
 			return err
 		}
+		t.l.leaves.add(t.size, u.Leaves)
 		t.size, t.root = u.Size, u.Root
 		t.l.metrics.tiled.Set(float64(t.size))
+	}
+	if size < t.size {
+		// Tiled further already (a previous round whose checkpoint was
+		// not published, or another server of the log): the root of
+		// size follows from the stored tiles.
+		rng, err := t.l.tiles.rangeAt(ctx, size)
+		if err != nil {
+			return err
+		}
+		got, err := rng.GetRootHash(nil)
+		if err != nil || size > 0 && [32]byte(got) != root || size == 0 && root != checkpoint.EmptyRoot {
+			return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: "Trillian's root differs from the root of the tiles the log computed from the entries"}
+		}
+		return nil
 	}
 	if t.root != root {
 		return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: fmt.Sprintf("the log's tiles hash to the root %x", t.root)}

@@ -80,6 +80,7 @@ type options struct {
 	witnessTimeout     time.Duration
 	witnessInterval    time.Duration
 	scrubRate          int
+	bundleCacheMB      int
 	skipIntegrity      bool
 	privateEvents      bool
 	rebuildState       bool
@@ -133,6 +134,7 @@ Flags:
 	fs.StringVar(&o.witnessPolicyFile, "witness_policy_file", "", "tlog-policy `file` naming the witnesses (with URLs) that cosign each checkpoint and the quorum that must, before it is published")
 	fs.BoolVar(&o.witnessFailOpen, "witness_fail_open", false, "publish checkpoints even when the witness quorum is not met (with the cosignatures there are)")
 	fs.DurationVar(&o.witnessTimeout, "witness_timeout", witness.DefaultPoolTimeout, "how long one round of asking the witnesses may take")
+	fs.IntVar(&o.bundleCacheMB, "bundle_cache_mb", evlog.DefaultBundleCacheBytes>>20, "MiB of full tlog-tiles entry bundles kept in memory for GET /tile/entries (a 1,000,000-entry log of 256-byte entries has 258 MiB of them; the rest is read from the state database)")
 	fs.IntVar(&o.scrubRate, "scrub_rate", evlog.DefaultScrubRate, "entries per second the background scrubber re-reads and re-hashes, checking every published checkpoint's root (about 10 µs of CPU each: the default takes ~2% of a core); 0: no scrubber")
 	fs.DurationVar(&o.witnessInterval, "witness_interval", evlog.DefaultCosignInterval, "the shortest time between two rounds that ask the witnesses (a witness limits how often a log may advance it: evident-witness's --rate_limit; set this to match stricter witnesses)")
 	fs.BoolVar(&o.skipIntegrity, "skip_integrity_check", false, "SQLite mode: do not read the whole of trillian.db at start to check it (SQLite's quick_check: about 10 s for a 500 MB file read from disk). A damaged file is then found only by the requests that meet it")
@@ -147,6 +149,9 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.bundleCacheMB < 1 || o.bundleCacheMB > 1<<20 {
+		return nil, fmt.Errorf("--bundle_cache_mb must be between 1 and %d", 1<<20)
 	}
 	if o.maxEntrySize < 1 || o.maxEntrySize > evlog.MaxEntrySize {
 		return nil, fmt.Errorf("--max_entry_size must be between 1 and %d", evlog.MaxEntrySize)
@@ -437,6 +442,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		WaitTimeout:        o.waitTimeout,
 		CosignInterval:     o.witnessInterval,
 		ScrubRate:          scrubRate(o.scrubRate),
+		BundleCacheBytes:   o.bundleCacheMB << 20,
 		PrivateEvents:      o.privateEvents,
 		PrivateEntries:     o.privateLog,
 		TenantRate:         o.tenantRate,
