@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -30,31 +29,6 @@ var ErrNotInTiles = errors.New("not available from a tile-only (static) log")
 
 const tileWidth = 256
 
-// TilePath returns the path of a tile: level -1 for an entry bundle,
-// width 0 for a full tile (SPEC(tlog-tiles): the index in groups of three
-// digits, all but the last prefixed with x).
-func TilePath(level int, index uint64, width int) string {
-	var b strings.Builder
-	b.WriteString("/tile/")
-	if level < 0 {
-		b.WriteString("entries")
-	} else {
-		b.WriteString(strconv.Itoa(level))
-	}
-	groups := []string{fmt.Sprintf("%03d", index%1000)}
-	for index >= 1000 {
-		index /= 1000
-		groups = append(groups, fmt.Sprintf("x%03d", index%1000))
-	}
-	for i := len(groups) - 1; i >= 0; i-- {
-		b.WriteString("/" + groups[i])
-	}
-	if width > 0 && width < tileWidth {
-		b.WriteString(".p/" + strconv.Itoa(width))
-	}
-	return b.String()
-}
-
 // Tile fetches the tile (level, index) of the tree of size treeSize: full,
 // or the partial tile that tree needs. Level -1 is an entry bundle. It
 // checks the size of a hash tile (32 bytes per hash), not its contents.
@@ -71,7 +45,7 @@ func (c *Client) Tile(ctx context.Context, level int, index, treeSize uint64) ([
 	if level < 0 {
 		limit = int64(w) * (2 + MaxEntrySize)
 	}
-	_, b, err := c.do(ctx, request{method: http.MethodGet, path: TilePath(level, index, w), limit: limit})
+	_, b, err := c.do(ctx, request{method: http.MethodGet, path: "/tile/" + checkpoint.TilePath(level, index, w%tileWidth), limit: limit})
 	if err != nil {
 		return nil, err
 	}

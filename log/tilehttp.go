@@ -124,29 +124,6 @@ func parseTileIndex(segs []string) (uint64, error) {
 	return n, nil
 }
 
-// TilePath returns the canonical path of a tile after "/tile/" (level
-// storage.EntriesLevel for an entry bundle, width 0 for a full tile).
-func TilePath(level int, index uint64, width int) string {
-	var b strings.Builder
-	if level == storage.EntriesLevel {
-		b.WriteString("entries")
-	} else {
-		b.WriteString(strconv.Itoa(level))
-	}
-	groups := []string{fmt.Sprintf("%03d", index%1000)}
-	for index >= 1000 {
-		index /= 1000
-		groups = append(groups, fmt.Sprintf("x%03d", index%1000))
-	}
-	for i := len(groups) - 1; i >= 0; i-- {
-		b.WriteString("/" + groups[i])
-	}
-	if width > 0 {
-		fmt.Fprintf(&b, ".p/%d", width)
-	}
-	return b.String()
-}
-
 // Tile returns the tile (level, index) of width width (0: full) as served:
 // a hash tile, or an entry bundle at level storage.EntriesLevel. It is
 // ErrNotFound unless the tile is in the published tree, and, when partial,

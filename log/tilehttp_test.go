@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -54,8 +55,8 @@ func TestParseTilePath(t *testing.T) {
 		if tc.ok && (level != tc.level || index != tc.index || width != tc.width) {
 			t.Errorf("ParseTilePath(%q) = %d, %d, %d; want %d, %d, %d", tc.path, level, index, width, tc.level, tc.index, tc.width)
 		}
-		if tc.ok && TilePath(level, index, width) != tc.path {
-			t.Errorf("TilePath(%d, %d, %d) = %q, want %q", level, index, width, TilePath(level, index, width), tc.path)
+		if tc.ok && checkpoint.TilePath(level, index, width) != tc.path {
+			t.Errorf("checkpoint.TilePath(%d, %d, %d) = %q, want %q", level, index, width, checkpoint.TilePath(level, index, width), tc.path)
 		}
 	}
 }
@@ -71,7 +72,7 @@ func FuzzParseTilePath(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if got := TilePath(level, index, width); got != p {
+		if got := checkpoint.TilePath(level, index, width); got != p {
 			t.Errorf("ParseTilePath(%q) = %d, %d, %d, printed back as %q", p, level, index, width, got)
 		}
 		if level < storage.EntriesLevel || level > maxTileLevel || width < 0 || width >= tileWidth {

@@ -69,7 +69,7 @@ func checkTiles(t *testing.T, tl *testLog, ref *reference, size int64) {
 		if w == tileWidth {
 			w = 0
 		}
-		path := "/tile/" + TilePath(tile.L, uint64(tile.N), w)
+		path := "/tile/" + checkpoint.TilePath(tile.L, uint64(tile.N), w)
 		code, h := tl.getHeader(path)
 		if code != http.StatusOK || h.Get("Cache-Control") != immutable {
 			t.Errorf("GET %s: %d, Cache-Control %q", path, code, h.Get("Cache-Control"))
@@ -79,7 +79,7 @@ func checkTiles(t *testing.T, tl *testLog, ref *reference, size int64) {
 			t.Errorf("GET %s: got %d bytes that differ from sumdb/tlog's %d", path, len(got), len(want))
 		}
 		if tile.L == 0 {
-			path := "/tile/" + TilePath(storage.EntriesLevel, uint64(tile.N), w)
+			path := "/tile/" + checkpoint.TilePath(storage.EntriesLevel, uint64(tile.N), w)
 			if code, got := tl.get(path); code != http.StatusOK || !bytes.Equal(got, ref.bundle(tile.N, tile.W)) {
 				t.Errorf("GET %s: %d, %d bytes, want the bundle of %d entries", path, code, len(got), tile.W)
 			}
@@ -87,9 +87,9 @@ func checkTiles(t *testing.T, tl *testLog, ref *reference, size int64) {
 	}
 	// Beyond the published tree: 404.
 	n := size / tileWidth
-	for _, p := range []string{TilePath(0, uint64(n), 0), TilePath(0, uint64(n), int(size%tileWidth)+1),
-		TilePath(storage.EntriesLevel, uint64(n), 0), TilePath(1, uint64(size/tileWidth/tileWidth+1), 0)} {
-		if size%tileWidth == tileWidth-1 && p == TilePath(0, uint64(n), tileWidth) {
+	for _, p := range []string{checkpoint.TilePath(0, uint64(n), 0), checkpoint.TilePath(0, uint64(n), int(size%tileWidth)+1),
+		checkpoint.TilePath(storage.EntriesLevel, uint64(n), 0), checkpoint.TilePath(1, uint64(size/tileWidth/tileWidth+1), 0)} {
+		if size%tileWidth == tileWidth-1 && p == checkpoint.TilePath(0, uint64(n), tileWidth) {
 			continue
 		}
 		if code, b := tl.get("/tile/" + p); code != http.StatusNotFound {

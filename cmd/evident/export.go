@@ -258,7 +258,7 @@ func (x *exporter) tile(ctx context.Context, level int, n uint64, w int) ([]byte
 }
 
 func (x *exporter) path(level int, n uint64, w int) string {
-	return filepath.Join(x.dir, filepath.FromSlash(strings.TrimPrefix(client.TilePath(level, n, w), "/")))
+	return filepath.Join(x.dir, "tile", filepath.FromSlash(checkpoint.TilePath(level, n, w%256)))
 }
 
 // write stores a tile (unless it is there already: tiles never change).
