@@ -124,6 +124,10 @@ type Config struct {
 	// then starts a round as soon as the tree grew, and does nothing while
 	// it does not; without it, it looks every CheckpointInterval.
 	Grown func() <-chan struct{}
+	// LeafIndex, when set (backend.Backend.LeafIndex, in-process), finds
+	// a leaf's index by its hash in Trillian's own index for receipts, and
+	// the tiler keeps no second index of its own.
+	LeafIndex func(ctx context.Context, hash [32]byte) (uint64, bool, error)
 	// LeafHashes, when set, returns the Merkle leaf hashes of the entries
 	// [start, end) if it has them at hand (backend.Backend.LeafHashes,
 	// in-process), so that the publisher need not read new entries back

@@ -51,11 +51,20 @@ func (l *Log) tileConsistency(ctx context.Context, first, second uint64) ([][]by
 	return n.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
 }
 
-// tileLeafIndex returns the index of the leaf with this hash, if the
-// tiler has indexed it, else an error matching errNoTile.
+// tileLeafIndex returns the index of the leaf with this hash: from the
+// recent leaves in memory, else from Trillian's own index in-process
+// (Config.LeafIndex), else from the tiler's index; an error matching
+// errNoTile when it is not found.
 func (l *Log) tileLeafIndex(ctx context.Context, leafHash [32]byte) (uint64, error) {
 	if i, ok := l.leaves.get(leafHash); ok {
 		return i, nil
+	}
+	if l.cfg.LeafIndex != nil {
+		i, ok, err := l.cfg.LeafIndex(ctx, leafHash)
+		if err == nil && !ok {
+			err = fmt.Errorf("leaf %x: %w", leafHash, errNoTile)
+		}
+		return i, err
 	}
 	i, err := l.cfg.State.LeafIndex(ctx, l.cfg.Origin, leafHash)
 	if errors.Is(err, storage.ErrNotFound) {

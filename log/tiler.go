@@ -159,7 +159,7 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 	if err != nil {
 		return nil, err
 	}
-	u := &storage.TileUpdate{Size: end, Leaves: make([][32]byte, 0, len(values))}
+	u := &storage.TileUpdate{Size: end, Leaves: make([][32]byte, 0, len(values)), NoLeafIndex: t.l.cfg.LeafIndex != nil}
 	changed := map[tileKey]bool{}
 	visit := func(id compact.NodeID, h []byte) {
 		if id.Level%tileHeight != 0 {

@@ -66,6 +66,10 @@ type TileUpdate struct {
 	Root   [32]byte
 	Tiles  []Tile
 	Leaves [][32]byte // the leaf hashes of [old size, Size), in order
+	// NoLeafIndex skips storing Leaves in tile_leaves: the log finds a
+	// leaf's index in Trillian's own index (in-process Trillian), so a
+	// second index would only cost a random insert per entry.
+	NoLeafIndex bool
 }
 
 // ErrTiledElsewhere is returned by PutTiles when the stored tiled size is
@@ -126,8 +130,10 @@ func (d *DB) PutTiles(ctx context.Context, origin string, old uint64, u TileUpda
 	if err := d.putTileRows(ctx, tx, origin, u.Tiles); err != nil {
 		return err
 	}
-	if err := d.putLeafRows(ctx, tx, origin, old, u.Leaves); err != nil {
-		return err
+	if !u.NoLeafIndex {
+		if err := d.putLeafRows(ctx, tx, origin, old, u.Leaves); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing tiles of %s: %w", origin, err)

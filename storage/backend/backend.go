@@ -168,6 +168,12 @@ type Backend struct {
 	// Trillian.
 	QueueBatch func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error)
 
+	// LeafIndex, in-process, returns the lowest index of a sequenced leaf
+	// with the given Merkle leaf hash from Trillian's own index, without a
+	// proof (ok false: no such leaf). Trillian's word: a receipt built on
+	// it is verified against a signed root. Nil for a remote Trillian.
+	LeafIndex func(ctx context.Context, hash [32]byte) (index uint64, ok bool, err error)
+
 	healthy func(context.Context) error
 	start   func()
 	stop    func() error

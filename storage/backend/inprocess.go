@@ -69,6 +69,31 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	b.QueueBatch = func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
 		return lc.queueBatch(ctx, b.TreeID, leaves)
 	}
+	b.LeafIndex = func(ctx context.Context, hash [32]byte) (uint64, bool, error) {
+		tree, err := lc.trees.get(ctx, b.TreeID)
+		if err != nil {
+			return 0, false, err
+		}
+		tx, err := reg.LogStorage.SnapshotForTree(ctx, tree)
+		if err != nil {
+			return 0, false, err
+		}
+		defer tx.Close()
+		leaves, err := tx.GetLeavesByHash(ctx, [][]byte{hash[:]}, false)
+		if err != nil {
+			return 0, false, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, false, err
+		}
+		first, ok := uint64(0), false
+		for _, l := range leaves {
+			if l.LeafIndex >= 0 && (!ok || uint64(l.LeafIndex) < first) {
+				first, ok = uint64(l.LeafIndex), true
+			}
+		}
+		return first, ok, nil
+	}
 	// The sequencer starts once the tree exists and is initialized.
 	b.start = func() { wg.Go(func() { seq.run(seqCtx, b.TreeID) }) }
 	return b, nil
