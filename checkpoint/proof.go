@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // checkProof checks the proof's length and hash sizes.
@@ -39,7 +38,7 @@ func VerifyInclusion(index, size uint64, leafHash [32]byte, proof [][]byte, root
 }
 
 func verifyInclusion(index, size uint64, leafHash [32]byte, p [][]byte, root [32]byte) error {
-	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leafHash[:], p, root[:])
+	return proof.VerifyInclusion(Hasher, index, size, leafHash[:], p, root[:])
 }
 
 // VerifyConsistency checks an RFC 6962 consistency proof between the tree of
@@ -85,5 +84,5 @@ func VerifyConsistency(oldSize, newSize uint64, oldRoot, newRoot [32]byte, proof
 }
 
 func verifyConsistency(oldSize, newSize uint64, oldRoot, newRoot [32]byte, p [][]byte) error {
-	return proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, newSize, p, oldRoot[:], newRoot[:])
+	return proof.VerifyConsistency(Hasher, oldSize, newSize, p, oldRoot[:], newRoot[:])
 }

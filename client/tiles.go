@@ -9,7 +9,6 @@ import (
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/checkpoint"
 )
@@ -87,7 +86,7 @@ func (t *tileNodes) node(ctx context.Context, id compact.NodeID) ([]byte, error)
 	for len(row) > 1 {
 		next := make([][]byte, len(row)/2)
 		for x := range next {
-			next[x] = rfc6962.DefaultHasher.HashChildren(row[2*x], row[2*x+1])
+			next[x] = checkpoint.Hasher.HashChildren(row[2*x], row[2*x+1])
 		}
 		row = next
 	}
@@ -103,7 +102,7 @@ func (t *tileNodes) proof(ctx context.Context, n proof.Nodes) ([][]byte, error) 
 		}
 		hashes[i] = h
 	}
-	return n.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	return n.Rehash(hashes, checkpoint.Hasher.HashChildren)
 }
 
 func (c *Client) tileNodes(size uint64) *tileNodes {

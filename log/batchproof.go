@@ -10,7 +10,6 @@ import (
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/checkpoint"
 )
@@ -28,7 +27,7 @@ type batchProver struct {
 	nodes map[compact.NodeID][]byte
 }
 
-var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 
 // newBatchProver returns a prover for the tree made of edge, the compact
 // range [0, old) of a verified tree, and the hashes of the leaves that
@@ -76,7 +75,7 @@ func (b *batchProver) inclusion(index uint64) ([][]byte, error) {
 			return nil, fmt.Errorf("no hash for node %+v of the proof of %d at %d", id, index, b.size)
 		}
 	}
-	p, err := n.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	p, err := n.Rehash(hashes, checkpoint.Hasher.HashChildren)
 	return nonNil(p), err
 }
 
@@ -115,7 +114,7 @@ func (l *Log) rightEdge(ctx context.Context, old *published) (*compact.Range, er
 		if sib == nil {
 			return nil, errors.New("right edge: missing sibling")
 		}
-		h = rfc6962.DefaultHasher.HashChildren(sib, h)
+		h = checkpoint.Hasher.HashChildren(sib, h)
 		id = id.Parent()
 		known[id] = h
 	}

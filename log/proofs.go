@@ -12,7 +12,6 @@ import (
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -212,7 +211,7 @@ func (l *Log) rootAt(ctx context.Context, size uint64) ([32]byte, error) {
 		return root, fmt.Errorf("entry and proof from Trillian: %w", err)
 	}
 	leaf := checkpoint.LeafHash(r.GetLeaf().GetLeafValue())
-	computed, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, size-1, size, leaf[:], r.GetProof().GetHashes())
+	computed, err := proof.RootFromInclusionProof(checkpoint.Hasher, size-1, size, leaf[:], r.GetProof().GetHashes())
 	if err != nil || len(computed) != 32 {
 		return root, fmt.Errorf("root of size %d from Trillian's proof: %v: %w", size, err, errBadProof)
 	}
@@ -347,7 +346,7 @@ func (l *Log) verifyRange(ctx context.Context, start uint64, hashes [][32]byte, 
 		}
 		slices.Reverse(left) // bottom-up in the proof, left to right in a range
 	}
-	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rf := &compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 	rng, err := rf.NewRange(0, start, left)
 	if err != nil {
 		return fmt.Errorf("the tree left of leaf %d from Trillian: %v: %w", start, err, errBadProof)

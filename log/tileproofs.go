@@ -7,7 +7,6 @@ import (
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -31,7 +30,7 @@ func (l *Log) tileInclusion(ctx context.Context, index, size uint64) ([][]byte, 
 	if err != nil {
 		return nil, err
 	}
-	return n.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	return n.Rehash(hashes, checkpoint.Hasher.HashChildren)
 }
 
 // tileConsistency returns the consistency proof between the trees of sizes
@@ -48,7 +47,7 @@ func (l *Log) tileConsistency(ctx context.Context, first, second uint64) ([][]by
 	if err != nil {
 		return nil, err
 	}
-	return n.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	return n.Rehash(hashes, checkpoint.Hasher.HashChildren)
 }
 
 // tileLeafIndex returns the index of the leaf with this hash: from the

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/evidentlog/evident/checkpoint"
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/storage"
 )
@@ -74,7 +74,7 @@ func newHashTile(width int, data []byte) (*hashTile, error) {
 			} else {
 				l, r = t.upper[j-2][2*i][:], t.upper[j-2][2*i+1][:]
 			}
-			row[i] = [32]byte(rfc6962.DefaultHasher.HashChildren(l, r))
+			row[i] = checkpoint.HashChildren(l, r)
 		}
 		t.upper[j-1] = row
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/evidentlog/evident/client"
 	"github.com/evidentlog/evident/internal/atomicfile"
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -438,7 +437,7 @@ func (st *AuditState) Save(dir string) error {
 	return atomicfile.WriteFile(filepath.Join(dir, auditStateFile), append(b, '\n'), 0o644)
 }
 
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 
 // compact returns r as a compact range; nil is the empty range.
 func (r *Range) compact() (*compact.Range, error) {

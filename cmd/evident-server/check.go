@@ -15,7 +15,6 @@ import (
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
@@ -152,7 +151,7 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 	if size < last.Size {
 		return "", fmt.Errorf("%w: Trillian's tree has %d entries, fewer than the published checkpoint of size %d", errDamaged, size, last.Size)
 	}
-	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rf := compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	next := 0 // the next checkpoint to compare
 	for ; next < len(cps) && cps[next].Size == 0; next++ {

@@ -103,7 +103,7 @@ func (x *exporter) run(ctx context.Context) (*exporter, error) {
 	if old != nil && (old.Origin != x.cp.Origin || old.Size > x.cp.Size) {
 		return nil, &securityError{msg: fmt.Sprintf("the log's checkpoint (%s, size %d) does not extend the one in %s (%s, size %d)", x.cp.Origin, x.cp.Size, x.dir, old.Origin, old.Size)}
 	}
-	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	rng := (&compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}).NewEmptyRange(0)
 	var tops [][]byte // the top hashes of the full tiles of the level below
 	size := x.cp.Size
 	for n := uint64(0); n*256 < size; n++ {
@@ -282,7 +282,7 @@ func tileTop(data []byte) []byte {
 	for len(row) > 1 {
 		next := make([][]byte, len(row)/2)
 		for i := range next {
-			next[i] = rfc6962.DefaultHasher.HashChildren(row[2*i], row[2*i+1])
+			next[i] = checkpoint.Hasher.HashChildren(row[2*i], row[2*i+1])
 		}
 		row = next
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -178,7 +177,7 @@ func explainInclusion(r *checkpoint.Receipt, entry []byte, key note.Verifier) (r
 		return "receipt_altered", fmt.Sprintf("the receipt was altered: its proof has %d hashes, but an inclusion proof for index %d in a tree of size %d has %d", len(r.Proof), r.Index, s.Size, want)
 	}
 	leaf := checkpoint.LeafHash(entry)
-	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, r.Index, s.Size, leaf[:], r.Proof)
+	root, err := proof.RootFromInclusionProof(checkpoint.Hasher, r.Index, s.Size, leaf[:], r.Proof)
 	if err != nil {
 		return "entry_mismatch", fmt.Sprintf("the entry does not match this receipt (or the receipt's proof hashes or index were altered): %v", err)
 	}
