@@ -110,18 +110,26 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 
 // Marshal returns the receipt in tlog-proof form.
 func (r *Receipt) Marshal() []byte {
-	var b bytes.Buffer
-	b.WriteString(receiptHeader + "\n")
+	n := len(receiptHeader) + 32 + len(r.Proof)*45 + 1 + len(r.Checkpoint)
 	if r.Extra != nil {
-		b.WriteString("extra " + base64.StdEncoding.EncodeToString(r.Extra) + "\n")
+		n += 7 + base64.StdEncoding.EncodedLen(len(r.Extra))
 	}
-	b.WriteString("index " + strconv.FormatUint(r.Index, 10) + "\n")
+	b := make([]byte, 0, n)
+	b = append(b, receiptHeader+"\n"...)
+	if r.Extra != nil {
+		b = append(b, "extra "...)
+		b = base64.StdEncoding.AppendEncode(b, r.Extra)
+		b = append(b, '\n')
+	}
+	b = append(b, "index "...)
+	b = strconv.AppendUint(b, r.Index, 10)
+	b = append(b, '\n')
 	for _, h := range r.Proof {
-		b.WriteString(base64.StdEncoding.EncodeToString(h) + "\n")
+		b = base64.StdEncoding.AppendEncode(b, h)
+		b = append(b, '\n')
 	}
-	b.WriteByte('\n')
-	b.Write(r.Checkpoint)
-	return b.Bytes()
+	b = append(b, '\n')
+	return append(b, r.Checkpoint...)
 }
 
 // VerifyReceipt verifies r offline for entry: the checkpoint's signature by
