@@ -1,6 +1,9 @@
 package log
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // DefaultLeafCacheSize is how many of the most recently tiled leaves' indexes
 // the log keeps in memory (about 80 bytes each), so that receipts of recent
@@ -53,4 +56,59 @@ func (c *leafCache) get(h [32]byte) (uint64, bool) {
 	defer c.mu.RUnlock()
 	i, ok := c.index[h]
 	return i, ok
+}
+
+// fill records the newest of the leaves [first, first+len(hashes)) that
+// fit in the room the cache has left, evicting nothing, and reports
+// whether room is left: for warming a new cache with leaves older than
+// those the tiler adds.
+func (c *leafCache) fill(first uint64, hashes [][32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - len(c.ring); len(hashes) > room {
+		first += uint64(len(hashes) - room)
+		hashes = hashes[len(hashes)-room:]
+	}
+	for i, h := range hashes {
+		if _, ok := c.index[h]; ok {
+			continue
+		}
+		c.ring = append(c.ring, h)
+		c.index[h] = first + uint64(i)
+	}
+	return len(c.ring) < c.max
+}
+
+// warmLeaves fills the leaf cache, after a start, with the hashes of the
+// leaves of the tiled tree, read from their level-0 hash
+// tiles, newest first, for as long as the cache has room: a restarted
+// server then answers receipts of its recent entries, as it did before,
+// without an index query each. It reads at most one tile at a time and
+// stops at the first error (the cache is only a shortcut).
+func (l *Log) warmLeaves(ctx context.Context) {
+	if l.leaves.max <= 0 {
+		return
+	}
+	size, _, err := l.cfg.State.TiledSize(ctx, l.cfg.Origin)
+	if err != nil || size == 0 {
+		return
+	}
+	for idx := int64((size - 1) / tileWidth); idx >= 0 && ctx.Err() == nil; idx-- {
+		t, err := l.cfg.State.GetTile(ctx, l.cfg.Origin, 0, uint64(idx))
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("warming the leaf cache from the tiles stopped", "tile", idx, "error", err)
+			}
+			return
+		}
+		first := uint64(idx) * tileWidth
+		w := min(t.Width, int(size-first), len(t.Data)/32)
+		hashes := make([][32]byte, w)
+		for i := range hashes {
+			hashes[i] = [32]byte(t.Data[32*i : 32*i+32])
+		}
+		if !l.leaves.fill(first, hashes) {
+			return
+		}
+	}
 }

@@ -1,6 +1,11 @@
 package log
 
-import "testing"
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
 
 func TestLeafCache(t *testing.T) {
 	h := func(b byte) [32]byte { return [32]byte{b} }
@@ -21,5 +26,46 @@ func TestLeafCache(t *testing.T) {
 	off.add(0, [][32]byte{h(1)})
 	if _, ok := off.get(h(1)); ok {
 		t.Error("a disabled cache holds a leaf")
+	}
+}
+
+// TestLeafCacheWarmsAfterRestart restarts a log and checks that its leaf
+// cache comes back with the newest leaves, read from the tiles.
+func TestLeafCacheWarmsAfterRestart(t *testing.T) {
+	tl := newTestLog(t, func(c *Config) { c.LeafCacheSize = 100 })
+	const n = 300 // a full tile and 44 leaves of the next
+	var hashes [][32]byte
+	for i := range n {
+		code, r := tl.add(fmt.Appendf(nil, "entry %d", i), "")
+		if code != http.StatusOK || r.Index != uint64(i) {
+			t.Fatalf("add %d: %d %+v", i, code, r)
+		}
+		hashes = append(hashes, [32]byte(r.LeafHash))
+	}
+	tl.stop()
+	tl.start()
+	defer tl.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tl.log.leaves.mu.RLock()
+		cached := len(tl.log.leaves.ring)
+		tl.log.leaves.mu.RUnlock()
+		if cached == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leaf cache holds %d leaves after the restart, want 100", cached)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i, h := range hashes {
+		got, ok := tl.log.leaves.get(h)
+		if want := i >= n-100; ok != want || (ok && got != uint64(i)) {
+			t.Errorf("leaf %d: cached %v at %d; want cached %v", i, ok, got, want)
+		}
+	}
+	code, body := tl.get(fmt.Sprintf("/v1/receipt?leaf_hash=%x", hashes[n-1]))
+	if code != http.StatusOK {
+		t.Fatalf("receipt of the last entry: %d %s", code, body)
 	}
 }

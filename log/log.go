@@ -292,6 +292,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	l.wg.Go(func() { l.refreshKeys(runCtx) })
 	l.wg.Go(func() { l.appendOps(runCtx) })
 	l.wg.Go(func() { l.attribute(runCtx) })
+	l.wg.Go(func() { l.warmLeaves(runCtx) })
 	if cfg.ScrubRate > 0 {
 		l.wg.Go(func() { l.scrub(runCtx) })
 	}
