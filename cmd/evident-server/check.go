@@ -26,8 +26,10 @@ const checkUsage = `Usage: evident-server check [--data_dir D] [--mysql_dsn DSN 
 
 Verifies a stopped log's whole store, offline: every published checkpoint in
 the state database against the log's key (log.vkey), every entry's stored
-leaf hash against its value, and the root recomputed from the entries at
-the size of every published checkpoint against that checkpoint. It reads
+leaf hash against its value, the root recomputed from the entries at
+the size of every published checkpoint against that checkpoint, and every
+stored tile (tlog-tiles hash tiles and entry bundles) against the one
+recomputed from the entries. It reads
 only; run it on a stopped server (SQLite mode) or a copy. It prints the
 first damaged index and what is wrong.
 
@@ -151,6 +153,14 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 	if size < last.Size {
 		return "", fmt.Errorf("%w: Trillian's tree has %d entries, fewer than the published checkpoint of size %d", errDamaged, size, last.Size)
 	}
+	tiled, _, err := state.TiledSize(ctx, origin)
+	if err != nil {
+		return "", fmt.Errorf("reading the tiled size: %w", err)
+	}
+	if tiled > size {
+		return "", fmt.Errorf("%w: the stored tiles cover %d entries, but Trillian's tree has %d", errDamaged, tiled, size)
+	}
+	tc := &tileCheck{state: state, origin: origin, tiled: tiled}
 	rf := compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	next := 0 // the next checkpoint to compare
@@ -159,8 +169,9 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 			return "", fmt.Errorf("%w: the published size-0 checkpoint has root %x, not the empty tree's", errDamaged, cps[next].Hash)
 		}
 	}
-	for index := uint64(0); index < last.Size; {
-		resp, err := be.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: be.TreeID, StartIndex: int64(index), Count: int64(min(last.Size-index, 1000))})
+	end := max(last.Size, tiled)
+	for index := uint64(0); index < end; {
+		resp, err := be.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: be.TreeID, StartIndex: int64(index), Count: int64(min(end-index, 1000))})
 		if err != nil {
 			return "", fmt.Errorf("%w: reading entries from %d: %v", errDamaged, index, err)
 		}
@@ -175,7 +186,14 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 			if !bytes.Equal(h[:], leaf.MerkleLeafHash) {
 				return "", fmt.Errorf("%w: entry %d: its value does not hash to its stored leaf hash (%x, stored %x)", errDamaged, index, h, leaf.MerkleLeafHash)
 			}
-			if err := r.Append(h[:], nil); err != nil {
+			visit := tc.visit
+			if index >= tiled {
+				visit = nil
+			}
+			if err := r.Append(h[:], visit); err != nil {
+				return "", err
+			}
+			if err := tc.entry(index, leaf.LeafValue); err != nil {
 				return "", err
 			}
 			index++
@@ -190,12 +208,101 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 				}
 			}
 			if index%100000 == 0 {
-				fmt.Fprintf(progress, "checked %d of %d entries\n", index, last.Size)
+				fmt.Fprintf(progress, "checked %d of %d entries\n", index, end)
 			}
 		}
 	}
-	return fmt.Sprintf("%d entries, %d published checkpoints (latest size %d), Trillian's tree %d entries: every leaf hash and every checkpoint's root checks out",
-		last.Size, len(cps), last.Size, size), nil
+	if err := tc.finish(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d entries, %d published checkpoints (latest size %d), Trillian's tree %d entries, tiles of %d entries: every leaf hash, every checkpoint's root and every stored tile checks out",
+		last.Size, len(cps), last.Size, size, tiled), nil
+}
+
+// tileCheck recomputes the log's tlog-tiles (hash tiles and entry bundles)
+// of the tiled tree from Trillian's entries, as check reads them in order,
+// and compares each with the stored one: full tiles as they fill, partial
+// ones at the tiled size at the end.
+type tileCheck struct {
+	state  *storage.DB
+	origin string
+	tiled  uint64
+	edge   [8][]byte // per level, the hashes of the tile being filled
+	bundle []byte    // the entry bundle being filled
+	err    error     // the first difference found by visit
+}
+
+const checkTileWidth = 256
+
+// visit is a compact.VisitFn: it collects the nodes that tiles hold (every
+// eighth level) and compares each tile when it is full.
+func (c *tileCheck) visit(id compact.NodeID, h []byte) {
+	if id.Level%8 != 0 || c.err != nil {
+		return
+	}
+	level := int(id.Level / 8)
+	c.edge[level] = append(c.edge[level], h...)
+	if len(c.edge[level]) == 32*checkTileWidth {
+		c.err = c.compare(context.Background(), level, id.Index/checkTileWidth, checkTileWidth, c.edge[level])
+		c.edge[level] = c.edge[level][:0]
+	}
+}
+
+// entry adds the entry at index to the entry bundle, and compares the
+// bundle when it is full (and any hash tile that visit found different).
+func (c *tileCheck) entry(index uint64, value []byte) error {
+	if c.err != nil || index >= c.tiled {
+		return c.err
+	}
+	c.bundle = append(c.bundle, byte(len(value)>>8), byte(len(value)))
+	c.bundle = append(c.bundle, value...)
+	if index%checkTileWidth == checkTileWidth-1 {
+		err := c.compare(context.Background(), storage.EntriesLevel, index/checkTileWidth, checkTileWidth, c.bundle)
+		c.bundle = c.bundle[:0]
+		return err
+	}
+	return nil
+}
+
+// finish compares the partial tiles of the tiled tree.
+func (c *tileCheck) finish(ctx context.Context) error {
+	if c.err != nil {
+		return c.err
+	}
+	if w := int(c.tiled % checkTileWidth); w > 0 {
+		if err := c.compare(ctx, storage.EntriesLevel, c.tiled/checkTileWidth, w, c.bundle); err != nil {
+			return err
+		}
+	}
+	for level := range c.edge {
+		n := c.tiled >> (8 * level)
+		if w := int(n % checkTileWidth); w > 0 {
+			if err := c.compare(ctx, level, n/checkTileWidth, w, c.edge[level]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compare compares the stored tile (level, index) with want, of width
+// width.
+func (c *tileCheck) compare(ctx context.Context, level int, index uint64, width int, want []byte) error {
+	name := "tile/" + checkpoint.TilePath(level, index, 0)
+	if width < checkTileWidth {
+		name = "tile/" + checkpoint.TilePath(level, index, width)
+	}
+	t, err := c.state.GetTile(ctx, c.origin, level, index)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: the tile %s is missing from the state database (the tiles cover %d entries)", errDamaged, name, c.tiled)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the tile %s: %w", name, err)
+	}
+	if t.Width != width || !bytes.Equal(t.Data, want) {
+		return fmt.Errorf("%w: the stored tile %s (width %d) differs from the one recomputed from the entries", errDamaged, name, t.Width)
+	}
+	return nil
 }
 
 // trillianSize is the size of the log's tree in Trillian.

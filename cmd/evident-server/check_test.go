@@ -34,13 +34,18 @@ func runCheckBinary(t *testing.T, dir string) (int, string) {
 // TestCheck checks a stopped log's store offline: a good one passes; a
 // changed byte in one stored entry's value is found and named; a changed
 // entry together with its stored leaf hash is found by the root of the
-// published checkpoint that covers it.
+// published checkpoint that covers it; a changed stored tile is named.
 func TestCheck(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	s := startServer(t, dir)
 	client := &http.Client{Timeout: 30 * time.Second}
-	for i := range 20 {
-		if code, r, err := s.add(client, []byte(strings.Repeat("entry ", 5)+string(rune('a'+i))), ""); err != nil || code != 200 {
+	const n = 260 // a full tile and a partial one of width 4
+	for i := range n {
+		query, want := "?wait=false", http.StatusAccepted
+		if i == n-1 {
+			query, want = "", http.StatusOK // a receipt: a checkpoint covers it
+		}
+		if code, r, err := s.add(client, []byte(strings.Repeat("entry ", 5)+string(rune('a'+i))), query); err != nil || code != want {
 			t.Fatalf("add: %d %v %v", code, r.Error, err)
 		}
 	}
@@ -48,8 +53,41 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := runCheckBinary(t, dir)
-	if code != 0 || !strings.Contains(out, "OK: 20 entries") {
+	if code != 0 || !strings.Contains(out, "OK: 260 entries") {
 		t.Fatalf("check of a good store: exit %d\n%s", code, out)
+	}
+
+	// A changed byte in a stored tile: full and partial entry bundles
+	// and hash tiles.
+	sdb, err := sql.Open("sqlite", filepath.Join(dir, stateDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	for _, tc := range []struct {
+		level int
+		name  string
+		idx   int
+	}{{-1, "tile/entries/000 (width 256)", 0}, {0, "tile/0/000 (width 256)", 0}, {-1, "tile/entries/001.p/4 (width 4)", 1}, {0, "tile/0/001.p/4 (width 4)", 1}} {
+		var data []byte
+		if err := sdb.QueryRow(`SELECT data FROM tiles WHERE level = ? AND idx = ?`, tc.level, tc.idx).Scan(&data); err != nil {
+			t.Fatalf("reading tile %s: %v", tc.name, err)
+		}
+		bad := append([]byte(nil), data...)
+		bad[len(bad)-1] ^= 1
+		if _, err := sdb.Exec(`UPDATE tiles SET data = ? WHERE level = ? AND idx = ?`, bad, tc.level, tc.idx); err != nil {
+			t.Fatal(err)
+		}
+		code, out = runCheckBinary(t, dir)
+		if code != 1 || !strings.Contains(out, "the stored tile "+tc.name+" differs") {
+			t.Errorf("check with %s changed: exit %d, want 1 naming it\n%s", tc.name, code, out)
+		}
+		if _, err := sdb.Exec(`UPDATE tiles SET data = ? WHERE level = ? AND idx = ?`, data, tc.level, tc.idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out := runCheckBinary(t, dir); code != 0 {
+		t.Fatalf("check after the tiles' repair: exit %d\n%s", code, out)
 	}
 
 	db, err := sql.Open("sqlite", filepath.Join(dir, treeDB))
