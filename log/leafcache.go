@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // DefaultLeafCacheSize is how many of the most recently tiled leaves' indexes
@@ -93,6 +94,13 @@ func (l *Log) warmLeaves(ctx context.Context) {
 	if err != nil || size == 0 {
 		return
 	}
+	start := time.Now()
+	defer func() {
+		l.leaves.mu.RLock()
+		n := len(l.leaves.ring)
+		l.leaves.mu.RUnlock()
+		l.log.Info("warmed the leaf cache from the tiles", "leaves", n, "took", time.Since(start).Round(time.Millisecond))
+	}()
 	for idx := int64((size - 1) / tileWidth); idx >= 0 && ctx.Err() == nil; idx-- {
 		t, err := l.cfg.State.GetTile(ctx, l.cfg.Origin, 0, uint64(idx))
 		if err != nil {
