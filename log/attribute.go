@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
+
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
 )
@@ -12,9 +14,11 @@ import (
 // attributeInterval is how often the attributer copies newly published
 // entries' tenants in the background. A listing (GET /v1/tenant/entries)
 // first catches up itself, so it is never stale; the background work only
-// keeps that catching up short. It runs rarely, because it reads the tree
-// and writes the state database, which the publisher's rounds wait for.
-const attributeInterval = 5 * time.Second
+// keeps that catching up short. It runs every second, so that the entries
+// it records are still in the sequencer's memory (Config.Leaves holds the
+// latest 32,768 or more) and need not be read back from the tree; an idle
+// run costs nothing.
+const attributeInterval = time.Second
 
 // attributeBatch is the most entries read and recorded at once, and
 // attributePause the wait between batches while catching up in the
@@ -93,6 +97,9 @@ func (l *Log) catchUpAttribution(ctx context.Context, pause time.Duration) error
 // returns the next index to record (further on if another server
 // recorded them already).
 func (l *Log) attributeRange(ctx context.Context, start, count uint64) (uint64, error) {
+	if as, ok := l.recentAttributions(ctx, start, count); ok {
+		return l.cfg.State.RecordAttributions(ctx, start, as)
+	}
 	es, err := l.AttributedEntries(ctx, start, count)
 	if err != nil {
 		return start, err
@@ -102,4 +109,31 @@ func (l *Log) attributeRange(ctx context.Context, start, count uint64) (uint64, 
 		as[i] = storage.Attribution{Index: start + uint64(i), Tenant: e.Tenant, LeafHash: checkpoint.LeafHash(e.Value), QueuedAt: e.QueuedAt}
 	}
 	return l.cfg.State.RecordAttributions(ctx, start, as)
+}
+
+// recentAttributions returns the attributions of the entries [start,
+// start+count) from the leaves this process queued and integrated lately
+// (Config.Leaves), each leaf's value checked against the leaf hash at its
+// index in the tiles (which the tiler checked against a signed root), so
+// that attribution reads nothing back from Trillian. ok is false when the
+// leaves are not at hand, or a check fails: then the caller reads and
+// checks them the long way.
+func (l *Log) recentAttributions(ctx context.Context, start, count uint64) ([]storage.Attribution, bool) {
+	if l.cfg.Leaves == nil {
+		return nil, false
+	}
+	leaves, ok := l.cfg.Leaves(start, start+count)
+	if !ok {
+		return nil, false
+	}
+	as := make([]storage.Attribution, len(leaves))
+	for i, leaf := range leaves {
+		index := start + uint64(i)
+		h := checkpoint.LeafHash(leaf.LeafValue)
+		if tiled, err := l.tiles.node(ctx, compact.NewNodeID(0, index)); err != nil || tiled != h || uint64(leaf.LeafIndex) != index {
+			return nil, false
+		}
+		as[i] = storage.Attribution{Index: index, Tenant: leafTenant(leaf.ExtraData), LeafHash: h, QueuedAt: leaf.GetQueueTimestamp().AsTime()}
+	}
+	return as, true
 }

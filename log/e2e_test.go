@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/google/trillian"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/internal/testdb"
@@ -315,4 +319,58 @@ func TestWakeByHash(t *testing.T) {
 	maxScan = 0
 	tl := newTestLog(t, func(c *Config) { c.LeafHashes = nil })
 	runEndToEnd(t, tl, 60, 2, 8)
+}
+
+// TestEndToEndWrongLeaves gives the tiler and attribution wrong values
+// for every third new leaf from the sequencer's memory (Config.Leaves):
+// they must notice (the value does not hash to the leaf hash Trillian
+// integrated, or to the tiles'), read the leaves from Trillian instead, and
+// every writer still gets a good receipt and every entry its own value.
+func TestEndToEndWrongLeaves(t *testing.T) {
+	var wrong atomic.Int64
+	tl := newTestLog(t, nil)
+	tl.stop()
+	tl.mod = func(c *Config) {
+		leaves := c.Leaves
+		c.Leaves = func(start, end uint64) ([]*trillian.LogLeaf, bool) {
+			ls, ok := leaves(start, end)
+			for i, l := range ls {
+				if (start+uint64(i))%3 == 1 {
+					l = proto.Clone(l).(*trillian.LogLeaf)
+					l.LeafValue = append([]byte("wrong "), l.LeafValue...)
+					ls[i] = l
+					wrong.Add(1)
+				}
+			}
+			return ls, ok
+		}
+	}
+	tl.start()
+	runEndToEnd(t, tl, 200, 2, 16)
+	if wrong.Load() == 0 {
+		t.Fatal("the log never asked for the sequencer's leaves: the test tested nothing")
+	}
+	// Attribution, from the same memory, records each entry's own hash.
+	size := tl.checkpoint().Size
+	values := tl.entries(size)
+	listed := 0
+	for query := "?limit=100"; ; {
+		code, got := tl.tenantEntries(tl.token, query)
+		if code != http.StatusOK {
+			t.Fatalf("GET /v1/tenant/entries%s: %d %s", query, code, got.Error)
+		}
+		for _, e := range got.Entries {
+			if e.Index == nil || *e.Index >= size || !bytes.Equal(e.LeafHash, leafHash(values[*e.Index])) {
+				t.Errorf("listed entry %v has leaf hash %x, not its value's", e.Index, e.LeafHash)
+			}
+		}
+		listed += len(got.Entries)
+		if got.Next == "" || len(got.Entries) == 0 {
+			break
+		}
+		query = "?limit=100&after=" + url.QueryEscape(got.Next)
+	}
+	if uint64(listed) != size {
+		t.Errorf("the default tenant lists %d entries, want %d", listed, size)
+	}
 }

@@ -85,6 +85,7 @@ func (tl *testLog) start() {
 		Healthy:            tl.be.Healthy,
 		Grown:              tl.be.Grown,
 		LeafHashes:         tl.be.LeafHashes,
+		Leaves:             tl.be.Leaves,
 		LeafIndex:          tl.be.LeafIndex,
 		QueueBatch:         tl.be.QueueBatch,
 		CheckpointInterval: 50 * time.Millisecond,

@@ -133,6 +133,12 @@ type Config struct {
 	// in-process), so that the publisher need not read new entries back
 	// from Trillian. They are checked against Trillian's root before use.
 	LeafHashes func(start, end uint64) ([][32]byte, bool)
+	// Leaves, when set, returns the leaves [start, end) with their values
+	// and extra data if it has them at hand (backend.Backend.Leaves,
+	// in-process), so that the tiler and attribution need not read them
+	// back from Trillian. The tiler checks them against Trillian's root,
+	// attribution against the tiles.
+	Leaves func(start, end uint64) ([]*trillian.LogLeaf, bool)
 	// QueueBatch, when set, queues the entries of a batch in one durable
 	// commit (backend.Backend.QueueBatch, in-process), and the entries of
 	// concurrent add-entry requests are gathered into such batches too.

@@ -195,12 +195,16 @@ func runTiles(t *testing.T, tl *testLog) {
 // hashes and root are right, its entry is not). The tiler hashes the
 // entries it reads to another root, so the log stalls at the last
 // checkpoint rather than sign a tree whose entries it cannot vouch for.
+// The tiler reads the entries from Trillian as it does from a remote one:
+// in-process, it takes those it queued itself from memory
+// (TestEndToEndWrongLeaves).
 func TestTilerDistrustsTrillian(t *testing.T) {
 	logs := &logbuf.Buffer{}
 	var lt *lyingTrillian
 	tl := newTestLog(t, func(c *Config) {
 		lt = &lyingTrillian{TrillianLogClient: c.Trillian}
 		c.Trillian = lt
+		c.Leaves = nil
 		c.Logger = logs.Logger()
 	})
 	for i := range 2 {

@@ -438,6 +438,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		Healthy:            be.Healthy,
 		Grown:              be.Grown,
 		LeafHashes:         be.LeafHashes,
+		Leaves:             be.Leaves,
 		LeafIndex:          be.LeafIndex,
 		QueueBatch:         be.QueueBatch,
 		CheckpointInterval: o.checkpointInterval,

@@ -159,6 +159,12 @@ type Backend struct {
 	// them all (it keeps at least the latest 32,768). They are Trillian's word:
 	// check them against the tree's root. Nil for a remote Trillian.
 	LeafHashes func(start, end uint64) ([][32]byte, bool)
+	// Leaves, in-process, returns the leaves [start, end) (index, hashes,
+	// value, extra data, timestamps) if the sequencer still holds them all:
+	// leaves that this process queued and integrated lately. Nil for a
+	// remote Trillian. Like LeafHashes, they are not yet checked against
+	// the tree's root.
+	Leaves func(start, end uint64) ([]*trillian.LogLeaf, bool)
 	// QueueBatch, in-process, queues leaves in one call to Trillian's
 	// storage (one durable commit), as QueueLeaf queues one: per leaf, in
 	// order, the queued leaf, with status AlreadyExists for a duplicate

@@ -31,6 +31,9 @@ type logClient struct {
 	// queued is called after every queueing call (also a failed one: its
 	// leaves may have been stored), to wake the sequencer.
 	queued func()
+	// remember, when set, is given the answer of every successful
+	// queueBatch, before the sequencer is woken.
+	remember func([]*trillian.QueuedLogLeaf)
 	// storage is Trillian's log storage, for queueBatch.
 	storage tstorage.LogStorage
 }
@@ -109,6 +112,9 @@ func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.
 	}
 	if len(res) != len(in) {
 		return nil, status.Errorf(codes.Internal, "storage answered %d leaves of %d", len(res), len(in))
+	}
+	if c.remember != nil {
+		c.remember(res)
 	}
 	return res, nil
 }

@@ -53,12 +53,13 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	seqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	seq := newSequencer(reg, cfg.BatchSize, cfg.SequencerInterval, cfg.Logger)
 	var wg sync.WaitGroup
-	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, storage: reg.LogStorage}
+	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, remember: seq.remember, storage: reg.LogStorage}
 	b := &Backend{
 		Log:        lc,
 		Admin:      adminClient{adminServer},
 		Grown:      seq.grown.wait,
 		LeafHashes: seq.leafHashes,
+		Leaves:     seq.leafRange,
 		healthy:    func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
 		stop: func() error {
 			cancel()

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +23,13 @@ import (
 // everything that arrived meanwhile, and when idle it does nothing at all.
 //
 // Each batch that grows the tree closes the channel that Grown handed out,
-// which wakes the log's publisher. The sequencer also keeps the Merkle leaf
-// hashes of the leaves it integrated lately (as Trillian's integration
-// assigned them their indexes), so that the publisher need not read new
-// leaves back from storage; the publisher checks them against the tree's
-// root before it uses them.
+// which wakes the log's publisher. The sequencer also keeps the leaves it
+// integrated lately (as Trillian's integration assigned them their
+// indexes): their Merkle leaf hashes, and the values and extra data that
+// this process queued them with (remembered at queueing, by identity
+// hash), so that the publisher, the tiler and attribution need not read new
+// leaves back from storage; they check them against the tree's root
+// before they use them.
 type sequencer struct {
 	reg      extension.Registry
 	batch    int
@@ -40,6 +43,34 @@ type sequencer struct {
 	mu     sync.Mutex
 	start  uint64     // the index of hashes[0]
 	hashes [][32]byte // the leaf hashes of [start, start+len(hashes))
+	// leaves[i] is the leaf at start+i with its value and extra data, or
+	// nil when this process did not queue it (or forgot it).
+	leaves  []*trillian.LogLeaf
+	pending map[[32]byte]*trillian.LogLeaf // queued, not yet integrated, by identity hash
+}
+
+// maxPending bounds the leaves remembered between queueing and
+// integration (about 300 bytes each for 256-byte entries): beyond it, the
+// memory is dropped, and those leaves are read back from storage instead.
+// Leaves queued here but integrated by another process's sequencer (two
+// personalities on one MySQL tree) are dropped the same way.
+const maxPending = 1 << 18
+
+// remember records newly queued leaves (not duplicates), so that keep can
+// hand out their values once they are integrated.
+func (s *sequencer) remember(res []*trillian.QueuedLogLeaf) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil || len(s.pending)+len(res) > maxPending {
+		s.pending = make(map[[32]byte]*trillian.LogLeaf, len(res))
+	}
+	for _, r := range res {
+		l := r.GetLeaf()
+		if r.GetStatus().GetCode() != 0 || len(l.GetLeafIdentityHash()) != 32 {
+			continue
+		}
+		s.pending[[32]byte(l.LeafIdentityHash)] = l
+	}
 }
 
 // keptHashes is how many recent leaf hashes the sequencer keeps at least
@@ -139,20 +170,46 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 	defer s.mu.Unlock()
 	for _, l := range leaves {
 		if l.LeafIndex < 0 || len(l.MerkleLeafHash) != 32 {
-			s.hashes = s.hashes[:0]
+			s.hashes, s.leaves = s.hashes[:0], s.leaves[:0]
 			return
 		}
 		if uint64(l.LeafIndex) != s.start+uint64(len(s.hashes)) {
-			s.start, s.hashes = uint64(l.LeafIndex), s.hashes[:0]
+			s.start, s.hashes, s.leaves = uint64(l.LeafIndex), s.hashes[:0], s.leaves[:0]
 		}
 		s.hashes = append(s.hashes, [32]byte(l.MerkleLeafHash))
+		var kept *trillian.LogLeaf
+		if len(l.LeafIdentityHash) == 32 {
+			id := [32]byte(l.LeafIdentityHash)
+			if q := s.pending[id]; q != nil {
+				delete(s.pending, id)
+				kept = &trillian.LogLeaf{LeafIndex: l.LeafIndex, MerkleLeafHash: l.MerkleLeafHash, LeafIdentityHash: l.LeafIdentityHash,
+					LeafValue: q.LeafValue, ExtraData: q.ExtraData, QueueTimestamp: l.QueueTimestamp, IntegrateTimestamp: l.IntegrateTimestamp}
+			}
+		}
+		s.leaves = append(s.leaves, kept)
 	}
 	// Trimmed only at twice the size, so that each hash is copied at most
 	// once on average.
 	if drop := len(s.hashes) - keptHashes; drop > keptHashes {
 		s.start += uint64(drop)
 		s.hashes = append(s.hashes[:0:0], s.hashes[drop:]...)
+		s.leaves = append(s.leaves[:0:0], s.leaves[drop:]...)
 	}
+}
+
+// leafRange returns the leaves [start, end) with their values and extra
+// data, if it still holds all of them.
+func (s *sequencer) leafRange(start, end uint64) ([]*trillian.LogLeaf, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start < s.start || end > s.start+uint64(len(s.leaves)) || start > end {
+		return nil, false
+	}
+	out := s.leaves[start-s.start : end-s.start]
+	if slices.Contains(out, nil) {
+		return nil, false
+	}
+	return slices.Clone(out), true
 }
 
 // leafHashes returns the Merkle leaf hashes of [start, end), if it still

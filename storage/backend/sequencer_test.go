@@ -1,9 +1,13 @@
 package backend
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/google/trillian"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func leavesAt(start, n int) []*trillian.LogLeaf {
@@ -60,4 +64,72 @@ func TestSequencerKeepsHashes(t *testing.T) {
 	end := s.start + uint64(len(s.hashes))
 	check(end-keptHashes, end, true)
 	check(20, 25, false)
+}
+
+// TestSequencerKeepsLeaves: the sequencer hands out the values and extra
+// data of leaves this process queued (not of duplicates, nor of leaves
+// queued elsewhere), once integrated, for ranges it holds whole.
+func TestSequencerKeepsLeaves(t *testing.T) {
+	s := &sequencer{}
+	queued := func(i int, code codes.Code) *trillian.QueuedLogLeaf {
+		id := make([]byte, 32)
+		id[0], id[1] = byte(i), 0xee
+		q := &trillian.QueuedLogLeaf{Leaf: &trillian.LogLeaf{LeafIdentityHash: id, LeafValue: fmt.Appendf(nil, "value %d", i), ExtraData: []byte{byte(i)}}}
+		if code != codes.OK {
+			q.Status = status.New(code, "exists").Proto()
+		}
+		return q
+	}
+	integrated := func(start, n int) []*trillian.LogLeaf {
+		ls := leavesAt(start, n)
+		for i, l := range ls {
+			l.LeafIdentityHash = make([]byte, 32)
+			l.LeafIdentityHash[0], l.LeafIdentityHash[1] = byte(start+i), 0xee
+		}
+		return ls
+	}
+	// 0..4 queued here, 5 a duplicate (queued earlier, elsewhere), 6..9 here.
+	var res []*trillian.QueuedLogLeaf
+	for i := range 10 {
+		code := codes.OK
+		if i == 5 {
+			code = codes.AlreadyExists
+		}
+		res = append(res, queued(i, code))
+	}
+	s.remember(res)
+	s.keep(integrated(0, 10))
+	for _, tc := range []struct {
+		start, end uint64
+		ok         bool
+	}{{0, 5, true}, {6, 10, true}, {2, 4, true}, {0, 6, false}, {5, 6, false}, {9, 11, false}, {4, 3, false}} {
+		ls, ok := s.leafRange(tc.start, tc.end)
+		if ok != tc.ok {
+			t.Errorf("leafRange(%d, %d): ok %v, want %v", tc.start, tc.end, ok, tc.ok)
+			continue
+		}
+		for i, l := range ls {
+			want := int(tc.start) + i
+			if l.LeafIndex != int64(want) || string(l.LeafValue) != fmt.Sprintf("value %d", want) || !bytes.Equal(l.ExtraData, []byte{byte(want)}) {
+				t.Errorf("leafRange(%d, %d)[%d] = index %d, %q, %x", tc.start, tc.end, i, l.LeafIndex, l.LeafValue, l.ExtraData)
+			}
+		}
+	}
+	if len(s.pending) != 0 {
+		t.Errorf("%d leaves still pending after their integration", len(s.pending))
+	}
+	// Too many pending leaves (queued here, integrated by another
+	// process) are forgotten, not kept without bound.
+	for i := 0; i < maxPending/1000+2; i++ {
+		batch := make([]*trillian.QueuedLogLeaf, 1000)
+		for j := range batch {
+			id := make([]byte, 32)
+			id[0], id[1], id[2], id[3] = byte(j), byte(j>>8), byte(i), byte(i>>8)
+			batch[j] = &trillian.QueuedLogLeaf{Leaf: &trillian.LogLeaf{LeafIdentityHash: id}}
+		}
+		s.remember(batch)
+		if len(s.pending) > maxPending {
+			t.Fatalf("%d leaves pending, more than %d", len(s.pending), maxPending)
+		}
+	}
 }
