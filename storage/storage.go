@@ -42,10 +42,11 @@ const (
 // SchemaVersion is the version of the schema this code writes and reads.
 // Version 2 added signed_checkpoints, version 3 events, version 4 tiles
 // (tiles, tiled, tile_leaves), version 5 tenants (tenants, api_keys,
-// auth_generation, tenant_entries, ops_records); opening an older
-// database adds the missing tables (every CREATE is idempotent) and the
-// default tenant, and keeps all data.
-const SchemaVersion = 5
+// auth_generation, tenant_entries, ops_records), version 6 log_grants
+// (tenants' grants of a server's named logs); opening an older database
+// adds the missing tables (every CREATE is idempotent) and the default
+// tenant, and keeps all data.
+const SchemaVersion = 6
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.

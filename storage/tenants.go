@@ -248,7 +248,7 @@ func tenantsSchema(d Dialect) []string {
 			id INTEGER NOT NULL PRIMARY KEY,
 			generation BIGINT NOT NULL
 		)`,
-	}, append(attributionSchema(d), opsSchema(d)...)...)
+	}, append(append(attributionSchema(d), opsSchema(d)...), grantsSchema(d)...)...)
 }
 
 // seedTenants inserts the rows every database holds: the default tenant
