@@ -30,6 +30,10 @@ type keyring struct {
 	byID map[string][]storage.APIKey // by storage.KeyID of the hash
 	gen  int64
 	at   time.Time // of the last full reload
+	// logName is Config.LogName; for a named log, granted holds the
+	// tenants granted it (storage.DefaultTenant always is).
+	logName string
+	granted map[string]bool
 	// others is set once a tenant other than the default exists, and
 	// stays set (tenants are never deleted): entries of several tenants
 	// may exist.
@@ -38,8 +42,8 @@ type keyring struct {
 	quota *quotas
 }
 
-func loadKeys(ctx context.Context, db *storage.DB, q *quotas) (*keyring, error) {
-	k := &keyring{quota: q}
+func loadKeys(ctx context.Context, db *storage.DB, logName string, q *quotas) (*keyring, error) {
+	k := &keyring{quota: q, logName: logName}
 	if err := k.reload(ctx, db); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
 	}
@@ -67,13 +71,26 @@ func (k *keyring) reload(ctx context.Context, db *storage.DB) error {
 	if k.quota != nil {
 		k.quota.setOwn(ts)
 	}
+	var granted map[string]bool
+	if k.logName != "" {
+		gs, err := db.Grants(ctx)
+		if err != nil {
+			return err
+		}
+		granted = map[string]bool{storage.DefaultTenant: true}
+		for _, g := range gs {
+			if g.Log == k.logName {
+				granted[g.Tenant] = true
+			}
+		}
+	}
 	byID := make(map[string][]storage.APIKey, len(list))
 	for _, key := range list {
 		id := storage.KeyID(key.Hash)
 		byID[id] = append(byID[id], key)
 	}
 	k.mu.Lock()
-	k.byID, k.gen, k.at = byID, gen, time.Now()
+	k.byID, k.granted, k.gen, k.at = byID, granted, gen, time.Now()
 	k.mu.Unlock()
 	return nil
 }
@@ -100,6 +117,17 @@ func (k *keyring) lookup(key string) (Principal, bool) {
 	return p, ok == 1
 }
 
+// mayUse reports whether tenant may use this log: every tenant may use
+// the default log, a tenant granted it a named one.
+func (k *keyring) mayUse(tenant string) bool {
+	if k.logName == "" {
+		return true
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.granted[tenant]
+}
+
 // stale reports whether the keys must be reloaded: the generation moved
 // or the last full reload is older than full.
 func (k *keyring) stale(gen int64, full time.Duration) bool {
@@ -122,9 +150,9 @@ func (l *Log) refreshKeys(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		gen, err := l.cfg.State.AuthGeneration(ctx)
+		gen, err := l.cfg.Auth.AuthGeneration(ctx)
 		if err == nil && l.keys.stale(gen, l.cfg.TokenRefresh) {
-			if err = l.keys.reload(ctx, l.cfg.State); err == nil {
+			if err = l.keys.reload(ctx, l.cfg.Auth); err == nil {
 				l.kickOps() // an admin action may have written a record
 			}
 		}
@@ -140,8 +168,9 @@ func (l *Log) refreshKeys(ctx context.Context) {
 	}
 }
 
-// authenticate returns the principal of the request's bearer key, or
-// ErrUnauthorized (no key, or one that is not valid: unknown or revoked).
+// authenticate returns the principal of the request's bearer key:
+// ErrUnauthorized without a valid key (none, unknown or revoked), a
+// *forbiddenError with a valid key of a tenant not granted this log.
 func (l *Log) authenticate(r *http.Request) (Principal, error) {
 	key, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -150,6 +179,10 @@ func (l *Log) authenticate(r *http.Request) (Principal, error) {
 	p, ok := l.keys.lookup(key)
 	if !ok {
 		return Principal{}, ErrUnauthorized
+	}
+	if !l.keys.mayUse(p.Tenant) {
+		// Names the caller's own tenant and this log, nothing of others.
+		return Principal{}, &forbiddenError{fmt.Sprintf("tenant %s is not granted the log %s (the operator grants it: evident-server tenant grant)", p.Tenant, l.cfg.LogName)}
 	}
 	return p, nil
 }

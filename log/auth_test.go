@@ -92,8 +92,7 @@ func (tl *testLog) authState() authState {
 // Each gets 401 or 403 (404 for another tenant's key ID) and changes
 // nothing. Then the right keys succeed, and a tenant sees its own keys
 // only. The log is private (PrivateEntries), so that reads of entries
-// need keys too. (Every log of a server is one log so far: "another log's key" has
-// no case yet.)
+// need keys too. "Another log's key" is TestAuthTableAcrossLogs.
 func TestAuthTable(t *testing.T) {
 	tl := newTestLog(t, func(c *Config) { c.PrivateEntries = true })
 	tk := issueKeys(t, tl.state)

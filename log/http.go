@@ -32,21 +32,7 @@ func (l *Log) Handler() http.Handler {
 	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		route(pattern, l.wrap(pattern, h))
 	}
-	handle("POST /v1/add-entry", l.handleAdd)
-	handle("POST /v1/add-entries", l.handleAddBatch)
-	handle("GET /checkpoint", l.handleCheckpoint)
-	l.tileRoutes(handle) // tlog-tiles (tilehttp.go)
-	handle("GET /v1/receipt", l.handleReceipt)
-	handle("GET /v1/proof/inclusion", l.handleInclusion)
-	handle("GET /v1/proof/consistency", l.handleConsistency)
-	handle("GET /v1/entries/{index}", l.handleEntry)
-	handle("GET /v1/entries", l.handleEntries)
-	handle("GET /v1/checkpoints/{size}", l.handlePublished)
-	handle("GET /v1/info", l.handleInfo)
-	handle("GET /healthz", l.handleHealth)
-	l.eventRoutes(handle)  // typed events and evidence bundles (events.go)
-	l.uiRoutes(handle)     // the explorer /ui and its JSON (ui.go)
-	l.tenantRoutes(handle) // a tenant's own entries and keys (keys.go)
+	l.routes(handle)
 	gatherers := prometheus.Gatherers{l.metrics.reg}
 	if l.cfg.Gatherer != nil {
 		gatherers = append(gatherers, l.cfg.Gatherer)
@@ -67,6 +53,25 @@ func (l *Log) Handler() http.Handler {
 	}
 	mux.Handle("/", l.wrap("unmatched", func(http.ResponseWriter, *http.Request) error { return ErrNotFound }))
 	return l.refuseUncleanTiles(mux)
+}
+
+// routes registers the API's endpoints but /metrics with handle.
+func (l *Log) routes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
+	handle("POST /v1/add-entry", l.handleAdd)
+	handle("POST /v1/add-entries", l.handleAddBatch)
+	handle("GET /checkpoint", l.handleCheckpoint)
+	l.tileRoutes(handle) // tlog-tiles (tilehttp.go)
+	handle("GET /v1/receipt", l.handleReceipt)
+	handle("GET /v1/proof/inclusion", l.handleInclusion)
+	handle("GET /v1/proof/consistency", l.handleConsistency)
+	handle("GET /v1/entries/{index}", l.handleEntry)
+	handle("GET /v1/entries", l.handleEntries)
+	handle("GET /v1/checkpoints/{size}", l.handlePublished)
+	handle("GET /v1/info", l.handleInfo)
+	handle("GET /healthz", l.handleHealth)
+	l.eventRoutes(handle)  // typed events and evidence bundles (events.go)
+	l.uiRoutes(handle)     // the explorer /ui and its JSON (ui.go)
+	l.tenantRoutes(handle) // a tenant's own entries and keys (keys.go)
 }
 
 // wrap turns a handler that returns an error into an http.Handler: it

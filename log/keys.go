@@ -43,7 +43,7 @@ func (l *Log) handleKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	keys, err := l.cfg.State.APIKeys(r.Context(), p.Tenant)
+	keys, err := l.cfg.Auth.APIKeys(r.Context(), p.Tenant)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (l *Log) handleRevokeKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Another tenant's key is "not found": its existence is not the
 	// caller's business.
-	k, err := l.cfg.State.RevokeKey(r.Context(), p.Tenant, id)
+	k, err := l.cfg.Auth.RevokeKey(r.Context(), p.Tenant, id)
 	switch {
 	case errors.Is(err, storage.ErrNoKey):
 		return ErrNotFound
@@ -79,7 +79,7 @@ func (l *Log) handleRevokeKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	l.log.Info("API key revoked", "tenant", k.Tenant, "key_id", k.ID, "by_key", p.KeyID)
 	// Refused here at once; elsewhere within Config.KeyPoll.
-	if err := l.keys.reload(r.Context(), l.cfg.State); err != nil {
+	if err := l.keys.reload(r.Context(), l.cfg.Auth); err != nil {
 		l.log.Warn("reloading API keys after a revocation", "error", err)
 	}
 	l.kickOps()

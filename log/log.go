@@ -114,8 +114,20 @@ type Config struct {
 	Trillian trillian.TrillianLogClient
 	// TreeID is the Trillian tree that holds the entries.
 	TreeID int64
-	// State stores published checkpoints, tenants and API keys.
+	// State stores published checkpoints, tiles, the tenants' entries
+	// and the log's operations record; tenants and API keys too, unless
+	// Auth is set.
 	State *storage.DB
+	// Auth, when set, is where tenants, API keys, quotas and grants are
+	// read from instead of State: the default log's state database, for
+	// the other logs of a server with several (LogName). Admin actions
+	// recorded there are appended to that database's own log.
+	Auth *storage.DB
+	// LogName is the log's name on a server with several logs ("" for the
+	// default log). A named log accepts the keys of the tenants granted it
+	// (storage.DB.GrantLog) and of storage.DefaultTenant only; others get
+	// 403. The default log accepts every tenant's keys.
+	LogName string
 	// Healthy, when set, reports whether Trillian's storage answers (for
 	// /healthz).
 	Healthy func(context.Context) error
@@ -280,7 +292,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l := &Log{cfg: cfg, verifier: v, log: cfg.Logger, metrics: newMetrics(), opsKick: make(chan struct{}, 1)}
 	l.quota = newQuotas(&l.cfg)
-	if l.keys, err = loadKeys(ctx, cfg.State, l.quota); err != nil {
+	if l.keys, err = loadKeys(ctx, l.cfg.Auth, cfg.LogName, l.quota); err != nil {
 		return nil, err
 	}
 	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
@@ -313,10 +325,15 @@ func (c *Config) setDefaults() error {
 		return errors.New("log: Trillian and TreeID are required")
 	case c.State == nil:
 		return errors.New("log: State is required")
+	case c.LogName != "" && CheckLogName(c.LogName) != nil:
+		return fmt.Errorf("log: LogName: %w", CheckLogName(c.LogName))
 	case c.MaxEntrySize < 0 || c.MaxEntrySize > MaxEntrySize:
 		return fmt.Errorf("log: MaxEntrySize %d is not in 1..%d", c.MaxEntrySize, MaxEntrySize)
 	case c.TenantRate < 0 || c.TenantBurst < 0 || c.TenantBacklogShare < 0 || c.TenantBacklogShare > 1:
 		return fmt.Errorf("log: TenantRate %d, TenantBurst %d must not be negative, TenantBacklogShare %v must be in 0..1", c.TenantRate, c.TenantBurst, c.TenantBacklogShare)
+	}
+	if c.Auth == nil {
+		c.Auth = c.State
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
