@@ -46,7 +46,11 @@ const (
 // uiRoutes registers the explorer's routes (called from Handler).
 func (l *Log) uiRoutes(handle func(string, func(http.ResponseWriter, *http.Request) error)) {
 	handle("GET /ui", func(w http.ResponseWriter, r *http.Request) error {
-		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+		// Relative, so that a log served under a prefix (a named log of a
+		// server with several, at /<name>/) sends the browser to its own
+		// explorer; the page's own links are relative for the same reason.
+		w.Header().Set("Location", "ui/")
+		w.WriteHeader(http.StatusMovedPermanently)
 		return nil
 	})
 	handle("GET /ui/{file...}", l.handleUIFile)

@@ -69,19 +69,19 @@ func TestUIExplorer(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/ui/" {
-			t.Errorf("GET /ui: %d to %q, want 301 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "ui/" {
+			t.Errorf("GET /ui: %d to %q, want 301 to ui/ (relative)", resp.StatusCode, resp.Header.Get("Location"))
 		}
 		external := regexp.MustCompile(`(src|href)="(https?:)?//|from "(https?:)?//|fetch\("(https?:)?//|@import|<script>`)
 		for _, tc := range []struct{ path, ctype, want string }{
-			{"/ui/", "text/html; charset=utf-8", `<script type="module" src="/ui/app.js">`},
+			{"/ui/", "text/html; charset=utf-8", `<script type="module" src="app.js">`},
 			{"/ui/index.html", "text/html; charset=utf-8", `<label for="receipt">`},
 			{"/ui/app.js", "text/javascript; charset=utf-8", `from "./verify.js"`},
 			{"/ui/verify.js", "text/javascript; charset=utf-8", "export async function verifyReceipt"},
 			{"/ui/mldsa.js", "text/javascript; charset=utf-8", "export function mldsa44Verify"},
 			{"/ui/ed25519.js", "text/javascript; charset=utf-8", "export function ed25519Verify"},
 			{"/ui/style.css", "text/css; charset=utf-8", "ol.steps"},
-			{"/ui/selftest.html", "text/html; charset=utf-8", `<script type="module" src="/ui/selftest.js">`},
+			{"/ui/selftest.html", "text/html; charset=utf-8", `<script type="module" src="selftest.js">`},
 			{"/ui/selftest.js", "text/javascript; charset=utf-8", "verifyReceipt(m, entry"},
 		} {
 			code, h := tl.getHeader(tc.path)
@@ -219,5 +219,21 @@ func TestUIAccessible(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `class="skip" href="#main"`) {
 		t.Error("index.html has no skip link")
+	}
+}
+
+// TestUIPathsRelative: the explorer names the API with relative paths
+// only, so that a log served under a prefix (/<name>/ on a server with
+// several logs) shows its own data, not the default log's.
+func TestUIPathsRelative(t *testing.T) {
+	absolute := regexp.MustCompile("(fetch|fetchText)\\([\"`]/|(src|href)=\"/")
+	for name := range uiAssets {
+		b, err := uiFiles.ReadFile("ui/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := absolute.Find(b); m != nil {
+			t.Errorf("ui/%s names a path from the root: %s", name, m)
+		}
 	}
 }

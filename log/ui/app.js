@@ -62,7 +62,7 @@ function pinned() {
 async function loadTrust() {
   const pin = pinned();
   let info = null;
-  try { info = JSON.parse((await fetchText("/v1/info")).text); } catch { /* shown below */ }
+  try { info = JSON.parse((await fetchText("../v1/info")).text); } catch { /* shown below */ }
   const status = $("trust-status");
   if (pin) {
     $("logkey").value = pin.logKey;
@@ -79,10 +79,10 @@ async function loadTrust() {
 
 async function loadFromServer() {
   try {
-    const info = JSON.parse((await fetchText("/v1/info")).text);
+    const info = JSON.parse((await fetchText("../v1/info")).text);
     $("logkey").value = info.vkey || "";
   } catch { $("logkey").value = ""; }
-  const p = await fetchText("/v1/witness-policy").catch(() => ({ ok: false }));
+  const p = await fetchText("../v1/witness-policy").catch(() => ({ ok: false }));
   $("policy").value = p.ok ? p.text : "";
   $("trust-status").replaceChildren(badge("warn", "not pinned"), " This key and policy came from the server itself: a dishonest server could give you its own. Compare them with a copy you trust, then pin them.");
 }
@@ -96,7 +96,7 @@ async function loadCheckpoint() {
   $("cp-sigs").replaceChildren();
   let res;
   try {
-    res = await fetchText("/checkpoint");
+    res = await fetchText("../checkpoint");
     if (!res.ok) throw new Error(`the server answered ${res.status}`);
   } catch (e) {
     setVerdict(v, "bad", `Cannot fetch the checkpoint: ${e.message}`);
@@ -156,13 +156,13 @@ async function loadHealth() {
   const tiles = [];
   const tile = (k, v, st) => tiles.push(el("div", { class: "tile" }, el("div", { class: "v" }, st ? badge(st, v) : v), el("div", { class: "k" }, k)));
   try {
-    const h = await fetchText("/healthz");
+    const h = await fetchText("../healthz");
     tile("health (/healthz)", h.ok ? "ok" : `failing (${h.status})`, h.ok ? "ok" : "bad");
     $("health-text").textContent = h.text;
   } catch (e) { tile("health", "unreachable", "bad"); }
   tile("verified tree size", verified ? verified.size.toString() : "not verified", verified ? null : "bad");
   try {
-    const m = parseMetrics((await fetchText("/metrics")).text);
+    const m = parseMetrics((await fetchText("../metrics")).text);
     const mean = (name) => (m.get(`${name}_count`) ? (m.get(`${name}_sum`) / m.get(`${name}_count`)).toFixed(3) + " s" : "-");
     tile("entries added (server's count)", String(m.get("evident_entries_added_total") ?? "-"));
     tile("waiting for a checkpoint", String(m.get("evident_backlog_entries") ?? "-"));
@@ -189,7 +189,7 @@ async function loadHistory() {
   const t = trust();
   let h;
   try {
-    h = JSON.parse((await fetchText("/v1/ui/history")).text);
+    h = JSON.parse((await fetchText("../v1/ui/history")).text);
   } catch (e) {
     $("chart-note").textContent = `No history: ${e.message}`;
     return;
@@ -270,9 +270,9 @@ async function lookup(ev) {
     if (/^(0|[1-9][0-9]*)$/.test(q)) {
       index = BigInt(q);
       if (index >= verified.size) return say("bad", `index ${q} is beyond the verified tree size ${verified.size}`);
-      proofRes = await fetch(`/v1/proof/inclusion?index=${q}&tree_size=${verified.size}`);
+      proofRes = await fetch(`../v1/proof/inclusion?index=${q}&tree_size=${verified.size}`);
     } else if (/^[0-9a-fA-F]{64}$/.test(q)) {
-      proofRes = await fetch(`/v1/proof/inclusion?leaf_hash=${q.toLowerCase()}&tree_size=${verified.size}`);
+      proofRes = await fetch(`../v1/proof/inclusion?leaf_hash=${q.toLowerCase()}&tree_size=${verified.size}`);
     } else {
       return say("bad", "give an index (a decimal number) or a leaf hash (64 hex digits)");
     }
@@ -280,7 +280,7 @@ async function lookup(ev) {
     if (!proofRes.ok) return say("bad", `the server answered ${proofRes.status}`);
     const proof = await proofRes.json();
     index = BigInt(proof.index);
-    const er = await fetch(`/v1/entries/${index}`);
+    const er = await fetch(`../v1/entries/${index}`);
     if (!er.ok) return say("bad", `fetching entry ${index}: the server answered ${er.status}`);
     const entry = new Uint8Array(await er.arrayBuffer());
     const lh = V.leafHash(entry);

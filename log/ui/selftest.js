@@ -44,8 +44,8 @@ async function main() {
   const receipt = new TextDecoder().decode(dec(f.get("receipt") || ""));
   const entry = f.get("entry") ? dec(f.get("entry")) : null;
   const n = Number(f.get("n") || 200), seed = Number(f.get("seed") || Date.now() % 1e9);
-  const info = await (await fetch("/v1/info")).json();
-  const pol = await fetch("/v1/witness-policy");
+  const info = await (await fetch("../v1/info")).json();
+  const pol = await fetch("../v1/witness-policy");
   const policy = pol.ok ? await pol.text() : "";
   const failures = [];
   const fail = (what) => failures.push(what);
