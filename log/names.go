@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -47,7 +48,7 @@ var RoutePrefixes = sync.OnceValue(func() []string {
 // that are reserved, nor one starting with "evident.".
 func CheckLogName(s string) error {
 	if err := storage.CheckTenantName(s); err != nil {
-		return fmt.Errorf("log name: %s", strings.Replace(err.Error(), "tenant name", "log name", 1))
+		return errors.New(strings.Replace(err.Error(), "tenant name", "log name", 1))
 	}
 	if slices.Contains(RoutePrefixes(), s) || slices.Contains(reservedNames, s) {
 		return fmt.Errorf("log name %q is reserved: the server's own paths use it (reserved: %s)", s, strings.Join(append(slices.Clone(RoutePrefixes()), reservedNames...), ", "))

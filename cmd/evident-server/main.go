@@ -104,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
        evident-server check [--data_dir D] [--mysql_dsn DSN]   (verify a stopped log's store; check --help)
        evident-server tenant add|list|quota ...                 (tenants; tenant list --help)
        evident-server key issue|list|rotate|revoke ...          (tenants' API keys; key list --help)
+       evident-server tenant grant|revoke-grant TENANT LOG     (a tenant's use of a named log)
+       evident-server log add|list ...                          (several logs on one server; log list --help)
 
 Runs an Evident transparency log. With no flags: a durable log in ./evident-data,
 Trillian in-process on SQLite, HTTP on 127.0.0.1:8080.
@@ -238,6 +240,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := runCheck(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "log" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runLog(ctx, os.Args[2:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}
@@ -468,9 +476,30 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		return err
 	}
 	defer l.Close()
+	named, err := openNamedLogs(ctx, o, state, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, n := range named {
+			n.close()
+		}
+	}()
+	handler := l.Handler()
+	if len(named) > 0 {
+		// The default log at /, each named log under its prefix: a
+		// name is never one of the API's own first path segments
+		// (evlog.CheckLogName), so no path of the default log is hidden.
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		for _, n := range named {
+			mux.Handle("/"+n.name+"/", http.StripPrefix("/"+n.name, n.log.Handler()))
+		}
+		handler = mux
+	}
 
 	srv := &http.Server{
-		Handler:           l.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      o.waitTimeout + 15*time.Second,
@@ -478,8 +507,13 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "origin: %s\nvkey: %s\nwrite token: %s\ntree: %d\nlistening: http://%s\n",
-		signer.Name(), key.vkey, filepath.Join(o.dataDir, tokenFile), be.TreeID, lis.Addr())
+	fmt.Fprintf(stdout, "origin: %s\nvkey: %s\nwrite token: %s\ntree: %d\n",
+		signer.Name(), key.vkey, filepath.Join(o.dataDir, tokenFile), be.TreeID)
+	for _, n := range named {
+		fmt.Fprintf(stdout, "log %s: prefix=/%s/ origin=%s vkey=%s tree=%d private=%v witnesses=%v\n",
+			n.name, n.name, n.origin(), n.vkey, n.treeID, n.private, n.policy != "")
+	}
+	fmt.Fprintf(stdout, "listening: http://%s\n", lis.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 

@@ -12,15 +12,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
 )
 
 const adminUsage = `Usage: evident-server tenant add [flags] NAME
        evident-server tenant list [flags]
        evident-server tenant quota [flags] [--rate N] [--burst N] [--backlog_permille N] NAME
+       evident-server tenant grant [flags] NAME LOG
+       evident-server tenant revoke-grant [flags] NAME LOG
        evident-server key issue [flags] [--key_file F] TENANT ROLE
        evident-server key list [flags] [TENANT]
        evident-server key rotate [flags] [--key_file F] KEY_ID
@@ -42,6 +46,12 @@ keep their value. The tenant "default" always exists; the server's
 write-token file is its admin key, listed as "write-token" (rotate it by
 deleting the file and restarting the server).
 
+"tenant grant" lets a tenant use the named log LOG of a server with several
+logs (evident-server log --help); "tenant revoke-grant" takes that back:
+every server refuses the tenant's keys there within 1 s (403). Every tenant
+may use the default log; the default tenant may use every log. "tenant
+list" shows each tenant's named logs.
+
 "key issue" and "key rotate" print the new key once, on standard output (or
 write it to a new 0600 --key_file); only its SHA-256 hash is stored, so it
 cannot be shown again. "key rotate" issues a new key with the old one's
@@ -58,6 +68,7 @@ Flags:
 type adminCmd struct {
 	group, verb string // "tenant" or "key"; "add", "list", "issue", "rotate", "revoke"
 	tenant      string
+	logName     string // tenant grant, revoke-grant
 	role        storage.Role
 	id          string
 	keyFile     string
@@ -113,6 +124,12 @@ func parseAdmin(args []string, env string, stderr io.Writer) (*adminCmd, error) 
 		}
 	case "tenant list":
 		err = want(0, "no arguments")
+	case "tenant grant", "tenant revoke-grant":
+		if err = want(2, "a NAME and a LOG"); err == nil {
+			if c.tenant, err = pos[0], storage.CheckTenantName(pos[0]); err == nil {
+				c.logName, err = pos[1], evlog.CheckLogName(pos[1])
+			}
+		}
 	case "tenant quota":
 		if err = want(1, "a NAME"); err == nil {
 			c.tenant, err = pos[0], storage.CheckTenantName(pos[0])
@@ -218,12 +235,40 @@ func (c *adminCmd) run(ctx context.Context, db *storage.DB, stdout, stderr io.Wr
 		if err != nil {
 			return err
 		}
+		gs, err := db.Grants(ctx)
+		if err != nil {
+			return err
+		}
+		grants := grantsByTenant(gs)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tCREATED\tQUOTA")
+		fmt.Fprintln(tw, "TENANT\tCREATED\tNAMED LOGS\tQUOTA")
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), t.Quota)
+			logs := strings.Join(grants[t.Name], ",")
+			switch {
+			case t.Name == storage.DefaultTenant:
+				logs = "all"
+			case logs == "":
+				logs = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), logs, t.Quota)
 		}
 		return tw.Flush()
+	case "tenant grant":
+		if c.opts.mysqlDSN != "" {
+			return errors.New("named logs run in SQLite mode only: there are none to grant with --mysql_dsn")
+		}
+		if err := checkLogExists(c.opts.dataDir, c.logName); err != nil {
+			return err
+		}
+		if err := db.GrantLog(ctx, c.tenant, c.logName); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "tenant %s may use log %s (/%s/); every server applies it within 1 s\n", c.tenant, c.logName, c.logName)
+	case "tenant revoke-grant":
+		if err := db.RevokeGrant(ctx, c.tenant, c.logName); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "tenant %s may no longer use log %s; every server refuses its keys there within 1 s\n", c.tenant, c.logName)
 	case "tenant quota":
 		ts, err := db.Tenants(ctx)
 		if err != nil {
