@@ -425,6 +425,20 @@ func grantsByTenant(gs []storage.Grant) map[string][]string {
 	return out
 }
 
+// checkNamedLogsMode refuses a server in MySQL or remote Trillian mode
+// whose data directory holds named logs: they run in SQLite mode only.
+// It runs before anything is opened.
+func checkNamedLogsMode(o *options) error {
+	if o.mysqlDSN == "" && o.trillianAddr == "" {
+		return nil
+	}
+	dirs, err := listLogs(o.dataDir)
+	if err != nil || len(dirs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%s holds named logs (%d), which run in SQLite mode only: start this server without --mysql_dsn and --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
+}
+
 // namedLog is a named log the server runs.
 type namedLog struct {
 	namedLogDir
@@ -452,12 +466,12 @@ func (n *namedLog) close() {
 // database; base is the default log's Config, for the settings every log
 // shares. On an error the logs started so far are closed.
 func openNamedLogs(ctx context.Context, o *options, auth *storage.DB, base evlog.Config, logger *slog.Logger) (_ []*namedLog, err error) {
+	if err := checkNamedLogsMode(o); err != nil {
+		return nil, err
+	}
 	dirs, err := listLogs(o.dataDir)
 	if err != nil || len(dirs) == 0 {
 		return nil, err
-	}
-	if o.mysqlDSN != "" || o.trillianAddr != "" {
-		return nil, fmt.Errorf("%s holds named logs (%d), which run in SQLite mode only: start this server without --mysql_dsn and --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
 	}
 	var out []*namedLog
 	defer func() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,6 +125,18 @@ func TestSeveralLogs(t *testing.T) {
 	}
 	run(0, "log", "add", "audit")
 	run(0, "log", "add", "--private", "billing")
+	// A log with witnesses (unreachable: it publishes its size-0
+	// checkpoint only), for its own policy.
+	_, wvkey, err := checkpoint.GenerateCosignerKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "policy")
+	policyText := "witness w1 " + wvkey + " http://127.0.0.1:1\nquorum w1\n"
+	if err := os.WriteFile(policy, []byte(policyText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "log", "add", "--witness_policy_file", policy, "witnessed")
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -158,8 +171,8 @@ func TestSeveralLogs(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if !slices.Equal(names, []string{"audit", "billing"}) {
-		t.Fatalf("logs/ holds %v after the refused commands; want audit and billing only", names)
+	if !slices.Equal(names, []string{"audit", "billing", "witnessed"}) {
+		t.Fatalf("logs/ holds %v after the refused commands; want audit, billing and witnessed only", names)
 	}
 	for _, f := range []string{keyFile, stateDB, treeDB} {
 		if m := mode(t, filepath.Join(dir, logsDir, "audit", f)); m != 0o600 {
@@ -207,10 +220,57 @@ func TestSeveralLogs(t *testing.T) {
 	}
 	s = startServer(t, dir)
 	vkeys := s.namedLogs()
-	if len(vkeys) != 2 || vkeys["audit"] == vkeys["billing"] || vkeys["audit"] == s.vkey {
+	if len(vkeys) != 3 || vkeys["audit"] == vkeys["billing"] || vkeys["audit"] == s.vkey {
 		t.Fatalf("named logs printed: %v", vkeys)
 	}
+	// Each log its own witness policy.
+	if code, body := s.get("/witnessed/v1/witness-policy"); code != 200 || string(body) != policyText {
+		t.Errorf("/witnessed/v1/witness-policy: %d %q; want its policy", code, body)
+	}
+	for _, p := range []string{"/", "/audit/"} {
+		if code, body := s.get(p + "v1/witness-policy"); code != 404 {
+			t.Errorf("%sv1/witness-policy: %d %q; want 404 (no witnesses)", p, code, body)
+		}
+	}
+	if _, _, err := s.verifiedCheckpoint("/witnessed/", vkeys["witnessed"]); err != nil {
+		t.Errorf("/witnessed/checkpoint: %v", err)
+	}
+	delete(vkeys, "witnessed")
 	vkeys[""] = s.vkey
+	// The operations record: the default log's has the logs created and
+	// the grants; each named log's begins with its own creation.
+	opsHas := func(prefix string, want ...string) bool {
+		code, body := s.call("GET", prefix+"v1/operations", s.token, nil)
+		if code != 200 {
+			t.Fatalf("GET %sv1/operations: %d %s", prefix, code, body)
+		}
+		var ops struct {
+			Records []struct {
+				Record json.RawMessage
+				Queued bool
+			}
+		}
+		if err := json.Unmarshal(body, &ops); err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		for _, r := range ops.Records {
+			if !r.Queued {
+				return false
+			}
+			all.Write(r.Record)
+		}
+		for _, w := range want {
+			if !strings.Contains(all.String(), w) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, s, func() bool {
+		return opsHas("/", `"action":"log.create"`, `"log":"billing"`, `"action":"log.grant"`, `"tenant":"globex"`)
+	}, "the default log's operations record to hold the logs created and the grants, appended")
+	waitFor(t, s, func() bool { return opsHas("/audit/", `"action":"log.create"`, `"log":"audit"`) }, "audit's operations record to hold its creation, appended")
 	prefix := func(log string) string {
 		if log == "" {
 			return "/"
@@ -328,11 +388,21 @@ func TestSeveralLogs(t *testing.T) {
 	}
 	sizes[""]++
 
-	// A restart: every log comes back with its state.
+	// A restart: every log comes back with its state. In MySQL mode the
+	// server refuses to start rather than leave the named logs unserved.
 	if err := s.terminate(); err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(binary, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", "u@tcp(127.0.0.1:1)/none")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "SQLite mode only") {
+		t.Errorf("a server in MySQL mode over named logs: %v\n%s", err, out)
+	}
+	// A changed policy is recorded in the log's own operations record.
+	if err := os.WriteFile(filepath.Join(dir, logsDir, "witnessed", logPolicyFile), []byte(policyText+"# changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s = startServer(t, dir)
+	waitFor(t, s, func() bool { return opsHas("/witnessed/", `"action":"witness_policy.change"`) }, "the policy change in witnessed's operations record")
 	for l, vk := range vkeys {
 		if got := s.namedLogs()[l]; l != "" && got != vk {
 			t.Errorf("after the restart log %s has vkey %q, want %q", l, got, vk)
@@ -356,6 +426,28 @@ func TestSeveralLogs(t *testing.T) {
 	}
 	if code, body := s.get(fmt.Sprintf("/audit/v1/entries/%d", results["audit"].Index)); code != 200 {
 		t.Errorf("reading the public audit log: %d %s", code, body)
+	}
+
+	// A key revoked (in the default log's state database) is refused on
+	// the named log too, within the key poll.
+	keyList, _ = run(0, "key", "list", "acme")
+	for _, line := range strings.Split(keyList, "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[2] == "submit" && f[4] == "-" {
+			run(0, "key", "revoke", f[0])
+		}
+	}
+	waitFor(t, s, func() bool {
+		code, _ := s.call("POST", "/audit/v1/add-entry?wait=false", keys["acme/submit"], []byte("after revocation"))
+		return code == 401
+	}, "acme's revoked key to be refused on audit")
+	// And a grant revoked shuts the tenant out of that log only.
+	run(0, "tenant", "revoke-grant", "globex", "billing")
+	waitFor(t, s, func() bool {
+		code, _ := s.call("POST", "/billing/v1/add-entry?wait=false", keys["globex/submit"], []byte("after the grant's revocation"))
+		return code == 403
+	}, "globex to be refused on billing")
+	if code, body := s.call("POST", "/v1/add-entry?wait=false", keys["globex/submit"], []byte("globex still on the default log")); code != 202 {
+		t.Errorf("globex on the default log after its grant of billing was revoked: %d %s", code, body)
 	}
 }
 

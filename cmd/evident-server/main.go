@@ -317,6 +317,9 @@ func tuneGC(o *options) {
 // address; then whether the data directory or state database already hold
 // a log whose key is missing.
 func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdout io.Writer) error {
+	if err := checkNamedLogsMode(o); err != nil {
+		return err
+	}
 	key, err := loadKey(o.dataDir, o.origin)
 	if err != nil {
 		return err
