@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	evlog "github.com/evidentlog/evident/log"
 )
 
 // call sends method path with key ("" for none) and body, and returns the
@@ -464,4 +465,69 @@ func hasLine(text string, words ...string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzParseLogCmd feeds the log commands' argument parser arbitrary
+// arguments (split at NUL bytes): it never panics, and what it accepts is
+// "log list" or "log add" of a valid, unreserved name and origin, never
+// in MySQL or remote Trillian mode.
+func FuzzParseLogCmd(f *testing.F) {
+	for _, s := range []string{
+		"add\x00audit", "list", "add\x00--private\x00--origin\x00example.com/a\x00a", "add\x00v1", "add\x00../x",
+		"add\x00--mysql_dsn\x00u@tcp(h)/d\x00a", "add\x00--trillian_addr\x00h:1\x00a", "add", "add\x00a\x00b",
+		"list\x00x", "remove\x00a", "add\x00--origin\x00bad origin\x00a", "add\x00--data_dir\x00\x00a",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseLogCmd(strings.Split(s, "\x00"), "", io.Discard)
+		if err != nil {
+			if c != nil {
+				t.Errorf("%q: an error and a command", s)
+			}
+			return
+		}
+		switch c.verb {
+		case "list":
+		case "add":
+			if err := evlog.CheckLogName(c.name); err != nil {
+				t.Errorf("accepted the log name %q: %v", c.name, err)
+			}
+			if c.origin != "" {
+				if _, _, err := checkpoint.GenerateKey(c.origin); err != nil {
+					t.Errorf("accepted the origin %q", c.origin)
+				}
+			}
+		default:
+			t.Errorf("accepted the command %q", c.verb)
+		}
+		if c.dataDir == "" {
+			t.Error("accepted an empty --data_dir")
+		}
+	})
+}
+
+// TestLogCommandsHelp: --help of the log and grant commands exits 0 and
+// says what they do; the server's own --help lists them.
+func TestLogCommandsHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"log", "--help"}, []string{"log add", "log list", "/NAME/", "tenant grant", "SQLite mode only", "Exit codes"}},
+		{[]string{"log", "add", "--help"}, []string{"-witness_policy_file", "-private", "-origin", "-data_dir", "reserved", "checkpoint, healthz"}},
+		{[]string{"log", "list", "--help"}, []string{"-data_dir"}},
+		{[]string{"tenant", "grant", "--help"}, []string{"tenant grant [flags] NAME LOG", "revoke-grant", "403"}},
+		{[]string{"--help"}, []string{"log add|list", "tenant grant|revoke-grant"}},
+	} {
+		code, out, errOut := admin(t, tc.args...)
+		if code != 0 {
+			t.Errorf("evident-server %s: exit %d\n%s", strings.Join(tc.args, " "), code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("evident-server %s does not say %q:\n%s", strings.Join(tc.args, " "), w, out+errOut)
+			}
+		}
+	}
 }

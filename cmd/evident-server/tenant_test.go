@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -150,6 +151,7 @@ func FuzzParseAdmin(f *testing.F) {
 		"key\x00list\x00acme", "key\x00rotate\x00--key_file\x00/tmp/k\x000123456789abcdef",
 		"key\x00revoke\x00write-token", "key\x00issue\x00--data_dir\x00\x00a\x00read",
 		"tenant\x00add\x00-acme", "key\x00issue\x00acme\x00root", "key",
+		"tenant\x00grant\x00acme\x00audit", "tenant\x00revoke-grant\x00acme\x00v1", "tenant\x00grant\x00acme",
 		"tenant\x00quota\x00--rate\x0010\x00acme", "tenant\x00quota\x00--backlog_permille\x001001\x00acme", "tenant\x00quota\x00acme",
 	} {
 		f.Add(s)
@@ -172,6 +174,10 @@ func FuzzParseAdmin(f *testing.F) {
 		case "key rotate", "key revoke":
 			if storage.CheckKeyID(c.id) != nil {
 				t.Errorf("accepted key ID %q", c.id)
+			}
+		case "tenant grant", "tenant revoke-grant":
+			if storage.CheckTenantName(c.tenant) != nil || evlog.CheckLogName(c.logName) != nil {
+				t.Errorf("accepted %s %q %q", c.verb, c.tenant, c.logName)
 			}
 		case "tenant list", "key list":
 		default:
