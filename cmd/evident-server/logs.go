@@ -259,7 +259,7 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	root := filepath.Join(c.dataDir, logsDir)
 	dir := filepath.Join(root, c.name)
 	if !fileExists(filepath.Join(c.dataDir, stateDB)) || !fileExists(filepath.Join(c.dataDir, vkeyFile)) {
-		return usageError{fmt.Errorf("no default log in %s: start the server once to create it (it holds the tenants and keys every log uses)", c.dataDir)}
+		return usageError{fmt.Errorf("no default log's state database in %s: start the server once (in SQLite mode: named logs run in SQLite mode only) to create the default log, which holds the tenants and keys every log uses", c.dataDir)}
 	}
 	if fileExists(dir) {
 		return usageError{fmt.Errorf("log %s exists already (%s)", c.name, dir)}

@@ -305,7 +305,11 @@ func tuneGC(o *options) {
 		debug.SetGCPercent(gcPercent)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(gcMemoryLimit + int64(o.bundleCacheMB)<<20 + evlog.DefaultTileCacheSize*16<<10) // 16 KiB a hash tile with its inner nodes
+		// Every log has its own caches: the default one and each named
+		// log (an unreadable logs/ is reported by run).
+		logs, _ := listLogs(o.dataDir)
+		caches := int64(o.bundleCacheMB)<<20 + evlog.DefaultTileCacheSize*16<<10 // 16 KiB a hash tile with its inner nodes
+		debug.SetMemoryLimit(gcMemoryLimit + int64(1+len(logs))*caches)
 	}
 }
 
