@@ -111,6 +111,13 @@ func (s *server) addTo(prefix, key, vkey string, entry []byte) addResult {
 // or existing name exits 2 and creates nothing.
 func TestSeveralLogs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
+	// No default log yet: nothing to add a log to.
+	if code, _, errOut := admin(t, "log", "add", "--data_dir", dir, "audit"); code != 2 || !strings.Contains(errOut, "no default log") {
+		t.Errorf("log add without a default log: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("log add without a default log created %s: %v", dir, err)
+	}
 	s := startServer(t, dir)
 	if len(s.namedLogs()) != 0 {
 		t.Fatalf("a new server printed named logs: %v", s.Lines)
@@ -449,6 +456,22 @@ func TestSeveralLogs(t *testing.T) {
 	}, "globex to be refused on billing")
 	if code, body := s.call("POST", "/v1/add-entry?wait=false", keys["globex/submit"], []byte("globex still on the default log")); code != 202 {
 		t.Errorf("globex on the default log after its grant of billing was revoked: %d %s", code, body)
+	}
+
+	// A named log that lost its key stops the server from starting.
+	if err := s.terminate(); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(dir, logsDir, "audit", keyFile)
+	if err := os.Rename(k, k+".away"); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(binary, "--data_dir", dir, "--listen", "127.0.0.1:0")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "named log audit") || !strings.Contains(string(out), "log.key is missing") {
+		t.Errorf("a server whose named log lost its key: %v\n%s", err, out)
+	}
+	if fileExists(k) {
+		t.Error("the server made a new key for a named log")
 	}
 }
 
