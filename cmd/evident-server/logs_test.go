@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/client"
 	evlog "github.com/evidentlog/evident/log"
 )
 
@@ -390,6 +391,45 @@ func TestSeveralLogs(t *testing.T) {
 		}
 		sizes[l]++
 	}
+	// The Go client works with a named log's URL, through the API and
+	// through the tiles alone (as a static copy of the log serves them).
+	ctx := t.Context()
+	ac, err := client.New(ctx, client.Config{URL: s.URL + "/audit/", Token: keys["acme/submit"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	if info, err := ac.Info(ctx); err != nil || info.VKey != vkeys["audit"] {
+		t.Errorf("the client's Info of /audit/: %+v, %v", info, err)
+	}
+	entry := []byte("through the client into audit")
+	ar, err := ac.AddEntry(ctx, entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := checkpoint.ParseReceipt(ar.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, _ := checkpoint.NewVerifier(vkeys["audit"])
+	cp, err := checkpoint.VerifyReceipt(rc, entry, av, nil)
+	if err != nil || rc.Index != ar.Index || ar.Index != sizes["audit"] {
+		t.Fatalf("the client's receipt from /audit/: %v (index %d, want %d)", err, ar.Index, sizes["audit"])
+	}
+	sizes["audit"]++
+	tc, err := client.New(ctx, client.Config{URL: s.URL + "/audit", Tiles: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	p, err := tc.InclusionProofByIndex(ctx, ar.Index, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.VerifyInclusion(ar.Index, cp.Size, checkpoint.LeafHash(entry), p.Hashes, cp.Hash); err != nil {
+		t.Errorf("the inclusion proof from /audit/'s tiles: %v", err)
+	}
+
 	// The default log takes every tenant's keys, as before.
 	if code, body := s.call("POST", "/v1/add-entry?wait=false", keys["globex/submit"], []byte("globex on the default log")); code != 202 {
 		t.Errorf("globex on the default log: %d %s", code, body)
