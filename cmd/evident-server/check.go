@@ -31,7 +31,8 @@ the size of every published checkpoint against that checkpoint, and every
 stored tile (tlog-tiles hash tiles and entry bundles) against the one
 recomputed from the entries. It reads
 only; run it on a stopped server (SQLite mode) or a copy. It prints the
-first damaged index and what is wrong.
+first damaged index and what is wrong. In SQLite mode it checks the named
+logs in DATA_DIR/logs too, one line each ("log NAME OK: ...").
 
 Exit codes: 0 the store checks out; 1 damage found; 2 usage, or the store
 cannot be opened.
@@ -70,15 +71,36 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	n, err := check(ctx, o, stdout)
-	switch {
-	case errors.Is(err, errDamaged):
-		fmt.Fprintln(stdout, "DAMAGED:", err)
-		return 1
-	case err != nil:
+	code := reportCheck("", n, err, stdout, stderr)
+	if o.mysqlDSN != "" {
+		return code
+	}
+	// The named logs of a server with several, each a data directory of
+	// its own (logs.go).
+	logs, err := listLogs(o.dataDir)
+	if err != nil {
 		fmt.Fprintln(stderr, "evident-server check:", err)
 		return 2
 	}
-	fmt.Fprintln(stdout, "OK:", n)
+	for _, l := range logs {
+		n, err := check(ctx, &options{dataDir: l.dir}, stdout)
+		code = max(code, reportCheck("log "+l.name+" ", n, err, stdout, stderr))
+	}
+	return code
+}
+
+// reportCheck prints the outcome of one log's check, its name first
+// (label: "" for the default log), and returns its exit code.
+func reportCheck(label, summary string, err error, stdout, stderr io.Writer) int {
+	switch {
+	case errors.Is(err, errDamaged):
+		fmt.Fprintf(stdout, "%sDAMAGED: %v\n", label, err)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "evident-server check: %s%v\n", label, err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%sOK: %s\n", label, summary)
 	return 0
 }
 

@@ -513,6 +513,16 @@ func TestSeveralLogs(t *testing.T) {
 	if fileExists(k) {
 		t.Error("the server made a new key for a named log")
 	}
+	// "check" checks every log of the data directory.
+	code, out, errOut := admin(t, "check", "--data_dir", dir)
+	if code != 0 || !strings.HasPrefix(out, "OK: ") {
+		t.Errorf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, l := range []string{"audit", "billing", "witnessed"} {
+		if !strings.Contains(out, "\nlog "+l+" OK: ") {
+			t.Errorf("check does not check log %s:\n%s", l, out)
+		}
+	}
 }
 
 // hasLine reports whether some line of text has all the words.
