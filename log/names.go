@@ -41,6 +41,13 @@ var RoutePrefixes = sync.OnceValue(func() []string {
 	return out
 })
 
+// ReservedLogNames returns every name CheckLogName refuses by name (the
+// API's first path segments, then the other reserved names); names
+// starting with "evident." are refused too.
+func ReservedLogNames() []string {
+	return append(slices.Clone(RoutePrefixes()), reservedNames...)
+}
+
 // CheckLogName reports whether s may name a log of a server with several:
 // the syntax of a tenant name (storage.CheckTenantName: 1 to 64
 // lowercase letters, digits, '.', '_' and '-', starting with a letter or
@@ -51,7 +58,7 @@ func CheckLogName(s string) error {
 		return errors.New(strings.Replace(err.Error(), "tenant name", "log name", 1))
 	}
 	if slices.Contains(RoutePrefixes(), s) || slices.Contains(reservedNames, s) {
-		return fmt.Errorf("log name %q is reserved: the server's own paths use it (reserved: %s)", s, strings.Join(append(slices.Clone(RoutePrefixes()), reservedNames...), ", "))
+		return fmt.Errorf("log name %q is reserved: the server's own paths use it (reserved: %s)", s, strings.Join(ReservedLogNames(), ", "))
 	}
 	if strings.HasPrefix(s, "evident.") {
 		return fmt.Errorf("log name %q: names starting with \"evident.\" are reserved for Evident", s)

@@ -52,8 +52,8 @@ SQLite mode only: with --mysql_dsn or --trillian_addr the server serves the
 default log alone and refuses to start if DATA_DIR/logs holds logs.
 
 A NAME has 1 to 64 lowercase letters, digits, '.', '_' and '-', starting
-with a letter or digit, and is none of the server's own first path
-segments (` + "%s" + `).
+with a letter or digit, and is not reserved: the server's own first path
+segments and a few more (` + "%s" + `), and names starting with "evident.".
 "log add" needs the default log to exist (start the server once); it
 records "log.create" in the operations record of the default log and of the
 new log. "log list" shows every log: name, prefix, origin and verifier key.
@@ -78,7 +78,7 @@ type logCmd struct {
 // parseLogCmd parses the arguments after "evident-server log". It checks
 // everything it can without the data directory.
 func parseLogCmd(args []string, env string, stderr io.Writer) (*logCmd, error) {
-	usage := fmt.Sprintf(logUsage, strings.Join(evlog.RoutePrefixes(), ", "))
+	usage := fmt.Sprintf(logUsage, strings.Join(evlog.ReservedLogNames(), ", "))
 	if len(args) < 1 {
 		fmt.Fprint(stderr, usage)
 		return nil, errors.New(`give a command: "log add NAME" or "log list"`)
