@@ -26,6 +26,11 @@ fi
 if [ -x "$PEER/evident_vs_tessera.sh" ]; then
 	scripts/tiles-bench.sh || true
 fi
+# Several logs on one server (docs/performance.md, "Several logs on one
+# server"): idle cost of named logs, one log against two under load.
+if [ -d "$PEER/loadgen" ]; then
+	scripts/multilog-bench.sh || true
+fi
 # 16 submitters against the log with two real witnesses (2-of-2).
 EVIDENT_BENCH_DUR=10s go test -run '^$' -bench WitnessedReceipts -benchtime 1x ./cmd/evident
 # Receipt latency on a 10,000,000-entry log against a 10,000-entry one
