@@ -1,7 +1,8 @@
 // Package storage holds Evident's own state, beside the Merkle tree that
 // Trillian keeps: the checkpoints the log has published, the checkpoints it
 // signed and showed witnesses before publishing, the hashes of write
-// tokens, tenants and their API keys, small settings, and a witness's
+// tokens, tenants and their API keys (and, on a server with several logs,
+// which tenant may use which named log), small settings, and a witness's
 // per-log state and evidence.
 //
 // One small SQL layer serves two engines: an SQLite file in the data

@@ -56,7 +56,7 @@ with a letter or digit, and is not reserved: the server's own first path
 segments and a few more (` + "%s" + `), and names starting with "evident.".
 "log add" needs the default log to exist (start the server once); it
 records "log.create" in the operations record of the default log and of the
-new log. "log list" shows every log: name, prefix, origin and verifier key.
+new log. "log list" shows every log: name, prefix, origin, private, witnesses, verifier key.
 
 Exit codes: 0 done; 1 failed; 2 usage: a bad, reserved or existing NAME, a
 bad policy file, MySQL mode, or no default log. A failed "log add" leaves
@@ -236,9 +236,10 @@ func (c *logCmd) list(stdout io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOG\tPREFIX\tPRIVATE\tWITNESSES\tVKEY")
+	fmt.Fprintln(tw, "LOG\tPREFIX\tORIGIN\tPRIVATE\tWITNESSES\tVKEY")
 	if v, err := os.ReadFile(filepath.Join(c.dataDir, vkeyFile)); err == nil {
-		fmt.Fprintf(tw, "(default)\t/\t-\t-\t%s\n", strings.TrimSpace(string(v)))
+		d := namedLogDir{vkey: strings.TrimSpace(string(v))}
+		fmt.Fprintf(tw, "(default)\t/\t%s\t-\t-\t%s\n", d.origin(), d.vkey)
 	}
 	yes := func(b bool) string {
 		if b {
@@ -247,7 +248,7 @@ func (c *logCmd) list(stdout io.Writer) error {
 		return "no"
 	}
 	for _, l := range logs {
-		fmt.Fprintf(tw, "%s\t/%s/\t%s\t%s\t%s\n", l.name, l.name, yes(l.private), yes(l.policy != ""), l.vkey)
+		fmt.Fprintf(tw, "%s\t/%s/\t%s\t%s\t%s\t%s\n", l.name, l.name, l.origin(), yes(l.private), yes(l.policy != ""), l.vkey)
 	}
 	return tw.Flush()
 }

@@ -192,7 +192,7 @@ func TestSeveralLogs(t *testing.T) {
 		t.Errorf("logs/audit: mode %o, want 0700", m)
 	}
 	list, _ := run(0, "log", "list")
-	if !strings.Contains(list, "/audit/") || !strings.Contains(list, "/billing/") || !strings.Contains(list, s.vkey) {
+	if !hasLine(list, "audit", "/audit/", "no") || !hasLine(list, "billing", "/billing/", "yes") || !hasLine(list, "(default)", "/", s.origin, s.vkey) {
 		t.Errorf("log list:\n%s", list)
 	}
 
