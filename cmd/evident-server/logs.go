@@ -547,8 +547,8 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 		return err
 	}
 	cfg.Origin, cfg.Signer, cfg.VKey = signer.Name(), signer, key.vkey
-	cfg.Trillian, cfg.TreeID, cfg.State, cfg.Healthy, cfg.Grown = n.be.Log, n.be.TreeID, n.state, n.be.Healthy, n.be.Grown
-	cfg.LeafHashes, cfg.LeafIndex, cfg.QueueBatch = n.be.LeafHashes, n.be.LeafIndex, n.be.QueueBatch
+	useBackend(&cfg, n.be)
+	cfg.State = n.state
 	cfg.Auth, cfg.LogName, cfg.PrivateEntries = auth, n.name, n.private
 	cfg.Logger = logger
 	n.treeID = n.be.TreeID

@@ -447,15 +447,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		Origin:             signer.Name(),
 		Signer:             signer,
 		VKey:               key.vkey,
-		Trillian:           be.Log,
-		TreeID:             be.TreeID,
 		State:              state,
-		Healthy:            be.Healthy,
-		Grown:              be.Grown,
-		LeafHashes:         be.LeafHashes,
-		Leaves:             be.Leaves,
-		LeafIndex:          be.LeafIndex,
-		QueueBatch:         be.QueueBatch,
 		CheckpointInterval: o.checkpointInterval,
 		MaxEntrySize:       o.maxEntrySize,
 		MaxBacklog:         o.maxBacklog,
@@ -471,6 +463,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		Gatherer:           prometheus.DefaultGatherer,
 		Logger:             logger,
 	}
+	useBackend(&cfg, be)
 	if pool != nil {
 		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
 		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
@@ -539,6 +532,15 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 	}
 	// The deferred closes run in order: log (publisher), Trillian, state.
 	return nil
+}
+
+// useBackend sets the fields of cfg that come from the log's Trillian:
+// one place for the default log and the named ones (logs.go), so that no
+// log is ever wired to another's tree.
+func useBackend(cfg *evlog.Config, be *backend.Backend) {
+	cfg.Trillian, cfg.TreeID = be.Log, be.TreeID
+	cfg.Healthy, cfg.Grown = be.Healthy, be.Grown
+	cfg.LeafHashes, cfg.Leaves, cfg.LeafIndex, cfg.QueueBatch = be.LeafHashes, be.Leaves, be.LeafIndex, be.QueueBatch
 }
 
 // openState opens the state database: in MySQL, or state.db in the data
