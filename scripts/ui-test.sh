@@ -9,7 +9,9 @@
 #     (another index, a forged cosignature, another entry, a broken log
 #     signature), and checks that the page's own verification says VALID
 #     (green) for the first and INVALID (red) for the others,
-#   - loads the plain /ui and the witness page and checks what they show.
+#   - loads the plain /ui and the witness page and checks what they show,
+#   - loads a named log's /NAME/ui/ on a server with several logs and checks
+#     that it shows that log, verified with its own key.
 #
 # Screenshots and the DOMs go to a directory printed at the end
 # (UI_TEST_OUT, default a new temporary directory). scripts/test.sh runs it.
@@ -187,6 +189,32 @@ page witness "$w2_url/"
 check witness 'ui-test.example/log' "the witness page lists the log"
 check witness '<td class="num">3</td>' "the witness page shows size 3"
 check witness 'ML-DSA-44' "the witness page names its algorithm"
+
+# 4. A named log of a server with several (docs/deployment.md, "Several
+# logs on one server"): its explorer at /NAME/ui/ shows that log (its
+# origin, size and entries, verified with its own key), not the default.
+m=$work/multi
+"$work/bin/evident-server" --data_dir "$m" --listen 127.0.0.1:0 --origin ui-test.example/default >"$work/m0.out" 2>"$work/m0.err" &
+m_pid=$!
+pids+=("$m_pid")
+wait_line "$work/m0.out" 'http://127\.0\.0\.1:[0-9]+' >/dev/null
+kill "$m_pid"
+wait "$m_pid" || true
+"$work/bin/evident-server" log add --data_dir "$m" --origin ui-test.example/audit audit >"$work/m-add.out" 2>&1
+"$work/bin/evident-server" --data_dir "$m" --listen 127.0.0.1:0 >"$work/m1.out" 2>"$work/m1.err" &
+pids+=("$!")
+m_url=$(wait_line "$work/m1.out" 'http://127\.0\.0\.1:[0-9]+')
+for i in 1 2; do
+	printf '{"event":"audit %d","by":"bob"}' "$i" >"$work/audit$i.json"
+	curl -sf -H "Authorization: Bearer $(cat "$m/write-token")" --data-binary @"$work/audit$i.json" "$m_url/audit/v1/add-entry" >/dev/null
+done
+ha=$( (printf '\0'; cat "$work/audit2.json") | sha256sum | cut -c1-64)
+page named-log "$m_url/audit/ui/#lookup=$ha"
+check named-log 'id="cp-verdict"[^>]*data-status="(ok|warn)"[^>]*>Signed by the log' "the named log's checkpoint verified with its own key"
+check named-log 'id="cp-origin"[^>]*>ui-test.example/audit<' "the named log's origin, not the default log's"
+check named-log 'id="cp-size"[^>]*>3<' "the named log's size (its creation record and two entries)"
+check named-log 'id="lookup-result"[^>]*><span class="status ok">verified</span> entry 2 ' "its entry looked up by leaf hash, inclusion verified"
+check named-log '"event": "audit 2"' "its entry shown"
 
 echo "ui-test.sh: screenshots and DOMs in $out"
 exit $fail
