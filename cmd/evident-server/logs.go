@@ -107,7 +107,7 @@ func parseLogCmd(args []string, env string, stderr io.Writer) (*logCmd, error) {
 		return nil, flag.ErrHelp
 	default:
 		fmt.Fprint(stderr, usage)
-		return nil, fmt.Errorf("unknown command \"log %s\"", truncateArg(c.verb))
+		return nil, fmt.Errorf("unknown command %q", "log "+truncateArg(c.verb))
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
