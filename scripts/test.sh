@@ -37,6 +37,6 @@ fi
 # The concurrency tests once more under the race detector (the whole suite
 # under -race takes too long for CI on 2 cores).
 if [ "$*" = "./..." ]; then
-	go test -count=1 -race -timeout 15m -run 'Concurrent|Race|EndToEnd$|TwoServers' \
+	go test -count=1 -race -timeout 15m -run 'Concurrent|Race|EndToEnd$|TwoServers|AcrossLogs' \
 		./storage/ ./storage/sqlite/ ./storage/backend/ ./witness/ ./log/
 fi
