@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -106,7 +107,30 @@ func (d *DB) PutTiles(ctx context.Context, origin string, old uint64, u TileUpda
 	if u.Size < old || u.Size-old != uint64(len(u.Leaves)) || u.Size > 1<<63-1 {
 		return fmt.Errorf("storing tiles of %s: bad update from %d to %d with %d leaves", origin, old, u.Size, len(u.Leaves))
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("storing tiles of %s: %w", origin, err)
+	}
+	defer conn.Close()
+	if d.dialect == SQLite {
+		// The tiles are committed without waiting for the disk: the log's
+		// next durable commit (the checkpoint that needs them, or its
+		// record as signed) carries them to the disk, as a WAL is written
+		// and synced in order. A crash before it loses only tiles that no
+		// checkpoint covers, together with the tiled size of the same
+		// transaction, and the tiler extends again from the size stored.
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			return fmt.Errorf("storing tiles of %s: %w", origin, err)
+		}
+		defer func() {
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+				// Never hand the connection back with commits that do
+				// not wait for the disk.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storing tiles of %s: %w", origin, err)
 	}

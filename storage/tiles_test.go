@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -78,4 +79,35 @@ func TestTiles(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPutTilesRestoresSynchronous: PutTiles commits without waiting for
+// the disk, on a connection it then gives back with full synchronous
+// commits (every other write of the state database waits for the disk),
+// also when the update is refused.
+func TestPutTilesRestoresSynchronous(t *testing.T) {
+	db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.db.SetMaxOpenConns(1) // the one connection PutTiles used
+	ctx := t.Context()
+	check := func(when string) {
+		t.Helper()
+		var mode int
+		if err := db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil || mode != 2 {
+			t.Fatalf("%s: synchronous = %d, %v; want 2 (FULL)", when, mode, err)
+		}
+	}
+	check("before")
+	u := TileUpdate{Size: 1, Leaves: [][32]byte{{1}}, Tiles: []Tile{{Level: 0, Index: 0, Width: 1, Data: make([]byte, 32)}}}
+	if err := db.PutTiles(ctx, "o", 0, u); err != nil {
+		t.Fatal(err)
+	}
+	check("after PutTiles")
+	if err := db.PutTiles(ctx, "o", 0, u); !errors.Is(err, ErrTiledElsewhere) {
+		t.Fatalf("PutTiles from a stale size: %v", err)
+	}
+	check("after a refused PutTiles")
 }
