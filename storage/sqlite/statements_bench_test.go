@@ -1,0 +1,88 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BenchmarkInsertStatements measures what writing a queued leaf's row
+// costs in SQLite itself (the schema of schema.sql, the default tenant's
+// leaves, no fsync), and what multi-row statements would save: one INSERT
+// per leaf, as QueueLeaves does, against one INSERT ... RETURNING of 100
+// rows, in transactions of 100 leaves. The answer decides whether
+// statement overhead or the B-tree work is the floor of queueing
+// (docs/performance.md).
+func BenchmarkInsertStatements(b *testing.B) {
+	const batch = 100
+	open := func(b *testing.B) *sql.Conn {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "bench.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		c, err := db.Conn(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		if _, err := c.ExecContext(b.Context(), schemaSQL); err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	exec := func(b *testing.B, c *sql.Conn, q string) {
+		if _, err := c.ExecContext(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch)/1000, "µs/leaf")
+	}
+	b.Run("one-per-leaf", func(b *testing.B) {
+		c := open(b)
+		n := uint64(0)
+		for b.Loop() {
+			exec(b, c, "BEGIN")
+			for range batch {
+				n++
+				l := newLeaf(1, n)
+				if _, err := c.ExecContext(b.Context(), insertLeafDataSQL, 1, l.LeafIdentityHash, l.MerkleLeafHash, l.LeafValue, nil, int64(n), nil, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			exec(b, c, "COMMIT")
+		}
+		report(b)
+	})
+	b.Run("multi-row", func(b *testing.B) {
+		c := open(b)
+		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", batch), ", ")
+		q := strings.Replace(insertLeafDataSQL, "(?, ?, ?, ?, ?, ?, ?, ?)", rows, 1) + " RETURNING leaf_identity_hash"
+		n := uint64(0)
+		for b.Loop() {
+			exec(b, c, "BEGIN")
+			args := make([]any, 0, 8*batch)
+			for range batch {
+				n++
+				l := newLeaf(1, n)
+				args = append(args, 1, l.LeafIdentityHash, l.MerkleLeafHash, l.LeafValue, nil, int64(n), nil, nil)
+			}
+			rows, err := c.QueryContext(b.Context(), q, args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got := 0
+			for rows.Next() {
+				got++
+			}
+			if err := rows.Close(); err != nil || got != batch {
+				b.Fatalf("%d rows inserted, %v", got, err)
+			}
+			exec(b, c, "COMMIT")
+		}
+		report(b)
+	})
+}
