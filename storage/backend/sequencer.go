@@ -45,31 +45,55 @@ type sequencer struct {
 	hashes [][32]byte // the leaf hashes of [start, start+len(hashes))
 	// leaves[i] is the leaf at start+i with its value and extra data, or
 	// nil when this process did not queue it (or forgot it).
-	leaves  []*trillian.LogLeaf
-	pending map[[32]byte]*trillian.LogLeaf // queued, not yet integrated, by identity hash
+	leaves     []*trillian.LogLeaf
+	leafBytes  int // of the values and extra data in leaves
+	valuesFrom int // leaves[:valuesFrom] are all nil
+
+	pending      map[[32]byte]*trillian.LogLeaf // queued, not yet integrated, by identity hash
+	pendingBytes int
 }
 
-// maxPending bounds the leaves remembered between queueing and
-// integration (about 300 bytes each for 256-byte entries): beyond it, the
-// memory is dropped, and those leaves are read back from storage instead.
-// Leaves queued here but integrated by another process's sequencer (two
-// personalities on one MySQL tree) are dropped the same way.
-const maxPending = 1 << 18
+// maxPending and maxPendingBytes bound the leaves remembered between
+// queueing and integration: beyond them, the memory is dropped, and those
+// leaves are read back from storage instead. Leaves queued here but
+// integrated by another process's sequencer (two personalities on one
+// MySQL tree) are dropped the same way. maxKeptBytes bounds the values
+// and extra data kept of integrated leaves: the oldest are dropped first
+// (their hashes stay). Entries of up to 64 KiB would otherwise make the
+// windows gigabytes.
+const (
+	maxPending      = 1 << 18
+	maxPendingBytes = 64 << 20
+	maxKeptBytes    = 64 << 20
+)
+
+func leafBytes(l *trillian.LogLeaf) int { return len(l.LeafValue) + len(l.ExtraData) }
 
 // remember records newly queued leaves (not duplicates), so that keep can
 // hand out their values once they are integrated.
 func (s *sequencer) remember(res []*trillian.QueuedLogLeaf) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending == nil || len(s.pending)+len(res) > maxPending {
-		s.pending = make(map[[32]byte]*trillian.LogLeaf, len(res))
+	n := 0
+	for _, r := range res {
+		n += leafBytes(r.GetLeaf())
+	}
+	if s.pending == nil || len(s.pending)+len(res) > maxPending || s.pendingBytes+n > maxPendingBytes {
+		s.pending, s.pendingBytes = make(map[[32]byte]*trillian.LogLeaf, len(res)), 0
 	}
 	for _, r := range res {
 		l := r.GetLeaf()
 		if r.GetStatus().GetCode() != 0 || len(l.GetLeafIdentityHash()) != 32 {
 			continue
 		}
-		s.pending[[32]byte(l.LeafIdentityHash)] = l
+		id := [32]byte(l.LeafIdentityHash)
+		if old := s.pending[id]; old != nil {
+			s.pendingBytes -= leafBytes(old)
+		} else if len(s.pending) >= maxPending || s.pendingBytes+leafBytes(l) > maxPendingBytes {
+			continue // one batch beyond the bounds: the rest is read back
+		}
+		s.pending[id] = l
+		s.pendingBytes += leafBytes(l)
 	}
 }
 
@@ -170,11 +194,11 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 	defer s.mu.Unlock()
 	for _, l := range leaves {
 		if l.LeafIndex < 0 || len(l.MerkleLeafHash) != 32 {
-			s.hashes, s.leaves = s.hashes[:0], s.leaves[:0]
+			s.hashes, s.leaves, s.leafBytes, s.valuesFrom = s.hashes[:0], s.leaves[:0], 0, 0
 			return
 		}
 		if uint64(l.LeafIndex) != s.start+uint64(len(s.hashes)) {
-			s.start, s.hashes, s.leaves = uint64(l.LeafIndex), s.hashes[:0], s.leaves[:0]
+			s.start, s.hashes, s.leaves, s.leafBytes, s.valuesFrom = uint64(l.LeafIndex), s.hashes[:0], s.leaves[:0], 0, 0
 		}
 		s.hashes = append(s.hashes, [32]byte(l.MerkleLeafHash))
 		var kept *trillian.LogLeaf
@@ -182,18 +206,32 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 			id := [32]byte(l.LeafIdentityHash)
 			if q := s.pending[id]; q != nil {
 				delete(s.pending, id)
+				s.pendingBytes -= leafBytes(q)
 				kept = &trillian.LogLeaf{LeafIndex: l.LeafIndex, MerkleLeafHash: l.MerkleLeafHash, LeafIdentityHash: l.LeafIdentityHash,
 					LeafValue: q.LeafValue, ExtraData: q.ExtraData, QueueTimestamp: l.QueueTimestamp, IntegrateTimestamp: l.IntegrateTimestamp}
+				s.leafBytes += leafBytes(kept)
 			}
 		}
 		s.leaves = append(s.leaves, kept)
+	}
+	for ; s.leafBytes > maxKeptBytes && s.valuesFrom < len(s.leaves); s.valuesFrom++ {
+		if l := s.leaves[s.valuesFrom]; l != nil {
+			s.leafBytes -= leafBytes(l)
+			s.leaves[s.valuesFrom] = nil
+		}
 	}
 	// Trimmed only at twice the size, so that each hash is copied at most
 	// once on average.
 	if drop := len(s.hashes) - keptHashes; drop > keptHashes {
 		s.start += uint64(drop)
 		s.hashes = append(s.hashes[:0:0], s.hashes[drop:]...)
+		for _, l := range s.leaves[:drop] {
+			if l != nil {
+				s.leafBytes -= leafBytes(l)
+			}
+		}
 		s.leaves = append(s.leaves[:0:0], s.leaves[drop:]...)
+		s.valuesFrom = max(0, s.valuesFrom-drop)
 	}
 }
 

@@ -118,6 +118,35 @@ func TestSequencerKeepsLeaves(t *testing.T) {
 	if len(s.pending) != 0 {
 		t.Errorf("%d leaves still pending after their integration", len(s.pending))
 	}
+	// Large entries: the values kept are bounded in bytes, the oldest
+	// dropped first (one 8 MiB value shared by 20 leaves: 160 MiB).
+	big := make([]byte, 8<<20)
+	s2 := &sequencer{}
+	var bigRes []*trillian.QueuedLogLeaf
+	for i := range 20 {
+		q := queued(i, codes.OK)
+		q.Leaf.LeafValue = big
+		bigRes = append(bigRes, q)
+	}
+	s2.remember(bigRes[:10])
+	s2.keep(integrated(0, 10))
+	s2.remember(bigRes[10:])
+	if s2.pendingBytes > maxPendingBytes {
+		t.Errorf("%d bytes pending, more than %d", s2.pendingBytes, maxPendingBytes)
+	}
+	s2.keep(integrated(10, 10))
+	if s2.leafBytes > maxKeptBytes {
+		t.Errorf("%d bytes of values kept, more than %d", s2.leafBytes, maxKeptBytes)
+	}
+	if _, ok := s2.leafRange(0, 1); ok {
+		t.Error("the oldest large value is still kept")
+	}
+	if ls, ok := s2.leafRange(10, 11); !ok || len(ls[0].LeafValue) != len(big) { // of the second batch, those that fit the pending bound
+		t.Error("the newer large values are not kept")
+	}
+	if hs, ok := s2.leafHashes(0, 20); !ok || len(hs) != 20 {
+		t.Error("the hashes of leaves whose values were dropped are gone too")
+	}
 	// Too many pending leaves (queued here, integrated by another
 	// process) are forgotten, not kept without bound.
 	for i := 0; i < maxPending/1000+2; i++ {
