@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -175,6 +176,31 @@ func TestMySQLWithoutSchema(t *testing.T) {
 	_, err := New(t.Context(), Config{MySQLDSN: dsn, State: state})
 	if err == nil || !strings.Contains(err.Error(), ErrNoTrillianSchema.Error()) {
 		t.Errorf("New on a database without Trillian's schema: %v, want ErrNoTrillianSchema", err)
+	}
+	if n, err := MySQLTrees(t.Context(), dsn); !errors.Is(err, ErrNoTrillianSchema) {
+		t.Errorf("MySQLTrees on a database without Trillian's schema: %d, %v; want ErrNoTrillianSchema", n, err)
+	}
+}
+
+// TestMySQLTrees counts the trees of a database: none once the schema is
+// loaded, one once a log has created its tree.
+func TestMySQLTrees(t *testing.T) {
+	dsn := mysqlWithSchema(t)
+	if n, err := MySQLTrees(t.Context(), dsn); err != nil || n != 0 {
+		t.Fatalf("MySQLTrees of a new database: %d, %v; want 0", n, err)
+	}
+	state, err := storage.OpenMySQL(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
+	b, err := New(t.Context(), Config{MySQLDSN: dsn, State: state, NoSequencer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if n, err := MySQLTrees(t.Context(), dsn); err != nil || n != 1 {
+		t.Errorf("MySQLTrees after a log created its tree: %d, %v; want 1", n, err)
 	}
 }
 

@@ -36,3 +36,20 @@ func LoadMySQLSchema(ctx context.Context, dsn string, script []byte) error {
 	}
 	return nil
 }
+
+// MySQLTrees returns how many trees Trillian's tables in the MySQL database
+// named by dsn hold (deleted ones included), without changing anything: 0
+// for a database that Trillian's schema was just loaded into. It returns
+// an error wrapping ErrNoTrillianSchema when the schema is missing.
+func MySQLTrees(ctx context.Context, dsn string) (int, error) {
+	db, err := openMySQL(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM Trees`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("backend: MySQL for Trillian: %w", err)
+	}
+	return n, nil
+}
