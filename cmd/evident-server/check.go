@@ -31,8 +31,10 @@ the size of every published checkpoint against that checkpoint, and every
 stored tile (tlog-tiles hash tiles and entry bundles) against the one
 recomputed from the entries. It reads
 only; run it on a stopped server (SQLite mode) or a copy. It prints the
-first damaged index and what is wrong. In SQLite mode it checks the named
-logs in DATA_DIR/logs too, one line each ("log NAME OK: ...").
+first damaged index and what is wrong. It checks the named logs in
+DATA_DIR/logs too, one line each ("log NAME OK: ..."), each in its own
+store: its directory's databases, or in MySQL mode the database of its
+logs/NAME/mysql-dsn. The exit code is the worst of all.
 
 Exit codes: 0 the store checks out; 1 damage found; 2 usage, or the store
 cannot be opened.
@@ -72,18 +74,15 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	n, err := check(ctx, o, stdout)
 	code := reportCheck("", n, err, stdout, stderr)
-	if o.mysqlDSN != "" {
-		return code
-	}
 	// The named logs of a server with several, each a data directory of
-	// its own (logs.go).
+	// its own (logs.go), with its own MySQL database in MySQL mode.
 	logs, err := listLogs(o.dataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "evident-server check:", err)
 		return 2
 	}
 	for _, l := range logs {
-		n, err := check(ctx, &options{dataDir: l.dir}, stdout)
+		n, err := check(ctx, &options{dataDir: l.dir, mysqlDSN: l.dsn}, stdout)
 		code = max(code, reportCheck("log "+l.name+" ", n, err, stdout, stderr))
 	}
 	return code

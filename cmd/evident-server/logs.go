@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	gomysql "github.com/go-sql-driver/mysql"
+
 	"github.com/evidentlog/evident/checkpoint"
 	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
@@ -23,17 +25,22 @@ import (
 
 // Several logs on one server. The default log lives in the data directory
 // as before; each named log in a directory of its own under logs/, with
-// the same layout (log.key, log.vkey, state.db, trillian.db), so that
-// every per-origin and per-tree table and setting works unchanged, plus
-// its settings: witness-policy (a copy of the policy it was given) and
-// private (present for a private log). It is served at /<name>/.
+// the same layout (log.key, log.vkey, and in SQLite mode state.db and
+// trillian.db), so that every per-origin and per-tree table and setting
+// works unchanged, plus its settings: witness-policy (a copy of the policy
+// it was given), private (present for a private log) and, in MySQL mode,
+// mysql-dsn (0600): the DSN of the log's own MySQL database, which holds
+// its state tables and its Trillian tree as the default log's database
+// holds the default log's. It is served at /<name>/.
 const (
 	logsDir        = "logs"           // the named logs, in the data directory
 	logPolicyFile  = "witness-policy" // a named log's witness policy, if any
 	logPrivateFile = "private"        // present: the named log is private
+	logDSNFile     = "mysql-dsn"      // MySQL mode: the named log's database (0600)
 )
 
 const logUsage = `Usage: evident-server log add [flags] [--origin O] [--witness_policy_file F] [--private] NAME
+       evident-server log add --mysql_dsn DEFAULT_DSN --log_mysql_dsn NEW_DSN [flags] NAME   (MySQL mode)
        evident-server log list [flags]
 
 Several logs on one server (docs/deployment.md, "Several logs on one server").
@@ -47,9 +54,20 @@ a tenant may use a named log once granted it:
 
        evident-server tenant grant TENANT NAME
 
-(the default tenant, the operator's, may use every log). Named logs run in
-SQLite mode only: with --mysql_dsn or --trillian_addr the server serves the
-default log alone and refuses to start if DATA_DIR/logs holds logs.
+(the default tenant, the operator's, may use every log).
+
+In MySQL mode (a server started with --mysql_dsn) each named log keeps its
+state tables and Trillian tree in a MySQL/MariaDB database of its own,
+which the operator creates and loads Trillian's schema into first, as for
+the default log (docs/deployment.md). Give "log add" the default log's DSN
+as the server has it (--mysql_dsn, --mysql_dsn_file or $` + dsnEnv + `)
+and the new log's (--log_mysql_dsn, or --log_mysql_dsn_file to keep a
+password out of the process list). The new log's DSN is stored in
+DATA_DIR/logs/NAME/mysql-dsn (0600) and never printed; its database must be
+empty but for Trillian's schema, and not the default log's nor another
+log's. A server runs all its logs in one mode: a log added in SQLite mode
+is refused by a server on MySQL, and the reverse. Named logs need an
+in-process Trillian: --trillian_addr is refused.
 
 A NAME has 1 to 64 lowercase letters, digits, '.', '_' and '-', starting
 with a letter or digit, and is not reserved: the server's own first path
@@ -59,8 +77,9 @@ records "log.create" in the operations record of the default log and of the
 new log. "log list" shows every log: name, prefix, origin, private, witnesses, verifier key.
 
 Exit codes: 0 done; 1 failed; 2 usage: a bad, reserved or existing NAME, a
-bad policy file, MySQL mode, or no default log. A failed "log add" leaves
-nothing behind.
+bad policy file, no default log, a DSN missing or of a database that is
+another log's or lacks Trillian's schema, a mode other than the default
+log's, or --trillian_addr. A failed "log add" leaves nothing behind.
 
 Flags:
 `
@@ -73,6 +92,9 @@ type logCmd struct {
 	policyFile string
 	private    bool
 	dataDir    string
+	// MySQL mode: the default log's DSN and the new log's (add). Never
+	// printed or logged: they may hold a password.
+	defaultDSN, logDSN string
 }
 
 // parseLogCmd parses the arguments after "evident-server log". It checks
@@ -90,12 +112,14 @@ func parseLogCmd(args []string, env string, stderr io.Writer) (*logCmd, error) {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	var mysql, mysqlFile, trillianAddr string
+	var mysqlFile, logDSNFile, trillianAddr string
 	fs.StringVar(&c.dataDir, "data_dir", "evident-data", "the server's data `directory` (the default log's); named logs go in its logs/")
-	fs.StringVar(&mysql, "mysql_dsn", "", "refused: named logs run in SQLite mode only")
-	fs.StringVar(&mysqlFile, "mysql_dsn_file", "", "refused: named logs run in SQLite mode only")
-	fs.StringVar(&trillianAddr, "trillian_addr", "", "refused: named logs run in SQLite mode only")
+	fs.StringVar(&c.defaultDSN, "mysql_dsn", "", "MySQL mode: the default log's `dsn`, as the server's --mysql_dsn (it holds the tenants and the operations record); better in $"+dsnEnv+" or --mysql_dsn_file")
+	fs.StringVar(&mysqlFile, "mysql_dsn_file", "", "MySQL mode: read the default log's DSN from this `file`")
+	fs.StringVar(&trillianAddr, "trillian_addr", "", "refused: named logs need an in-process Trillian (SQLite or MySQL mode)")
 	if c.verb == "add" {
+		fs.StringVar(&c.logDSN, "log_mysql_dsn", "", "MySQL mode: the new log's own database `dsn` (created, with Trillian's schema loaded, by the operator); stored 0600 in logs/NAME/mysql-dsn")
+		fs.StringVar(&logDSNFile, "log_mysql_dsn_file", "", "MySQL mode: read the new log's DSN from this `file` (one line), to keep a password out of the process list")
 		fs.StringVar(&c.origin, "origin", "", "the new log's `origin` (its key name); default: host name, a random suffix and NAME")
 		fs.StringVar(&c.policyFile, "witness_policy_file", "", "tlog-policy `file` of the new log's witnesses and quorum; copied into the log's directory (edit the copy and restart to change it)")
 		fs.BoolVar(&c.private, "private", false, "make the new log private (like --private_log): reading entry contents needs a read or admin key of the entry's tenant")
@@ -112,8 +136,25 @@ func parseLogCmd(args []string, env string, stderr io.Writer) (*logCmd, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
-	if mysql != "" || mysqlFile != "" || env != "" || trillianAddr != "" {
-		return nil, errors.New("named logs run in SQLite mode only (each keeps its state and tree in its own directory); with MySQL or a remote Trillian run one server per log (docs/deployment.md)")
+	if trillianAddr != "" {
+		return nil, errors.New("named logs need an in-process Trillian (SQLite or MySQL mode); with a remote Trillian (--trillian_addr) run one server per log (docs/deployment.md)")
+	}
+	o := options{mysqlDSN: c.defaultDSN}
+	if err := mysqlDSN(&o, mysqlFile, env); err != nil {
+		return nil, err
+	}
+	c.defaultDSN = o.mysqlDSN
+	if logDSNFile != "" {
+		if c.logDSN != "" {
+			return nil, errors.New("give the new log's DSN once: --log_mysql_dsn or --log_mysql_dsn_file")
+		}
+		b, err := os.ReadFile(logDSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("--log_mysql_dsn_file: %w", err)
+		}
+		if c.logDSN = strings.TrimSpace(string(b)); c.logDSN == "" || strings.Contains(c.logDSN, "\n") {
+			return nil, fmt.Errorf("--log_mysql_dsn_file %s must hold the DSN on one line", logDSNFile)
+		}
 	}
 	if c.dataDir == "" {
 		return nil, errors.New("--data_dir must not be empty")
@@ -135,7 +176,44 @@ func parseLogCmd(args []string, env string, stderr io.Writer) (*logCmd, error) {
 			return nil, fmt.Errorf("--origin: %w", err)
 		}
 	}
+	if c.defaultDSN != "" {
+		if _, err := dsnDatabase(c.defaultDSN); err != nil {
+			return nil, fmt.Errorf("the default log's DSN: %w", err)
+		}
+	}
+	if c.verb == "add" {
+		switch {
+		case c.logDSN != "" && c.defaultDSN == "":
+			return nil, fmt.Errorf("--log_mysql_dsn is for a server on MySQL: give the default log's DSN too (--mysql_dsn, --mysql_dsn_file or $%s), as the server has it", dsnEnv)
+		case c.logDSN == "" && c.defaultDSN != "":
+			return nil, errors.New("in MySQL mode a named log keeps its state and tree in a database of its own: give its DSN with --log_mysql_dsn or --log_mysql_dsn_file (create the database and load Trillian's schema into it first, docs/deployment.md)")
+		case c.logDSN != "":
+			db, err := dsnDatabase(c.logDSN)
+			if err != nil {
+				return nil, fmt.Errorf("the new log's DSN: %w", err)
+			}
+			if def, _ := dsnDatabase(c.defaultDSN); def == db {
+				return nil, fmt.Errorf("the new log's DSN names %s, the default log's database: every log needs a database of its own", db)
+			}
+		}
+	}
 	return c, nil
+}
+
+// dsnDatabase returns the database a MySQL DSN names, with its server's
+// address, as "database NAME on NET(ADDR)": what tells two logs'
+// databases apart, and safe to print (no user, no password). Names are
+// compared in lower case, so that a database is never taken for another
+// on a server whose names ignore case.
+func dsnDatabase(dsn string) (string, error) {
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("not a MySQL DSN (user:password@tcp(host:port)/database): %w", err)
+	}
+	if cfg.DBName == "" {
+		return "", errors.New("the DSN names no database (user:password@tcp(host:port)/database)")
+	}
+	return fmt.Sprintf("database %s on %s(%s)", strings.ToLower(cfg.DBName), cfg.Net, strings.ToLower(cfg.Addr)), nil
 }
 
 // usageError is an error of "log add" that exits 2: the command cannot be
@@ -176,6 +254,19 @@ type namedLogDir struct {
 	vkey      string
 	private   bool
 	policy    string // the policy file's path, "" for none
+	dsn       string // MySQL mode: its database's DSN (never printed); "" in SQLite mode
+}
+
+// store says where the log keeps its state and tree, printably.
+func (d namedLogDir) store() string {
+	if d.dsn == "" {
+		return "sqlite"
+	}
+	db, err := dsnDatabase(d.dsn)
+	if err != nil {
+		return "mysql (a bad DSN)"
+	}
+	return "mysql " + strings.ReplaceAll(strings.TrimPrefix(db, "database "), " on ", "@")
 }
 
 // origin is the log's origin: its verifier key's name.
@@ -217,6 +308,13 @@ func listLogs(dataDir string) ([]namedLogDir, error) {
 		if p := filepath.Join(d.dir, logPolicyFile); fileExists(p) {
 			d.policy = p
 		}
+		if b, err := os.ReadFile(filepath.Join(d.dir, logDSNFile)); err == nil {
+			if d.dsn = strings.TrimSpace(string(b)); d.dsn == "" {
+				return nil, fmt.Errorf("named log %s: %s is empty", d.name, filepath.Join(d.dir, logDSNFile))
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("named log %s: %w", d.name, err)
+		}
 		out = append(out, d)
 	}
 	return out, nil
@@ -228,7 +326,7 @@ func fileExists(p string) bool {
 }
 
 func (c *logCmd) list(stdout io.Writer) error {
-	if !fileExists(filepath.Join(c.dataDir, stateDB)) {
+	if !fileExists(filepath.Join(c.dataDir, vkeyFile)) {
 		return fmt.Errorf("no log in %s (start the server once to create the default log)", c.dataDir)
 	}
 	logs, err := listLogs(c.dataDir)
@@ -236,10 +334,14 @@ func (c *logCmd) list(stdout io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOG\tPREFIX\tORIGIN\tPRIVATE\tWITNESSES\tVKEY")
+	fmt.Fprintln(tw, "LOG\tPREFIX\tORIGIN\tPRIVATE\tWITNESSES\tSTORE\tVKEY")
 	if v, err := os.ReadFile(filepath.Join(c.dataDir, vkeyFile)); err == nil {
 		d := namedLogDir{vkey: strings.TrimSpace(string(v))}
-		fmt.Fprintf(tw, "(default)\t/\t%s\t-\t-\t%s\n", d.origin(), d.vkey)
+		store := "sqlite"
+		if !fileExists(filepath.Join(c.dataDir, stateDB)) {
+			store = "mysql"
+		}
+		fmt.Fprintf(tw, "(default)\t/\t%s\t-\t-\t%s\t%s\n", d.origin(), store, d.vkey)
 	}
 	yes := func(b bool) string {
 		if b {
@@ -248,7 +350,7 @@ func (c *logCmd) list(stdout io.Writer) error {
 		return "no"
 	}
 	for _, l := range logs {
-		fmt.Fprintf(tw, "%s\t/%s/\t%s\t%s\t%s\t%s\n", l.name, l.name, l.origin(), yes(l.private), yes(l.policy != ""), l.vkey)
+		fmt.Fprintf(tw, "%s\t/%s/\t%s\t%s\t%s\t%s\t%s\n", l.name, l.name, l.origin(), yes(l.private), yes(l.policy != ""), l.store(), l.vkey)
 	}
 	return tw.Flush()
 }
@@ -259,8 +361,15 @@ func (c *logCmd) list(stdout io.Writer) error {
 func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	root := filepath.Join(c.dataDir, logsDir)
 	dir := filepath.Join(root, c.name)
-	if !fileExists(filepath.Join(c.dataDir, stateDB)) || !fileExists(filepath.Join(c.dataDir, vkeyFile)) {
-		return usageError{fmt.Errorf("no default log's state database in %s: start the server once (in SQLite mode: named logs run in SQLite mode only) to create the default log, which holds the tenants and keys every log uses", c.dataDir)}
+	mysqlMode := c.defaultDSN != ""
+	sqliteDefault := fileExists(filepath.Join(c.dataDir, stateDB))
+	switch {
+	case !fileExists(filepath.Join(c.dataDir, vkeyFile)):
+		return usageError{fmt.Errorf("no default log's state database in %s: start the server once to create the default log, which holds the tenants and keys every log uses", c.dataDir)}
+	case !mysqlMode && !sqliteDefault:
+		return usageError{fmt.Errorf("the default log of %s runs on MySQL (it has no %s): give its DSN as the server has it with --mysql_dsn (or $%s, --mysql_dsn_file), and the new log's own database with --log_mysql_dsn", c.dataDir, stateDB, dsnEnv)}
+	case mysqlMode && sqliteDefault:
+		return usageError{fmt.Errorf("the default log of %s runs on SQLite (%s): a server runs all its logs in one mode, so a named log on MySQL is refused; drop --mysql_dsn and --log_mysql_dsn", c.dataDir, stateDB)}
 	}
 	if fileExists(dir) {
 		return usageError{fmt.Errorf("log %s exists already (%s)", c.name, dir)}
@@ -268,6 +377,60 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	logs, err := listLogs(c.dataDir)
 	if err != nil {
 		return usageError{err}
+	}
+	var newDB, defDB string // MySQL mode: the new log's database and the default log's, printably
+	if mysqlMode {
+		newDB, _ = dsnDatabase(c.logDSN) // checked by parseLogCmd
+		defDB, _ = dsnDatabase(c.defaultDSN)
+	}
+	for _, l := range logs {
+		switch {
+		case l.dsn != "" && mysqlMode:
+			if db, _ := dsnDatabase(l.dsn); db == defDB {
+				return usageError{fmt.Errorf("--mysql_dsn names %s, log %s's database, not the default log's: give the default log's DSN as the server has it", defDB, l.name)}
+			}
+		}
+		switch {
+		case l.dsn == "" && mysqlMode:
+			return usageError{fmt.Errorf("log %s runs on SQLite, and a server runs all its logs in one mode: a named log on MySQL is refused here", l.name)}
+		case l.dsn != "" && !mysqlMode:
+			return usageError{fmt.Errorf("log %s runs on MySQL (%s): give the default log's DSN with --mysql_dsn and the new log's with --log_mysql_dsn", l.name, filepath.Join(l.dir, logDSNFile))}
+		case l.dsn != "":
+			if db, err := dsnDatabase(l.dsn); err != nil || db == newDB {
+				return usageError{fmt.Errorf("the new log's DSN names %s, log %s's database (or %s holds a bad DSN: %v): every log needs a database of its own", newDB, l.name, filepath.Join(l.dir, logDSNFile), err)}
+			}
+		}
+	}
+	if mysqlMode {
+		// Before opening its state tables (which creates them): a default
+		// log's database holds its tree.
+		if n, err := backend.MySQLTrees(ctx, c.defaultDSN); err != nil || n == 0 {
+			return usageError{fmt.Errorf("the %s of --mysql_dsn holds no log (%d Trillian trees, %v): give the default log's DSN as the server has it", defDB, n, err)}
+		}
+	}
+	// The default log's state database: the operations record of the
+	// creation, and (MySQL mode) the proof that the given DSN is the
+	// default log's.
+	adminDB, err := openAdminState(ctx, &options{dataDir: c.dataDir, mysqlDSN: c.defaultDSN})
+	if err != nil {
+		return usageError{fmt.Errorf("the default log's state database: %w", err)}
+	}
+	defer adminDB.Close()
+	if mysqlMode {
+		if err := checkDefaultMySQL(ctx, adminDB, c.dataDir); err != nil {
+			return usageError{err}
+		}
+		// The new log's database: Trillian's schema, and nothing of a log.
+		n, err := backend.MySQLTrees(ctx, c.logDSN)
+		if errors.Is(err, backend.ErrNoTrillianSchema) {
+			return usageError{fmt.Errorf("the new log's %s: %w", newDB, err)}
+		}
+		if err != nil {
+			return usageError{fmt.Errorf("the new log's %s: %w", newDB, err)}
+		}
+		if n > 0 {
+			return usageError{fmt.Errorf("the new log's %s holds %d Trillian trees: it is another log's (or was used before); give a new database with Trillian's schema loaded", newDB, n)}
+		}
 	}
 	var policy []byte
 	if c.policyFile != "" {
@@ -319,7 +482,11 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 			os.RemoveAll(tmp)
 		}
 	}()
-	treeID, err := createNamedLog(ctx, tmp, c.name, key, policy, c.private)
+	treeID, err := createNamedLog(ctx, tmp, c.name, key, policy, c.private, c.logDSN)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("creating log %s: %w", c.name, err)
 	}
@@ -330,15 +497,13 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	syncDir(root)
 
 	// The operator's record, beside the tenants and keys that may use it.
-	db, err := openAdminState(ctx, &options{dataDir: c.dataDir})
-	if err != nil {
-		return fmt.Errorf("log %s is created, but recording it in the operations record failed: %w", c.name, err)
-	}
-	defer db.Close()
-	if err := db.RecordOp(ctx, "log.create", logCreateFields(c.name, key.vkey, policy, c.private)); err != nil {
+	if err := adminDB.RecordOp(ctx, "log.create", logCreateFields(c.name, key.vkey, policy, c.private)); err != nil {
 		return fmt.Errorf("log %s is created, but recording it in the operations record failed: %w", c.name, err)
 	}
 	fmt.Fprintf(stdout, "log %s created in %s\nprefix: /%s/\norigin: %s\nvkey: %s\ntree: %d\n", c.name, dir, c.name, origin, key.vkey, treeID)
+	if mysqlMode {
+		fmt.Fprintf(stdout, "store: MySQL, %s (DSN in %s, 0600)\n", newDB, filepath.Join(dir, logDSNFile))
+	}
 	fmt.Fprintf(stderr, "restart the server to serve it; grant tenants with: evident-server tenant grant TENANT %s\n", c.name)
 	return nil
 }
@@ -352,11 +517,54 @@ func logCreateFields(name, vkey string, policy []byte, private bool) map[string]
 	return f
 }
 
+// checkDefaultMySQL makes sure that state, opened with the DSN given as
+// the default log's, is the state database of the default log of dataDir:
+// it records a Trillian tree, and the log's key if it records an owner.
+func checkDefaultMySQL(ctx context.Context, state *storage.DB, dataDir string) error {
+	if _, err := state.Setting(ctx, backend.TreeIDSetting); errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("the database of --mysql_dsn records no log: give the default log's DSN as the server has it (start the server once to create the default log)")
+	} else if err != nil {
+		return fmt.Errorf("the default log's state database: %w", err)
+	}
+	v, err := os.ReadFile(filepath.Join(dataDir, vkeyFile))
+	if err != nil {
+		return err
+	}
+	vkey := strings.TrimSpace(string(v))
+	origin, _, _ := strings.Cut(vkey, "+")
+	owner, err := state.Setting(ctx, ownerSetting(origin))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		has, err := state.HasCheckpoints(ctx)
+		if err != nil {
+			return err
+		}
+		if has {
+			if _, err := state.LatestCheckpoint(ctx, origin); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("the database of --mysql_dsn holds another log's checkpoints, not the default log's of %s (%s): give the default log's DSN as the server has it", dataDir, origin)
+			} else if err != nil {
+				return err
+			}
+		}
+	case err != nil:
+		return err
+	case string(owner) != vkey:
+		return fmt.Errorf("the database of --mysql_dsn belongs to another log with the origin %s, not to the default log of %s: give the default log's DSN as the server has it", origin, dataDir)
+	}
+	return nil
+}
+
 // createNamedLog fills dir with a new log: its keys, settings, state
-// database and Trillian tree. It returns the tree's ID.
-func createNamedLog(ctx context.Context, dir, name string, key logKey, policy []byte, private bool) (int64, error) {
+// database and Trillian tree (in dir, or in the MySQL database of dsn,
+// which it records in dir). It returns the tree's ID.
+func createNamedLog(ctx context.Context, dir, name string, key logKey, policy []byte, private bool, dsn string) (int64, error) {
 	if err := key.write(dir); err != nil {
 		return 0, err
+	}
+	if dsn != "" {
+		if err := writeSecret(filepath.Join(dir, logDSNFile), dsn); err != nil {
+			return 0, err
+		}
 	}
 	if policy != nil {
 		if err := os.WriteFile(filepath.Join(dir, logPolicyFile), policy, 0o644); err != nil {
@@ -368,20 +576,41 @@ func createNamedLog(ctx context.Context, dir, name string, key logKey, policy []
 			return 0, err
 		}
 	}
-	state, err := storage.OpenSQLite(ctx, filepath.Join(dir, stateDB))
+	bcfg := backend.Config{Logger: slog.New(slog.DiscardHandler)}
+	var state *storage.DB
+	var err error
+	where := filepath.Join(dir, stateDB)
+	if dsn != "" {
+		where, _ = dsnDatabase(dsn)
+		state, err = storage.OpenMySQL(ctx, dsn)
+		bcfg.MySQLDSN = dsn
+	} else {
+		state, err = storage.OpenSQLite(ctx, where)
+		bcfg.SQLitePath = filepath.Join(dir, treeDB)
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer state.Close()
 	origin, _, _ := strings.Cut(key.vkey, "+")
-	if err := checkStateOwner(ctx, state, origin, key.vkey, filepath.Join(dir, stateDB)); err != nil {
+	if err := checkStateOwner(ctx, state, origin, key.vkey, where); err != nil {
+		return 0, usageError{err}
+	}
+	// A new log's state database records no tree and holds no checkpoint
+	// (a MySQL one may be another log's under another address).
+	if _, err := state.Setting(ctx, backend.TreeIDSetting); err == nil {
+		return 0, usageError{fmt.Errorf("the state database (%s) records a Trillian tree: it is another log's; give a new database", where)}
+	} else if !errors.Is(err, storage.ErrNotFound) {
 		return 0, err
 	}
-	be, err := backend.New(ctx, backend.Config{
-		State:      state,
-		SQLitePath: filepath.Join(dir, treeDB),
-		Logger:     slog.New(slog.DiscardHandler),
-	})
+	if has, err := state.HasCheckpoints(ctx); err != nil || has {
+		if err == nil {
+			err = usageError{fmt.Errorf("the state database (%s) holds checkpoints: it is another log's; give a new database", where)}
+		}
+		return 0, err
+	}
+	bcfg.State = state
+	be, err := backend.New(ctx, bcfg)
 	if err != nil {
 		return 0, err
 	}
@@ -426,18 +655,45 @@ func grantsByTenant(gs []storage.Grant) map[string][]string {
 	return out
 }
 
-// checkNamedLogsMode refuses a server in MySQL or remote Trillian mode
-// whose data directory holds named logs: they run in SQLite mode only.
-// It runs before anything is opened.
+// checkNamedLogsMode refuses a server whose named logs do not run in its
+// mode: in SQLite mode each keeps its databases in its directory, in MySQL
+// mode each has a database of its own (its DSN in mysql-dsn), not the
+// default log's nor another's; a remote Trillian serves the default log
+// alone, so it refuses named logs. It runs before anything is opened.
 func checkNamedLogsMode(o *options) error {
-	if o.mysqlDSN == "" && o.trillianAddr == "" {
-		return nil
-	}
 	dirs, err := listLogs(o.dataDir)
 	if err != nil || len(dirs) == 0 {
 		return err
 	}
-	return fmt.Errorf("%s holds named logs (%d), which run in SQLite mode only: start this server without --mysql_dsn and --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
+	if o.trillianAddr != "" {
+		return fmt.Errorf("%s holds named logs (%d), which need an in-process Trillian (SQLite or MySQL mode): start this server without --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
+	}
+	seen := map[string]string{}
+	if o.mysqlDSN != "" {
+		db, err := dsnDatabase(o.mysqlDSN)
+		if err != nil {
+			return fmt.Errorf("--mysql_dsn: %w", err)
+		}
+		seen[db] = "the default log"
+	}
+	for _, d := range dirs {
+		switch {
+		case o.mysqlDSN != "" && d.dsn == "":
+			return fmt.Errorf("named log %s runs on SQLite (it was added without --log_mysql_dsn), but this server runs on MySQL: a server runs all its logs in one mode; start it without --mysql_dsn, or move %s out", d.name, d.dir)
+		case o.mysqlDSN == "" && d.dsn != "":
+			return fmt.Errorf("named log %s runs on MySQL (%s), but this server runs on SQLite: start it with the default log's --mysql_dsn (or $%s, --mysql_dsn_file)", d.name, filepath.Join(d.dir, logDSNFile), dsnEnv)
+		case d.dsn != "":
+			db, err := dsnDatabase(d.dsn)
+			if err != nil {
+				return fmt.Errorf("named log %s: %s: %w", d.name, filepath.Join(d.dir, logDSNFile), err)
+			}
+			if by, ok := seen[db]; ok {
+				return fmt.Errorf("named log %s: its %s is %s's too: every log needs a database of its own", d.name, db, by)
+			}
+			seen[db] = "log " + d.name
+		}
+	}
+	return nil
 }
 
 // namedLog is a named log the server runs.
@@ -516,29 +772,53 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
 		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
 	}
-	where := filepath.Join(n.dir, stateDB)
-	if !fileExists(where) {
-		return fmt.Errorf("%s is missing: restore it from a backup of the data directory", where)
-	}
-	if n.state, err = storage.OpenSQLite(ctx, where); err != nil {
-		return err
-	}
-	if err := checkStateOwner(ctx, n.state, signer.Name(), key.vkey, where); err != nil {
-		return err
-	}
-	n.be, err = backend.New(ctx, backend.Config{
+	bcfg := backend.Config{
 		ExistingLog:        true,
-		State:              n.state,
-		SQLitePath:         filepath.Join(n.dir, treeDB),
 		BatchSize:          o.batchSize,
 		SequencerInterval:  o.sequencerInterval,
 		SkipIntegrityCheck: o.skipIntegrity,
 		// Trillian's metrics register once per process: the default
 		// log's. Each log's own (evident_*) are at /<name>/metrics.
 		Logger: logger,
-	})
+	}
+	where := filepath.Join(n.dir, stateDB)
+	if n.dsn != "" {
+		// MySQL mode: the state tables and the tree in the log's own
+		// database (checkNamedLogsMode checked the DSN).
+		where, _ = dsnDatabase(n.dsn)
+		where = "the MySQL " + where
+		p := filepath.Join(n.dir, logDSNFile)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logger.Warn("the DSN file is readable by others (it may hold a password); chmod 600 it", "file", p, "mode", fi.Mode().Perm().String())
+		}
+		n.state, err = storage.OpenMySQL(ctx, n.dsn)
+		bcfg.MySQLDSN = n.dsn
+	} else {
+		if !fileExists(where) {
+			return fmt.Errorf("%s is missing: restore it from a backup of the data directory", where)
+		}
+		n.state, err = storage.OpenSQLite(ctx, where)
+		bcfg.SQLitePath = filepath.Join(n.dir, treeDB)
+	}
+	if err != nil {
+		return err
+	}
+	if n.dsn != "" {
+		// "log add" recorded the tree: a database that does not is not
+		// this log's (an empty one would start a second history).
+		if _, err := n.state.Setting(ctx, backend.TreeIDSetting); errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%s records no Trillian tree: it is not this log's database, or it was lost; restore it from a backup (docs/deployment.md)", where)
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := checkStateOwner(ctx, n.state, signer.Name(), key.vkey, where); err != nil {
+		return err
+	}
+	bcfg.State = n.state
+	n.be, err = backend.New(ctx, bcfg)
 	if errors.Is(err, backend.ErrStateLost) {
-		return fmt.Errorf("%w: %s does not record the log's tree; restore the log's directory from a backup", err, where)
+		return fmt.Errorf("%w: %s does not record the log's tree; restore the log's state from a backup", err, where)
 	}
 	if err != nil {
 		return err

@@ -155,7 +155,10 @@ func TestSeveralLogs(t *testing.T) {
 		{[]string{"log", "add", "tile"}, "reserved"},
 		{[]string{"log", "add", "v1"}, "reserved"},
 		{[]string{"log", "add", "logs"}, "reserved"},
-		{[]string{"log", "add", "--mysql_dsn", "u@tcp(127.0.0.1:1)/x", "other"}, "SQLite mode only"},
+		{[]string{"log", "add", "--mysql_dsn", "u@tcp(127.0.0.1:1)/x", "other"}, "--log_mysql_dsn"},
+		{[]string{"log", "add", "--log_mysql_dsn", "u@tcp(127.0.0.1:1)/x", "other"}, "default log's DSN"},
+		{[]string{"log", "add", "--mysql_dsn", "u@tcp(127.0.0.1:1)/x", "--log_mysql_dsn", "u@tcp(127.0.0.1:1)/y", "other"}, "runs on SQLite"},
+		{[]string{"log", "add", "--trillian_addr", "127.0.0.1:1", "other"}, "in-process Trillian"},
 		{[]string{"log", "add", "--origin", s.origin, "other"}, "default log's"},
 		{[]string{"log", "add", "--witness_policy_file", filepath.Join(dir, "nope"), "other"}, "witness_policy_file"},
 		{[]string{"log", "add"}, "NAME"},
@@ -437,12 +440,12 @@ func TestSeveralLogs(t *testing.T) {
 	sizes[""]++
 
 	// A restart: every log comes back with its state. In MySQL mode the
-	// server refuses to start rather than leave the named logs unserved.
+	// server refuses to start: its named logs run on SQLite.
 	if err := s.terminate(); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", "u@tcp(127.0.0.1:1)/none")
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "SQLite mode only") {
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "named log audit runs on SQLite") {
 		t.Errorf("a server in MySQL mode over named logs: %v\n%s", err, out)
 	}
 	// A changed policy is recorded in the log's own operations record.
@@ -542,13 +545,16 @@ func hasLine(text string, words ...string) bool {
 
 // FuzzParseLogCmd feeds the log commands' argument parser arbitrary
 // arguments (split at NUL bytes): it never panics, and what it accepts is
-// "log list" or "log add" of a valid, unreserved name and origin, never
-// in MySQL or remote Trillian mode.
+// "log list" or "log add" of a valid, unreserved name and origin; in
+// MySQL mode, "log add" has the default log's
+// DSN and the new log's, each naming a database, and not the same one.
 func FuzzParseLogCmd(f *testing.F) {
 	for _, s := range []string{
 		"add\x00audit", "list", "add\x00--private\x00--origin\x00example.com/a\x00a", "add\x00v1", "add\x00../x",
 		"add\x00--mysql_dsn\x00u@tcp(h)/d\x00a", "add\x00--trillian_addr\x00h:1\x00a", "add", "add\x00a\x00b",
 		"list\x00x", "remove\x00a", "add\x00--origin\x00bad origin\x00a", "add\x00--data_dir\x00\x00a",
+		"add\x00--mysql_dsn\x00u@tcp(h)/d\x00--log_mysql_dsn\x00u@tcp(h)/e\x00a", "add\x00--mysql_dsn\x00u@tcp(h)/d\x00--log_mysql_dsn\x00v@tcp(h:3306)/D\x00a",
+		"add\x00--mysql_dsn\x00u@tcp(h)/\x00--log_mysql_dsn\x00u@tcp(h)/e\x00a",
 	} {
 		f.Add(s)
 	}
@@ -577,6 +583,16 @@ func FuzzParseLogCmd(f *testing.F) {
 		if c.dataDir == "" {
 			t.Error("accepted an empty --data_dir")
 		}
+		if c.verb == "add" && (c.defaultDSN != "") != (c.logDSN != "") {
+			t.Errorf("%q: accepted one DSN of two (default %t, new log %t)", s, c.defaultDSN != "", c.logDSN != "")
+		}
+		if c.logDSN != "" {
+			a, err1 := dsnDatabase(c.defaultDSN)
+			b, err2 := dsnDatabase(c.logDSN)
+			if err1 != nil || err2 != nil || a == b {
+				t.Errorf("%q: accepted the DSNs of %q and %q (%v, %v)", s, a, b, err1, err2)
+			}
+		}
 	})
 }
 
@@ -587,8 +603,8 @@ func TestLogCommandsHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"log", "--help"}, []string{"log add", "log list", "/NAME/", "tenant grant", "SQLite mode only", "Exit codes"}},
-		{[]string{"log", "add", "--help"}, []string{"-witness_policy_file", "-private", "-origin", "-data_dir", "reserved", "checkpoint, healthz"}},
+		{[]string{"log", "--help"}, []string{"log add", "log list", "/NAME/", "tenant grant", "MySQL mode", "--log_mysql_dsn", "Exit codes"}},
+		{[]string{"log", "add", "--help"}, []string{"-witness_policy_file", "-private", "-origin", "-data_dir", "reserved", "checkpoint, healthz", "-log_mysql_dsn_file", "mysql-dsn (0600)", "Trillian's schema"}},
 		{[]string{"log", "list", "--help"}, []string{"-data_dir"}},
 		{[]string{"tenant", "grant", "--help"}, []string{"tenant grant [flags] NAME LOG", "revoke-grant", "403"}},
 		{[]string{"--help"}, []string{"log add|list", "tenant grant|revoke-grant"}},

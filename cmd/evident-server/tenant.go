@@ -92,7 +92,7 @@ func parseAdmin(args []string, env string, stderr io.Writer) (*adminCmd, error) 
 		fs.PrintDefaults()
 	}
 	var dsnFile string
-	fs.StringVar(&c.opts.dataDir, "data_dir", "evident-data", "the log's data `directory` (in SQLite mode it holds the state database)")
+	fs.StringVar(&c.opts.dataDir, "data_dir", "evident-data", "the log's data `directory` (in SQLite mode it holds the state database; tenant grant finds the named logs in its logs/)")
 	fs.StringVar(&c.opts.mysqlDSN, "mysql_dsn", "", "the log's MySQL/MariaDB `dsn`, when it runs on MySQL (or $"+dsnEnv+")")
 	fs.StringVar(&dsnFile, "mysql_dsn_file", "", "read the DSN from this `file`")
 	issues := c.group == "key" && (c.verb == "issue" || c.verb == "rotate")
@@ -254,9 +254,6 @@ func (c *adminCmd) run(ctx context.Context, db *storage.DB, stdout, stderr io.Wr
 		}
 		return tw.Flush()
 	case "tenant grant":
-		if c.opts.mysqlDSN != "" {
-			return errors.New("named logs run in SQLite mode only: there are none to grant with --mysql_dsn")
-		}
 		if err := checkLogExists(c.opts.dataDir, c.logName); err != nil {
 			return err
 		}
