@@ -312,6 +312,23 @@ func TestSeveralLogsMySQL(t *testing.T) {
 			t.Errorf("%scheckpoint after the restart: %v; want it to verify, of size %d at least", prefix(l), err, sizes[l])
 		}
 	}
+	// Each log's operations record, in its own database, begins with its
+	// creation; the default log's has the creations and the grants.
+	for l, want := range map[string][]string{
+		"":      {`"action":"log.create"`, `"log":"billing"`, `"action":"log.grant"`, `"tenant":"globex"`},
+		"audit": {`"action":"log.create"`, `"log":"audit"`},
+	} {
+		code, body := s.call("GET", prefix(l)+"v1/operations", s.token, nil)
+		for _, w := range want {
+			if code != 200 || !strings.Contains(string(body), w) {
+				t.Errorf("GET %sv1/operations: %d, lacks %s\n%s", prefix(l), code, w, body)
+			}
+		}
+	}
+	// billing is private: its entries need its tenant's key.
+	if code, body := s.get(fmt.Sprintf("/billing/v1/entries/%d", results["billing"].Index)); code != 401 {
+		t.Errorf("reading the private billing log without a key: %d %s", code, body)
+	}
 	if r := s.addTo("/billing/", keys["globex"], vkeys["billing"], []byte("after the restart")); r.Index != sizes["billing"] {
 		t.Errorf("billing after the restart: entry at %d, want %d", r.Index, sizes["billing"])
 	}
@@ -336,6 +353,9 @@ func TestSeveralLogsMySQL(t *testing.T) {
 	if n := tableCount(t, dsnBare); n != 0 {
 		t.Errorf("the refused start created %d tables", n)
 	}
+	if out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", dsnDef, "--trillian_addr", "127.0.0.1:1"); !strings.Contains(out, "in-process Trillian") {
+		t.Errorf("a server with a remote Trillian over named logs:\n%s", out)
+	}
 	dsnPath := filepath.Join(dir, logsDir, "billing", logDSNFile)
 	for _, other := range []string{dsnDef, dsnAudit} {
 		if err := os.WriteFile(dsnPath, []byte(other+"\n"), 0o600); err != nil {
@@ -344,6 +364,18 @@ func TestSeveralLogsMySQL(t *testing.T) {
 		if out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", dsnDef); !strings.Contains(out, "every log needs a database of its own") || strings.Contains(out, other) {
 			t.Errorf("a server whose log billing has another log's DSN:\n%s", out)
 		}
+	}
+	// A named log's database replaced by an empty one: no new tree, no
+	// second history under billing's key.
+	dsnNew := mysqlWithSchema(t)
+	if err := os.WriteFile(dsnPath, []byte(dsnNew+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := runFails(t, 1, nil, "--data_dir", dir, "--listen", "127.0.0.1:0", "--mysql_dsn", dsnDef); !strings.Contains(out, "named log billing") || !strings.Contains(out, "records no Trillian tree") {
+		t.Errorf("a server whose log billing's database was replaced by an empty one:\n%s", out)
+	}
+	if n, err := backend.MySQLTrees(t.Context(), dsnNew); err != nil || n != 0 {
+		t.Errorf("the refused start made %d trees in the empty database (%v)", n, err)
 	}
 	if err := os.WriteFile(dsnPath, []byte(dsnBilling+"\n"), 0o600); err != nil {
 		t.Fatal(err)
