@@ -74,7 +74,9 @@ with a letter or digit, and is not reserved: the server's own first path
 segments and a few more (` + "%s" + `), and names starting with "evident.".
 "log add" needs the default log to exist (start the server once); it
 records "log.create" in the operations record of the default log and of the
-new log. "log list" shows every log: name, prefix, origin, private, witnesses, verifier key.
+new log. "log list" shows every log: name, prefix, origin, private,
+witnesses, store (sqlite, or mysql and its database, never the DSN) and
+verifier key.
 
 Exit codes: 0 done; 1 failed; 2 usage: a bad, reserved or existing NAME, a
 bad policy file, no default log, a DSN missing or of a database that is
