@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
+
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage/backend"
@@ -35,6 +37,29 @@ func mysqlWithSchema(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dsn
+}
+
+// otherAddress returns dsn with its server's address written another way
+// that reaches the same server: a DSN that names the same database but
+// does not look like it.
+func otherAddress(t *testing.T, dsn string) string {
+	t.Helper()
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(cfg.Addr, ":")
+	switch {
+	case cfg.Net == "unix":
+		cfg.Addr = filepath.Dir(cfg.Addr) + "/./" + filepath.Base(cfg.Addr)
+	case cfg.Net == "tcp" && host == "127.0.0.1":
+		cfg.Addr = "localhost:" + port
+	case cfg.Net == "tcp" && host == "localhost":
+		cfg.Addr = "127.0.0.1:" + port
+	default:
+		t.Fatalf("no other address known for the test server's %s(%s)", cfg.Net, cfg.Addr)
+	}
+	return cfg.FormatDSN()
 }
 
 // adminEnv runs the binary with extra environment variables, as admin.
@@ -156,6 +181,7 @@ func TestSeveralLogsMySQL(t *testing.T) {
 		{"the default log's database", mysqlFlags(dsnDef), "the default log's database"},
 		{"the default log's database by another user", mysqlFlags(strings.Replace(dsnDef, "@", "x@", 1)), "the default log's database"},
 		{"audit's database", mysqlFlags(dsnAudit), "log audit's database"},
+		{"audit's database under another address", mysqlFlags(otherAddress(t, dsnAudit)), "holds 1 Trillian trees"},
 		{"a database without Trillian's schema", mysqlFlags(dsnBare), "storage.sql"},
 		{"no new log's DSN", []string{"--mysql_dsn", dsnDef}, "--log_mysql_dsn"},
 		{"no default log's DSN", []string{"--log_mysql_dsn", dsnBare}, "default log's DSN"},
