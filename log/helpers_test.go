@@ -7,10 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/backend"
 )
@@ -255,15 +253,7 @@ func newTestLogWith(t testing.TB, setup func(*testLog), mod func(*Config)) *test
 // loadTrillianSchema loads Trillian's MySQL schema, from the Trillian
 // module in the module cache, into the database dsn.
 func loadTrillianSchema(t testing.TB, dsn string) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
-	if err != nil {
-		t.Fatalf("finding the Trillian module: %v", err)
-	}
-	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := backend.LoadMySQLSchema(t.Context(), dsn, script); err != nil {
+	if err := backend.LoadMySQLSchema(t.Context(), dsn, testdb.TrillianSchema(t)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,22 +21,22 @@ import (
 )
 
 // mysqlWithSchema returns the DSN of a new MariaDB database into which
-// Trillian's schema (from the module go.mod pins) is loaded.
+// Trillian's schema is loaded.
 func mysqlWithSchema(t *testing.T) string {
 	t.Helper()
 	dsn := testdb.MySQL(t)
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	loadTrillianSchema(t, dsn)
+	return dsn
+}
+
+// loadTrillianSchema loads Trillian's MySQL schema (from the module go.mod
+// pins) into the database of dsn.
+func loadTrillianSchema(t *testing.T, dsn string) {
+	t.Helper()
+	script := testdb.TrillianSchema(t)
 	if err := backend.LoadMySQLSchema(t.Context(), dsn, script); err != nil {
 		t.Fatal(err)
 	}
-	return dsn
 }
 
 // otherAddress returns dsn with its server's address written another way
@@ -210,14 +210,7 @@ func TestSeveralLogsMySQL(t *testing.T) {
 	if code, _, errOut := adminEnv(t, nil, "log", "add", "--data_dir", dir, "other"); code != 2 || !strings.Contains(errOut, "runs on MySQL") {
 		t.Errorf("log add of an SQLite log under a MySQL default log: exit %d, %q", code, errOut)
 	}
-	ents, err := os.ReadDir(filepath.Join(dir, logsDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
+	names := dirNames(t, filepath.Join(dir, logsDir))
 	if !slices.Equal(names, []string{"audit", "billing"}) || fileExists(filepath.Join(sqliteDir, logsDir, "other")) || fileExists(filepath.Join(dir, stateDB)) {
 		t.Fatalf("logs/ holds %v after the refused commands; want audit and billing only", names)
 	}

@@ -175,14 +175,7 @@ func TestSeveralLogs(t *testing.T) {
 			t.Errorf("evident-server %s: %q; want it to say %q", strings.Join(tc.args, " "), errOut, tc.msg)
 		}
 	}
-	ents, err := os.ReadDir(filepath.Join(dir, logsDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
+	names := dirNames(t, filepath.Join(dir, logsDir))
 	if !slices.Equal(names, []string{"audit", "billing", "witnessed"}) {
 		t.Fatalf("logs/ holds %v after the refused commands; want audit, billing and witnessed only", names)
 	}
@@ -619,4 +612,18 @@ func TestLogCommandsHelp(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dirNames returns the names in directory dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }

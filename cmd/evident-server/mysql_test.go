@@ -27,17 +27,7 @@ func TestMySQLMode(t *testing.T) {
 		t.Errorf("start on a database without Trillian's schema: %v\n%s", err, out)
 	}
 
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := backend.LoadMySQLSchema(t.Context(), dsn, script); err != nil {
-		t.Fatal(err)
-	}
+	loadTrillianSchema(t, dsn)
 	s := startServer(t, dir, "--mysql_dsn", dsn)
 	client := &http.Client{Timeout: 30 * time.Second}
 	code, r, err := s.add(client, []byte("on mariadb"), "")
@@ -83,7 +73,7 @@ func TestMySQLMode(t *testing.T) {
 		}
 	}
 	damage(`UPDATE LeafData SET LeafValue = 'on mariadX' WHERE TreeId = ? AND LeafValue = 'on mariadb'`)
-	out, err = exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput()
+	out, err := exec.Command(binary, "check", "--data_dir", dir, "--mysql_dsn", dsn).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "DAMAGED") || !strings.Contains(string(out), "entry 0: its value does not hash to its stored leaf hash") {
 		t.Errorf("evident-server check on MariaDB with entry 0 changed: %v, want exit 1 naming entry 0\n%s", err, out)
 	}

@@ -11,6 +11,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -64,4 +67,20 @@ func MySQL(t testing.TB) string {
 	}
 	cfg.ParseTime = true
 	return cfg.FormatDSN()
+}
+
+// TrillianSchema returns Trillian's MySQL schema script
+// (storage/mysql/schema/storage.sql of the Trillian module go.mod pins),
+// for backend.LoadMySQLSchema.
+func TrillianSchema(t testing.TB) []byte {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
+	if err != nil {
+		t.Fatalf("finding the Trillian module: %v", err)
+	}
+	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return script
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,15 +24,7 @@ import (
 func mysqlWithSchema(t *testing.T) string {
 	t.Helper()
 	dsn := testdb.MySQL(t)
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
-	if err != nil {
-		t.Fatalf("finding the Trillian module: %v", err)
-	}
-	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "storage", "mysql", "schema", "storage.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := LoadMySQLSchema(t.Context(), dsn, script); err != nil {
+	if err := LoadMySQLSchema(t.Context(), dsn, testdb.TrillianSchema(t)); err != nil {
 		t.Fatal(err)
 	}
 	return dsn
