@@ -44,7 +44,7 @@ type attributer struct {
 func (l *Log) attribute(ctx context.Context) {
 	t := time.NewTicker(attributeInterval)
 	defer t.Stop()
-	failing := false
+	var o outage
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,14 +52,7 @@ func (l *Log) attribute(ctx context.Context) {
 		case <-t.C:
 		}
 		err := l.catchUpAttribution(ctx, attributePause)
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			l.log.Warn("recording which tenant submitted published entries; retrying", "error", err)
-			failing = true
-		case err == nil && failing:
-			l.log.Info("recording which tenant submitted published entries works again")
-			failing = false
-		}
+		o.note(ctx, l.log, err, "recording which tenant submitted published entries; retrying", "recording which tenant submitted published entries works again")
 	}
 }
 

@@ -143,7 +143,7 @@ func (k *keyring) stale(gen int64, full time.Duration) bool {
 func (l *Log) refreshKeys(ctx context.Context) {
 	t := time.NewTicker(l.cfg.KeyPoll)
 	defer t.Stop()
-	failing := false
+	var o outage // logged once per outage: the poll runs several times a second
 	for {
 		select {
 		case <-ctx.Done():
@@ -156,15 +156,7 @@ func (l *Log) refreshKeys(ctx context.Context) {
 				l.kickOps() // an admin action may have written a record
 			}
 		}
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			// Once per outage: the poll runs several times a second.
-			l.log.Warn("reloading API keys; keeping the ones loaded before", "error", err)
-			failing = true
-		case err == nil && failing:
-			l.log.Info("reloading API keys works again")
-			failing = false
-		}
+		o.note(ctx, l.log, err, "reloading API keys; keeping the ones loaded before", "reloading API keys works again")
 	}
 }
 

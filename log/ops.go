@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,17 +27,10 @@ const opsRetry = time.Second
 // appendOps appends pending operations records until ctx ends: at once,
 // then when kicked (l.opsKick).
 func (l *Log) appendOps(ctx context.Context) {
-	failing := false
+	var o outage
 	for {
 		err := l.appendPendingOps(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			l.log.Warn("appending the operations record; retrying", "error", err)
-			failing = true
-		case err == nil && failing:
-			l.log.Info("appending the operations record works again")
-			failing = false
-		}
+		o.note(ctx, l.log, err, "appending the operations record; retrying", "appending the operations record works again")
 		var retry <-chan time.Time
 		if err != nil {
 			retry = time.After(opsRetry)
@@ -146,4 +140,19 @@ func (l *Log) handleOps(w http.ResponseWriter, r *http.Request) error {
 		out.Records = append(out.Records, v)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// outage logs the failures of a background task once per outage: the
+// first error as a warning (not when ctx ended), the recovery as info.
+type outage struct{ failing bool }
+
+func (o *outage) note(ctx context.Context, log *slog.Logger, err error, failed, recovered string) {
+	switch {
+	case err != nil && ctx.Err() == nil && !o.failing:
+		log.Warn(failed, "error", err)
+		o.failing = true
+	case err == nil && o.failing:
+		log.Info(recovered)
+		o.failing = false
+	}
 }
