@@ -23,6 +23,12 @@ import (
 // size size from the tiles.
 func (l *Log) tileInclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
 	n, err := proof.Inclusion(index, size)
+	return l.tileProof(ctx, n, err)
+}
+
+// tileProof reads the nodes of a proof from the tiles and hashes its
+// ephemeral ones; err is the error of computing n (a bad request).
+func (l *Log) tileProof(ctx context.Context, n proof.Nodes, err error) ([][]byte, error) {
 	if err != nil {
 		return nil, badRequest(err.Error())
 	}
@@ -40,14 +46,7 @@ func (l *Log) tileConsistency(ctx context.Context, first, second uint64) ([][]by
 		return [][]byte{}, nil
 	}
 	n, err := proof.Consistency(first, second)
-	if err != nil {
-		return nil, badRequest(err.Error())
-	}
-	hashes, err := l.tiles.nodes(ctx, n.IDs)
-	if err != nil {
-		return nil, err
-	}
-	return n.Rehash(hashes, checkpoint.Hasher.HashChildren)
+	return l.tileProof(ctx, n, err)
 }
 
 // tileLeafIndex returns the index of the leaf with this hash: from the
