@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"crypto/sha256"
+	"fmt"
 
 	"github.com/transparency-dev/merkle"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -37,4 +38,25 @@ func HashChildren(l, r []byte) [32]byte {
 	copy(b[1:], l)
 	copy(b[1+sha256.Size:], r)
 	return sha256.Sum256(b[:])
+}
+
+// SubtreeRoot returns the root of the perfect subtree whose leaves (or
+// nodes of one level) have the concatenated 32-byte hashes data: a run
+// of a power of two of them, as in a tlog-tiles hash tile. An empty or
+// odd run is not a perfect subtree: SubtreeRoot panics on it.
+func SubtreeRoot(data []byte) [32]byte {
+	n := len(data) / 32
+	if n == 0 || n&(n-1) != 0 || len(data)%32 != 0 {
+		panic(fmt.Sprintf("checkpoint: SubtreeRoot of %d bytes, not a power of two of hashes", len(data)))
+	}
+	row := make([][32]byte, n)
+	for i := range row {
+		row[i] = [32]byte(data[32*i:])
+	}
+	for ; n > 1; n /= 2 {
+		for i := range n / 2 {
+			row[i] = HashChildren(row[2*i][:], row[2*i+1][:])
+		}
+	}
+	return row[0]
 }

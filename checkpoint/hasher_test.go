@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
@@ -40,4 +41,34 @@ func BenchmarkHashChildren(b *testing.B) {
 			l = Hasher.HashChildren(l, r)
 		}
 	})
+}
+
+func TestSubtreeRoot(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 256} {
+		data := make([]byte, 32*n)
+		rand.Read(data)
+		rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+		for i := range n {
+			if err := rng.Append(data[32*i:32*i+32], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := rng.GetRootHash(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SubtreeRoot(data); !bytes.Equal(got[:], want) {
+			t.Errorf("SubtreeRoot of %d hashes = %x, want %x", n, got, want)
+		}
+	}
+	for _, bad := range []int{0, 3 * 32, 33} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("SubtreeRoot of %d bytes did not panic", bad)
+				}
+			}()
+			SubtreeRoot(make([]byte, bad))
+		}()
+	}
 }

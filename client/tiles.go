@@ -79,18 +79,8 @@ func (t *tileNodes) node(ctx context.Context, id compact.NodeID) ([]byte, error)
 	if hi > uint64(len(data)) {
 		return nil, fmt.Errorf("node %d/%d is not in its tile: %w", id.Level, id.Index, ErrBadResponse)
 	}
-	row := make([][]byte, 0, 1<<j)
-	for o := lo; o < hi; o += 32 {
-		row = append(row, data[o:o+32])
-	}
-	for len(row) > 1 {
-		next := make([][]byte, len(row)/2)
-		for x := range next {
-			next[x] = checkpoint.Hasher.HashChildren(row[2*x], row[2*x+1])
-		}
-		row = next
-	}
-	return row[0], nil
+	root := checkpoint.SubtreeRoot(data[lo:hi])
+	return root[:], nil
 }
 
 func (t *tileNodes) proof(ctx context.Context, n proof.Nodes) ([][]byte, error) {

@@ -127,7 +127,7 @@ func (x *exporter) run(ctx context.Context) (*exporter, error) {
 			return nil, err
 		}
 		if w == 256 {
-			tops = append(tops, tileTop(hashes))
+			tops = append(tops, tileRoot(hashes))
 		}
 	}
 	if size > 0 && !rootIs(rng, x.cp.Hash) || size == 0 && x.cp.Hash != checkpoint.EmptyRoot {
@@ -229,7 +229,7 @@ func (x *exporter) upper(ctx context.Context, level int, below [][]byte) ([][]by
 			return nil, err
 		}
 		if w == 256 {
-			tops = append(tops, tileTop(got))
+			tops = append(tops, tileRoot(got))
 		}
 	}
 	return tops, nil
@@ -273,23 +273,13 @@ func (x *exporter) write(level int, n uint64, w int, data []byte) error {
 	return atomicfile.WriteFile(p, data, 0o644)
 }
 
-// tileTop returns the root of a full tile's 256 hashes.
-func tileTop(data []byte) []byte {
-	row := make([][]byte, 0, 256)
-	for i := 0; i < len(data); i += 32 {
-		row = append(row, data[i:i+32])
-	}
-	for len(row) > 1 {
-		next := make([][]byte, len(row)/2)
-		for i := range next {
-			next[i] = checkpoint.Hasher.HashChildren(row[2*i], row[2*i+1])
-		}
-		row = next
-	}
-	return row[0]
-}
-
 func rootIs(rng *compact.Range, want [32]byte) bool {
 	r, err := rng.GetRootHash(nil)
 	return err == nil && bytes.Equal(r, want[:])
+}
+
+// tileRoot returns the root of a full tile's 256 hashes.
+func tileRoot(data []byte) []byte {
+	r := checkpoint.SubtreeRoot(data)
+	return r[:]
 }
