@@ -156,11 +156,11 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 // the range and the edge tiles, returning the tiles they changed.
 func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, error) {
 	start := t.size
-	values, err := t.readEntries(ctx, start, end)
+	values, hashes, err := t.readEntries(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}
-	u := &storage.TileUpdate{Size: end, Leaves: make([][32]byte, 0, len(values)), NoLeafIndex: t.l.cfg.LeafIndex != nil}
+	u := &storage.TileUpdate{Size: end, Leaves: hashes, NoLeafIndex: t.l.cfg.LeafIndex != nil}
 	changed := map[tileKey]bool{}
 	visit := func(id compact.NodeID, h []byte) {
 		if id.Level%tileHeight != 0 {
@@ -181,8 +181,7 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 		if len(v) > MaxEntrySize {
 			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold (%d)", start+uint64(i), len(v), MaxEntrySize)
 		}
-		h := checkpoint.LeafHash(v)
-		u.Leaves = append(u.Leaves, h)
+		h := hashes[i]
 		if err := t.rng.Append(h[:], visit); err != nil { // visits the leaf too
 			return nil, err
 		}
@@ -204,24 +203,27 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 	return u, nil
 }
 
-// readEntries returns the entries [start, end), in order: those the
-// sequencer of this process still holds (Config.Leaves) if each hashes to
-// the leaf hash Trillian integrated at its index, else from Trillian.
-// Either way they are Trillian's word until their root is checked.
-func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, error) {
+// readEntries returns the entries [start, end), in order, and their leaf
+// hashes, computed here: those the sequencer of this process still holds
+// (Config.Leaves) if each hashes to the leaf hash Trillian integrated at
+// its index, else from Trillian. Either way they are Trillian's word until
+// their root is checked.
+func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, [][32]byte, error) {
 	l := t.l
 	out := make([][]byte, 0, end-start)
+	hashes := make([][32]byte, 0, end-start)
 	if l.cfg.Leaves != nil {
 		if leaves, ok := l.cfg.Leaves(start, end); ok {
 			for i, leaf := range leaves {
-				if h := checkpoint.LeafHash(leaf.LeafValue); uint64(leaf.LeafIndex) != start+uint64(i) || !bytes.Equal(h[:], leaf.MerkleLeafHash) {
-					out = out[:0]
+				h := checkpoint.LeafHash(leaf.LeafValue)
+				if uint64(leaf.LeafIndex) != start+uint64(i) || !bytes.Equal(h[:], leaf.MerkleLeafHash) {
+					out, hashes = out[:0], hashes[:0]
 					break
 				}
-				out = append(out, leaf.LeafValue)
+				out, hashes = append(out, leaf.LeafValue), append(hashes, h)
 			}
 			if len(out) == int(end-start) {
-				return out, nil
+				return out, hashes, nil
 			}
 		}
 	}
@@ -229,21 +231,21 @@ func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, e
 		resp, err := l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
 			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(min(end-next, 1000))})
 		if err != nil {
-			return nil, fmt.Errorf("tiler: reading entries from Trillian: %w", err)
+			return nil, nil, fmt.Errorf("tiler: reading entries from Trillian: %w", err)
 		}
 		if len(resp.Leaves) == 0 {
-			return nil, fmt.Errorf("tiler: Trillian returned no entries from %d", next)
+			return nil, nil, fmt.Errorf("tiler: Trillian returned no entries from %d", next)
 		}
 		for _, leaf := range resp.Leaves {
 			if next == end {
 				break
 			}
 			if uint64(leaf.LeafIndex) != next {
-				return nil, fmt.Errorf("tiler: Trillian returned entry %d where %d was expected: %w", leaf.LeafIndex, next, errBadProof)
+				return nil, nil, fmt.Errorf("tiler: Trillian returned entry %d where %d was expected: %w", leaf.LeafIndex, next, errBadProof)
 			}
-			out = append(out, leaf.LeafValue)
+			out, hashes = append(out, leaf.LeafValue), append(hashes, checkpoint.LeafHash(leaf.LeafValue))
 			next++
 		}
 	}
-	return out, nil
+	return out, hashes, nil
 }
