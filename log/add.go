@@ -89,7 +89,7 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 	} else {
 		l.metrics.added.WithLabelValues("new").Inc()
 		l.pub.accept()
-		l.quota.accept(tenant, 1)
+		l.quota.accept(tenant, 1, l.pub.grown())
 	}
 	if !wait {
 		return res, nil

@@ -107,7 +107,7 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 		default:
 			l.metrics.added.WithLabelValues("new").Inc()
 			l.pub.accept()
-			l.quota.accept(tenant, 1)
+			l.quota.accept(tenant, 1, l.pub.grown())
 		}
 	}
 	if !wait {

@@ -147,10 +147,13 @@ func (q *quotas) admit(tenant string, n int, grown func() uint64, now time.Time)
 }
 
 // accept counts n entries of tenant newly queued here, for its backlog
-// share.
-func (q *quotas) accept(tenant string, n uint64) {
+// share, after settling the tree's growth (grown, as for admit), so that
+// the pending runs stay as few as the entries waiting, with or without
+// backlog shares.
+func (q *quotas) accept(tenant string, n, grown uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.settle(grown)
 	q.pending[tenant] += n
 	if k := len(q.fifo); k > 0 && q.fifo[k-1].tenant == tenant {
 		q.fifo[k-1].n += n

@@ -68,7 +68,7 @@ func TestBacklogShare(t *testing.T) {
 	if err := q.admit("acme", 10, at(0), t0); err != nil {
 		t.Fatal(err)
 	}
-	q.accept("acme", 10)
+	q.accept("acme", 10, 0)
 	var qe *quotaError
 	if err := q.admit("acme", 1, at(0), t0); !errors.As(err, &qe) {
 		t.Fatalf("acme over its share (10 of 100): %v; want a quota error", err)
@@ -76,12 +76,12 @@ func TestBacklogShare(t *testing.T) {
 	if err := q.admit("globex", 10, at(0), t0); err != nil {
 		t.Errorf("globex with acme's share full: %v", err)
 	}
-	q.accept("globex", 10)
+	q.accept("globex", 10, 0)
 	// The tree grew by 4: acme's oldest four are covered.
 	if err := q.admit("acme", 4, at(4), t0); err != nil {
 		t.Errorf("acme after 4 of its entries were published: %v", err)
 	}
-	q.accept("acme", 4)
+	q.accept("acme", 4, 4)
 	if err := q.admit("acme", 1, at(4), t0); !errors.As(err, &qe) {
 		t.Errorf("acme's fifth: %v; want a quota error", err)
 	}
@@ -121,5 +121,18 @@ func TestQuotaHTTP(t *testing.T) {
 	}
 	if code, _, _ := tl.addBatchAs(tk.keys["globex/submit"], encodeBatch([][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d")}), ""); code != 400 {
 		t.Errorf("a batch over the burst: %d, want 400", code)
+	}
+}
+
+// TestPendingRunsBounded: entries of alternating tenants, each published
+// before the next is accepted, leave no pending runs behind, with no
+// backlog share set (admit never settles then).
+func TestPendingRunsBounded(t *testing.T) {
+	q := newQuotas(&Config{MaxBacklog: 100})
+	for i := range uint64(1000) {
+		q.accept([]string{"acme", "globex"}[i%2], 1, i)
+	}
+	if len(q.fifo) > 2 || len(q.pending) > 1 {
+		t.Errorf("%d pending runs, %d tenants pending after 1,000 entries of which 999 were published", len(q.fifo), len(q.pending))
 	}
 }
