@@ -49,8 +49,9 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 		// No receipt can come until an operator repairs the log.
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	res := &AddResult{LeafHash: checkpoint.LeafHash(entry), Tenant: tenant}
-	id := IdentityHash(tenant, res.LeafHash)
+	leaf := tenantLeaf(tenant, entry)
+	res := &AddResult{LeafHash: [32]byte(leaf.MerkleLeafHash), Tenant: tenant}
+	id := [32]byte(leaf.LeafIdentityHash)
 	if wait {
 		// No receipt can come soon: say so now rather than at WaitTimeout,
 		// unless the entry is already published (a client resubmitting
@@ -79,7 +80,7 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 		}
 		defer l.pub.unregister(w)
 	}
-	dup, err := l.queueOne(ctx, tenant, entry)
+	dup, err := l.queueOne(ctx, leaf)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 	if !wait {
 		return res, nil
 	}
-	f, err := l.await(ctx, w, regCP, res, tenant, time.Now().Add(l.cfg.WaitTimeout))
+	f, err := l.await(ctx, w, regCP, res, id, time.Now().Add(l.cfg.WaitTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -105,15 +106,14 @@ func (l *Log) AddEntry(ctx context.Context, tenant string, entry []byte, wait bo
 	return res, nil
 }
 
-// await waits until a published checkpoint covers tenant's entry, at
-// most until deadline (then ErrTimeout). A duplicate may already be
+// await waits until a published checkpoint covers the entry whose leaf
+// identity (IdentityHash) is id, at most until deadline (then ErrTimeout). A duplicate may already be
 // covered by regCP, the latest checkpoint when w was registered; any later
 // checkpoint wakes w. Waiters wait for a Merkle leaf hash, which several
 // tenants' entries may share: a leaf that is another tenant's sends it
 // looking for its own, and waiting again. It gives up early when
 // publishing keeps failing (ErrNotPublishing).
-func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult, tenant string, deadline time.Time) (found, error) {
-	id := IdentityHash(tenant, res.LeafHash)
+func (l *Log) await(ctx context.Context, w *waiter, regCP *published, res *AddResult, id [32]byte, deadline time.Time) (found, error) {
 	if res.Duplicate {
 		if f, ok, err := l.ownLeaf(ctx, res.LeafHash, id, regCP); ok || err != nil {
 			return f, err

@@ -9,8 +9,6 @@ import (
 
 	"github.com/google/trillian"
 	"google.golang.org/grpc/codes"
-
-	"github.com/evidentlog/evident/checkpoint"
 )
 
 // Limits of POST /v1/add-entries.
@@ -62,7 +60,7 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 		}
 	}
 	res := make([]BatchResult, len(entries))
-	var valid [][]byte
+	var valid []*trillian.LogLeaf
 	var at []int // at[k] is the index in entries of valid[k]
 	for i, e := range entries {
 		switch {
@@ -71,8 +69,9 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 		case len(e) > l.cfg.MaxEntrySize:
 			res[i].Err = fmt.Errorf("entry %d: %w", i, ErrTooLarge)
 		default:
-			res[i].AddResult = &AddResult{LeafHash: checkpoint.LeafHash(e), Tenant: tenant}
-			valid = append(valid, e)
+			leaf := tenantLeaf(tenant, e)
+			res[i].AddResult = &AddResult{LeafHash: [32]byte(leaf.MerkleLeafHash), Tenant: tenant}
+			valid = append(valid, leaf)
 			at = append(at, i)
 		}
 	}
@@ -92,7 +91,7 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 			waiters[k], regCP = w, cp
 		}
 	}
-	queued, err := l.queueBatch(ctx, tenant, valid)
+	queued, err := l.queueBatch(ctx, valid)
 	if err != nil {
 		return nil, fmt.Errorf("queueing leaves: %w", err)
 	}
@@ -118,7 +117,7 @@ func (l *Log) AddEntries(ctx context.Context, tenant string, entries [][]byte, w
 		if res[i].Err != nil {
 			continue
 		}
-		f, err := l.await(ctx, waiters[k], regCP, res[i].AddResult, tenant, deadline)
+		f, err := l.await(ctx, waiters[k], regCP, res[i].AddResult, [32]byte(valid[k].LeafIdentityHash), deadline)
 		if err == nil {
 			err = l.fillReceipt(ctx, res[i].AddResult, f)
 		}
@@ -143,22 +142,18 @@ type queued struct {
 // without Config.QueueBatch.
 const batchConcurrency = 64
 
-// queueBatch queues entries of tenant with Config.QueueBatch, or else
+// queueBatch queues leaves (tenantLeaf) with Config.QueueBatch, or else
 // with concurrent QueueLeaf calls (which a group-committing storage still
 // writes together).
-func (l *Log) queueBatch(ctx context.Context, tenant string, entries [][]byte) ([]queued, error) {
-	out := make([]queued, len(entries))
+func (l *Log) queueBatch(ctx context.Context, leaves []*trillian.LogLeaf) ([]queued, error) {
+	out := make([]queued, len(leaves))
 	if l.cfg.QueueBatch != nil {
-		leaves := make([]*trillian.LogLeaf, len(entries))
-		for i, e := range entries {
-			leaves[i] = tenantLeaf(tenant, e)
-		}
 		queuedLeaves, err := l.cfg.QueueBatch(ctx, leaves)
 		if err != nil {
 			return nil, err
 		}
-		if len(queuedLeaves) != len(entries) {
-			return nil, fmt.Errorf("%d results for %d entries", len(queuedLeaves), len(entries))
+		if len(queuedLeaves) != len(leaves) {
+			return nil, fmt.Errorf("%d results for %d entries", len(queuedLeaves), len(leaves))
 		}
 		for i, q := range queuedLeaves {
 			out[i] = queuedStatus(q)
@@ -166,11 +161,11 @@ func (l *Log) queueBatch(ctx context.Context, tenant string, entries [][]byte) (
 	} else {
 		sem := make(chan struct{}, batchConcurrency)
 		var wg sync.WaitGroup
-		for i, e := range entries {
+		for i, leaf := range leaves {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				out[i].duplicate, out[i].err = l.queueLeaf(ctx, tenant, e)
+				out[i].duplicate, out[i].err = l.queueLeaf(ctx, leaf)
 			})
 		}
 		wg.Wait()

@@ -62,7 +62,7 @@ func (l *Log) appendPendingOps(ctx context.Context) error {
 	// From now on a leaf found by its hash may be the operations tenant's.
 	l.keys.others.Store(true)
 	for _, r := range recs {
-		dup, err := l.queueOne(ctx, storage.OpsTenant, r.Entry)
+		dup, err := l.queueOne(ctx, tenantLeaf(storage.OpsTenant, r.Entry))
 		if err != nil {
 			return err
 		}

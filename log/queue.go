@@ -22,11 +22,10 @@ type queuer struct {
 
 // queueItem is one entry waiting to be queued.
 type queueItem struct {
-	ctx    context.Context
-	tenant string
-	entry  []byte
-	res    queued
-	done   chan struct{}
+	ctx  context.Context
+	leaf *trillian.LogLeaf
+	res  queued
+	done chan struct{}
 }
 
 // queueWorkers is how many batches may be in flight at once: one being
@@ -56,9 +55,9 @@ func (q *queuer) close() {
 	}
 }
 
-// queue queues entry for tenant and says whether it was a duplicate.
-func (q *queuer) queue(ctx context.Context, tenant string, entry []byte) (bool, error) {
-	it := &queueItem{ctx: ctx, tenant: tenant, entry: entry, done: make(chan struct{})}
+// queue queues leaf and says whether it was a duplicate.
+func (q *queuer) queue(ctx context.Context, leaf *trillian.LogLeaf) (bool, error) {
+	it := &queueItem{ctx: ctx, leaf: leaf, done: make(chan struct{})}
 	select {
 	case q.reqs <- it:
 	case <-ctx.Done():
@@ -106,7 +105,7 @@ func (q *queuer) commit(items []*queueItem) {
 			continue
 		}
 		live = append(live, it)
-		leaves = append(leaves, tenantLeaf(it.tenant, it.entry))
+		leaves = append(leaves, it.leaf)
 	}
 	if len(live) == 0 {
 		return
@@ -127,18 +126,18 @@ func (q *queuer) commit(items []*queueItem) {
 	}
 }
 
-// queueOne queues one entry of tenant: through the queuer with
+// queueOne queues one leaf (tenantLeaf): through the queuer with
 // Config.QueueBatch, else with Trillian's QueueLeaf.
-func (l *Log) queueOne(ctx context.Context, tenant string, entry []byte) (duplicate bool, err error) {
+func (l *Log) queueOne(ctx context.Context, leaf *trillian.LogLeaf) (duplicate bool, err error) {
 	if l.queuer != nil {
-		return l.queuer.queue(ctx, tenant, entry)
+		return l.queuer.queue(ctx, leaf)
 	}
-	return l.queueLeaf(ctx, tenant, entry)
+	return l.queueLeaf(ctx, leaf)
 }
 
-// queueLeaf queues one entry of tenant with Trillian's QueueLeaf.
-func (l *Log) queueLeaf(ctx context.Context, tenant string, entry []byte) (duplicate bool, err error) {
-	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: l.cfg.TreeID, Leaf: tenantLeaf(tenant, entry)})
+// queueLeaf queues one leaf with Trillian's QueueLeaf.
+func (l *Log) queueLeaf(ctx context.Context, leaf *trillian.LogLeaf) (duplicate bool, err error) {
+	resp, err := l.cfg.Trillian.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: l.cfg.TreeID, Leaf: leaf})
 	if err != nil {
 		return false, fmt.Errorf("queueing leaf: %w", err)
 	}
