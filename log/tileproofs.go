@@ -96,22 +96,18 @@ func (l *Log) tileReceipt(ctx context.Context, leafHash [32]byte, cp *published)
 // tiles, verified by a consistency proof (also from the tiles) to the
 // latest published checkpoint cur.
 func (l *Log) tileRootAt(ctx context.Context, size uint64, cur *published) ([32]byte, error) {
-	rng, err := l.tiles.rangeAt(ctx, size)
+	r, err := l.tiles.root(ctx, size)
 	if err != nil {
 		return [32]byte{}, err
-	}
-	r, err := rng.GetRootHash(nil)
-	if err != nil || len(r) != 32 {
-		return [32]byte{}, fmt.Errorf("root of size %d from the tiles: %v: %w", size, err, errBadProof)
 	}
 	cons, err := l.tileConsistency(ctx, size, cur.size)
 	if err != nil {
 		return [32]byte{}, err
 	}
-	if err := checkpoint.VerifyConsistency(size, cur.size, [32]byte(r), cur.root, cons); err != nil {
+	if err := checkpoint.VerifyConsistency(size, cur.size, r, cur.root, cons); err != nil {
 		return [32]byte{}, fmt.Errorf("root of size %d from the tiles is not consistent with the published checkpoint: %w: %w", size, err, errBadProof)
 	}
-	return [32]byte(r), nil
+	return r, nil
 }
 
 // tileInclusionOf returns the index, leaf hash and inclusion proof (not yet

@@ -195,6 +195,23 @@ func (s *tileStore) rangeAt(ctx context.Context, size uint64) (*compact.Range, e
 	return rangeFactory.NewRange(0, size, hashes)
 }
 
+// root returns the root of the tiled tree of the given size, from the
+// stored tiles.
+func (s *tileStore) root(ctx context.Context, size uint64) ([32]byte, error) {
+	if size == 0 {
+		return checkpoint.EmptyRoot, nil
+	}
+	rng, err := s.rangeAt(ctx, size)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	r, err := rng.GetRootHash(nil)
+	if err != nil || len(r) != 32 {
+		return [32]byte{}, fmt.Errorf("root of size %d from the tiles: %v: %w", size, err, errBadProof)
+	}
+	return [32]byte(r), nil
+}
+
 // bundle returns the entry bundle index at a width of at least width,
 // and its width.
 func (s *tileStore) bundle(ctx context.Context, index uint64, width int) ([]byte, int, error) {
