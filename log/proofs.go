@@ -162,10 +162,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) ([][]b
 	if first > second {
 		return nil, badRequest(fmt.Sprintf("first %d is larger than second %d", first, second))
 	}
-	p, err := l.tileConsistency(ctx, first, second)
-	if errors.Is(err, errNoTile) {
-		p, err = l.pub.consistencyFromTrillian(ctx, first, second)
-	}
+	p, err := l.pub.consistency(ctx, first, second)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +213,7 @@ func (l *Log) rootAt(ctx context.Context, size uint64) ([32]byte, error) {
 		return root, fmt.Errorf("root of size %d from Trillian's proof: %v: %w", size, err, errBadProof)
 	}
 	root = [32]byte(computed)
-	cons, err := l.pub.consistencyFromTrillian(ctx, size, cur.size)
+	cons, err := l.pub.consistency(ctx, size, cur.size)
 	if err != nil {
 		return root, err
 	}
@@ -366,7 +363,7 @@ func (l *Log) verifyRange(ctx context.Context, start uint64, hashes [][32]byte, 
 		}
 		return nil
 	}
-	cons, err := l.pub.consistencyFromTrillian(ctx, end, cur.size)
+	cons, err := l.pub.consistency(ctx, end, cur.size)
 	if err != nil {
 		return err
 	}

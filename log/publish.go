@@ -327,7 +327,7 @@ func (p *publisher) sign(ctx context.Context) ([]byte, *published, *growth, erro
 		l.log.Warn("recomputing the new tree from its leaves failed; asking Trillian for a consistency proof", "from", cur.size, "to", size, "error", err)
 	}
 	if g == nil {
-		proof, err := p.consistencyFromTrillian(ctx, cur.size, size)
+		proof, err := p.consistency(ctx, cur.size, size)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -437,6 +437,17 @@ func (p *publisher) trillianRoot(ctx context.Context) (uint64, [32]byte, error) 
 		return 0, [32]byte{}, fmt.Errorf("reading root from Trillian: root hash of %d bytes", len(r.RootHash))
 	}
 	return r.TreeSize, [32]byte(r.RootHash), nil
+}
+
+// consistency returns (without verifying) the consistency proof between
+// the trees of sizes first and second: from the log's own tiles when they
+// cover second, else from Trillian.
+func (p *publisher) consistency(ctx context.Context, first, second uint64) ([][]byte, error) {
+	proof, err := p.l.tileConsistency(ctx, first, second)
+	if !errors.Is(err, errNoTile) {
+		return proof, err
+	}
+	return p.consistencyFromTrillian(ctx, first, second)
 }
 
 // consistencyFromTrillian fetches (without verifying) the consistency proof

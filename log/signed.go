@@ -80,7 +80,7 @@ func (p *publisher) checkHeld(ctx context.Context, pub, size uint64, root [32]by
 		}
 	} else {
 		var err error
-		if proof, err = p.consistencyFromTrillian(ctx, held, size); err != nil {
+		if proof, err = p.consistency(ctx, held, size); err != nil {
 			return err
 		}
 		if err := checkpoint.VerifyConsistency(held, size, hroot, root, proof); err != nil {
@@ -123,7 +123,7 @@ func (p *publisher) checkSigned(ctx context.Context, pub, size uint64, root [32]
 		}
 		return nil
 	}
-	proof, err := p.consistencyFromTrillian(ctx, s.Size, size)
+	proof, err := p.consistency(ctx, s.Size, size)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, 
 		if err != nil {
 			return nil, err
 		}
-		proof, err := p.consistencyFromTrillian(ctx, oldSize, size)
+		proof, err := p.consistency(ctx, oldSize, size)
 		if err != nil {
 			return nil, err
 		}
