@@ -73,19 +73,9 @@ func (p *publisher) checkHeld(ctx context.Context, pub, size uint64, root [32]by
 		return fmt.Errorf("%w: witness %s holds size %d; Trillian's tree has %d entries, and the log does not sign below what witnesses hold. "+
 			"If Trillian's database was restored from an older backup, restore the newer one", errWitnessAhead, name, held, size)
 	}
-	var proof [][]byte
-	if size == held {
-		if root != hroot {
-			return &InconsistencyError{Published: note, Size: size, Root: root, Reason: fmt.Sprintf("witness %s holds another root of this size", name)}
-		}
-	} else {
-		var err error
-		if proof, err = p.consistency(ctx, held, size); err != nil {
-			return err
-		}
-		if err := checkpoint.VerifyConsistency(held, size, hroot, root, proof); err != nil {
-			return &InconsistencyError{Published: note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from size %d held by witness %s: %v", held, name, err)}
-		}
+	if _, err := p.extends(ctx, held, hroot, note, size, root,
+		fmt.Sprintf("witness %s holds another root of this size", name), fmt.Sprintf("from size %d held by witness %s", held, name)); err != nil {
+		return err
 	}
 	if note != nil {
 		// Learned from the witness: recorded, so that this and every other
@@ -117,20 +107,35 @@ func (p *publisher) checkSigned(ctx context.Context, pub, size uint64, root [32]
 	if s.Size <= pub {
 		return nil
 	}
-	if s.Size == size {
-		if s.Root != root {
-			return &InconsistencyError{Published: s.Note, Size: size, Root: root, Reason: "a different root of this size was signed and shown to witnesses"}
+	_, err = p.extends(ctx, s.Size, s.Root, s.Note, size, root,
+		"a different root of this size was signed and shown to witnesses", fmt.Sprintf("from the signed, unpublished size %d", s.Size))
+	return err
+}
+
+// extends checks that the tree (size, root) extends the tree (oldSize,
+// oldRoot) that the log signed (its note, for the evidence): the same
+// root at the same size, or else a consistency proof that verifies, which
+// it returns. Otherwise it returns an *InconsistencyError whose reason is
+// sameSize, or the proof's failure after proofReason (if any).
+func (p *publisher) extends(ctx context.Context, oldSize uint64, oldRoot [32]byte, note []byte, size uint64, root [32]byte, sameSize, proofReason string) ([][]byte, error) {
+	if oldSize == size {
+		if oldRoot != root {
+			return nil, &InconsistencyError{Published: note, Size: size, Root: root, Reason: sameSize}
 		}
-		return nil
+		return [][]byte{}, nil
 	}
-	proof, err := p.consistency(ctx, s.Size, size)
+	proof, err := p.consistency(ctx, oldSize, size)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkpoint.VerifyConsistency(s.Size, size, s.Root, root, proof); err != nil {
-		return &InconsistencyError{Published: s.Note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from the signed, unpublished size %d: %v", s.Size, err)}
+	if err := checkpoint.VerifyConsistency(oldSize, size, oldRoot, root, proof); err != nil {
+		reason := err.Error()
+		if proofReason != "" {
+			reason = proofReason + ": " + reason
+		}
+		return nil, &InconsistencyError{Published: note, Size: size, Root: root, Proof: proof, Reason: reason}
 	}
-	return nil
+	return proof, nil
 }
 
 // recordSigned durably records the signed checkpoint of (size, root)
@@ -186,13 +191,7 @@ func (p *publisher) proofFunc(size uint64, root [32]byte) func(context.Context, 
 		if err != nil {
 			return nil, err
 		}
-		proof, err := p.consistency(ctx, oldSize, size)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkpoint.VerifyConsistency(oldSize, size, old.root, root, proof); err != nil {
-			return nil, &InconsistencyError{Published: old.note, Size: size, Root: root, Proof: proof, Reason: fmt.Sprintf("from signed size %d: %v", oldSize, err)}
-		}
-		return proof, nil
+		return p.extends(ctx, oldSize, old.root, old.note, size, root,
+			fmt.Sprintf("from signed size %d: two different roots", oldSize), fmt.Sprintf("from signed size %d", oldSize))
 	}
 }
