@@ -192,11 +192,3 @@ func (l *Log) authorize(r *http.Request, need storage.Role) (Principal, error) {
 	}
 	return p, nil
 }
-
-// defaultTenantReader reports whether the request may read what belongs
-// to the default tenant only (private typed events, whose rows carry no
-// tenant yet): a valid read or admin key of storage.DefaultTenant.
-func (l *Log) defaultTenantReader(r *http.Request) bool {
-	p, err := l.authorize(r, storage.RoleRead)
-	return err == nil && p.Tenant == storage.DefaultTenant
-}

@@ -243,7 +243,8 @@ func erasure(s *storage.StoredEvent) *event.Erasure {
 }
 
 func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
-	if err := l.privateEvents(r); err != nil {
+	withData, err := l.eventReader(r)
+	if err != nil {
 		return err
 	}
 	hash, err := parseHash(r.PathValue("leaf_hash"), "leaf_hash")
@@ -254,7 +255,7 @@ func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := l.view(r.Context(), s, l.defaultTenantReader(r))
+	v, err := l.view(r.Context(), s, withData)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,8 @@ func (l *Log) handleEvent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (l *Log) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	if err := l.privateEvents(r); err != nil {
+	withData, err := l.eventReader(r)
+	if err != nil {
 		return err
 	}
 	q, err := parseEventQuery(r.URL.Query(), MaxEventsPerPage)
@@ -273,7 +275,6 @@ func (l *Log) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	withData := l.defaultTenantReader(r)
 	out := struct {
 		Events []*eventView `json:"events"`
 		Next   string       `json:"next,omitempty"`

@@ -15,7 +15,8 @@ import (
 // handleEvidence answers GET /v1/evidence with an evidence bundle
 // (event.Bundle) of the events the query selects.
 func (l *Log) handleEvidence(w http.ResponseWriter, r *http.Request) error {
-	if err := l.privateEvents(r); err != nil {
+	withData, err := l.eventReader(r)
+	if err != nil {
 		return err
 	}
 	q, err := parseEventQuery(r.URL.Query(), MaxEventsPerPage)
@@ -25,7 +26,7 @@ func (l *Log) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("after") || r.URL.Query().Has("limit") {
 		return badRequest("evidence takes no after or limit: a bundle holds every selected event")
 	}
-	bu, err := l.EvidenceBundle(r.Context(), q, l.defaultTenantReader(r))
+	bu, err := l.EvidenceBundle(r.Context(), q, withData)
 	if err != nil {
 		return err
 	}

@@ -43,16 +43,22 @@ func (l *Log) privateBundle(level int) error {
 // errNotOwnEntry is a read key asking for another tenant's entry.
 var errNotOwnEntry = &forbiddenError{"this log is private: a key reads its own tenant's entries only"}
 
-// privateEvents refuses, in a private log, the reads of typed events
-// (their entries are contents) to all but the default tenant's read and
-// admin keys: events are the default tenant's.
-func (l *Log) privateEvents(r *http.Request) error {
-	p, private, err := l.entryReader(r)
-	if err != nil || !private {
-		return err
+// eventReader authorizes a read of typed events once: in a private log
+// (their entries are contents) it refuses all but the default tenant's
+// read and admin keys, as events are the default tenant's; in any log it
+// reports whether the request may read the events' private data (a valid
+// read or admin key of the default tenant, whose rows carry no tenant
+// yet).
+func (l *Log) eventReader(r *http.Request) (withData bool, err error) {
+	p, err := l.authorize(r, storage.RoleRead)
+	withData = err == nil && p.Tenant == storage.DefaultTenant
+	switch {
+	case !l.cfg.PrivateEntries:
+		return withData, nil
+	case err != nil:
+		return false, err
+	case !withData:
+		return false, errNotOwnEntry
 	}
-	if p.Tenant != storage.DefaultTenant {
-		return errNotOwnEntry
-	}
-	return nil
+	return true, nil
 }
