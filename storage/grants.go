@@ -56,12 +56,8 @@ func (d *DB) GrantLog(ctx context.Context, tenant, logName string) error {
 		return fmt.Errorf("granting log %q: %w", logName, err)
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE name = ?`, tenant).Scan(&n); err != nil {
-		return fmt.Errorf("granting log %q: %w", logName, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("tenant %q: %w", truncate(tenant), ErrNoTenant)
+	if err := checkTenant(ctx, tx, tenant); err != nil {
+		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO log_grants (tenant, log_name, created_at) VALUES (?, ?, ?)`,
 		tenant, logName, time.Now().UnixMilli())

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/user"
 	"time"
+
+	"github.com/evidentlog/evident/checkpoint"
 )
 
 // OpsTenant is the reserved tenant under which a log's operations record
@@ -99,16 +101,11 @@ func recordOp(ctx context.Context, tx *sql.Tx, action string, fields map[string]
 		return fmt.Errorf("recording the operation: %w", err)
 	}
 	entry := OpsEntry(seq, b)
-	h := leafHash(entry)
+	h := checkpoint.LeafHash(entry)
 	if _, err := tx.ExecContext(ctx, `UPDATE ops_records SET record = ?, entry = ?, leaf_hash = ? WHERE seq = ?`, b, entry, h[:], seq); err != nil {
 		return fmt.Errorf("recording the operation: %w", err)
 	}
 	return nil
-}
-
-// leafHash is RFC 6962's SHA-256(0x00 ‖ entry).
-func leafHash(entry []byte) [32]byte {
-	return sha256.Sum256(append([]byte{0}, entry...))
 }
 
 // RecordOp writes an operations record of action with fields in a

@@ -183,9 +183,8 @@ func (d *DB) SetQuota(ctx context.Context, tenant string, q Quota) error {
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		// MySQL counts changed rows: an unchanged quota is 0 too.
-		var c int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE name = ?`, tenant).Scan(&c); err != nil || c == 0 {
-			return fmt.Errorf("tenant %q: %w", truncate(tenant), ErrNoTenant)
+		if err := checkTenant(ctx, tx, tenant); err != nil {
+			return err
 		}
 	}
 	if err := bumpGeneration(ctx, tx); err != nil {
@@ -367,13 +366,21 @@ func (d *DB) IssueKey(ctx context.Context, tenant string, role Role) (string, AP
 	return key, k, nil
 }
 
-func issueKey(ctx context.Context, tx *sql.Tx, tenant string, role Role) (string, APIKey, error) {
+// checkTenant returns an error wrapping ErrNoTenant unless tenant exists.
+func checkTenant(ctx context.Context, tx *sql.Tx, tenant string) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE name = ?`, tenant).Scan(&n); err != nil {
-		return "", APIKey{}, fmt.Errorf("issuing a key: %w", err)
+		return fmt.Errorf("reading tenant %q: %w", truncate(tenant), err)
 	}
 	if n == 0 {
-		return "", APIKey{}, fmt.Errorf("tenant %q: %w", truncate(tenant), ErrNoTenant)
+		return fmt.Errorf("tenant %q: %w", truncate(tenant), ErrNoTenant)
+	}
+	return nil
+}
+
+func issueKey(ctx context.Context, tx *sql.Tx, tenant string, role Role) (string, APIKey, error) {
+	if err := checkTenant(ctx, tx, tenant); err != nil {
+		return "", APIKey{}, err
 	}
 	key := newKey()
 	h := HashToken(key)
