@@ -3,8 +3,6 @@ package witness
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +68,7 @@ func (c *Client) AddCheckpoint(ctx context.Context, req *Request) ([]byte, error
 // unverified; a witness that does not follow the log, or does not serve
 // its checkpoints, answers 404 (ErrUnknownOrigin).
 func (c *Client) Checkpoint(ctx context.Context, origin string) ([]byte, error) {
-	sum := sha256.Sum256([]byte(origin))
-	return c.do(ctx, http.MethodGet, "/"+hex.EncodeToString(sum[:])+"/checkpoint", nil)
+	return c.do(ctx, http.MethodGet, "/"+originID(origin)+"/checkpoint", nil)
 }
 
 // do makes one request to the witness and returns the body of a 200

@@ -63,12 +63,18 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	rw.Write(line)
 }
 
+// originID names a log in the witness's checkpoint path,
+// /<originID>/checkpoint: the lowercase hex SHA-256 of its origin.
+func originID(origin string) string {
+	sum := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(sum[:])
+}
+
 func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	h := r.PathValue("origin")
 	origin := ""
 	for _, o := range w.logs.Load().Origins() {
-		sum := sha256.Sum256([]byte(o))
-		if hex.EncodeToString(sum[:]) == h {
+		if originID(o) == h {
 			origin = o
 			break
 		}

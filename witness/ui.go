@@ -1,9 +1,7 @@
 package witness
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"html/template"
 	"net/http"
 	"strings"
@@ -65,8 +63,7 @@ func (w *Witness) serveUI(rw http.ResponseWriter, r *http.Request) {
 	own, _ := checkpoint.NewCosignatureVerifier(w.vkey)
 	logs := w.logs.Load()
 	for _, o := range logs.Origins() {
-		sum := sha256.Sum256([]byte(o))
-		row := uiLog{Origin: o, Keys: len(logs.Verifiers(o)), Size: "-", Root: "-", CosignedAt: "never", UpdatedAt: "never", Path: "/" + hex.EncodeToString(sum[:]) + "/checkpoint"}
+		row := uiLog{Origin: o, Keys: len(logs.Verifiers(o)), Size: "-", Root: "-", CosignedAt: "never", UpdatedAt: "never", Path: "/" + originID(o) + "/checkpoint"}
 		for _, st := range states {
 			if st.Origin != o {
 				continue
