@@ -169,9 +169,10 @@ type Backend struct {
 	// storage (one durable commit), as QueueLeaf queues one: per leaf, in
 	// order, the queued leaf, with status AlreadyExists for a duplicate
 	// (the same LeafIdentityHash). Each leaf gives its LeafValue, and may
-	// give its LeafIdentityHash (default: its Merkle leaf hash) and
-	// ExtraData; QueueBatch sets the Merkle leaf hash. Nil for a remote
-	// Trillian.
+	// give its Merkle leaf hash (QueueBatch computes it when missing: the
+	// caller that gives it vouches for it, and the log's tiler checks it
+	// against the entry anyway), its LeafIdentityHash (default: its Merkle
+	// leaf hash) and ExtraData. Nil for a remote Trillian.
 	QueueBatch func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error)
 
 	// LeafIndex, in-process, returns the lowest index of a sequenced leaf

@@ -99,7 +99,10 @@ func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.
 	}
 	leaves := make([]*trillian.LogLeaf, len(in))
 	for i, l := range in {
-		h := rfc6962.DefaultHasher.HashLeaf(l.LeafValue)
+		h := l.MerkleLeafHash
+		if len(h) != 32 {
+			h = rfc6962.DefaultHasher.HashLeaf(l.LeafValue)
+		}
 		id := l.LeafIdentityHash
 		if len(id) == 0 {
 			id = h
