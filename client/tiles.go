@@ -140,7 +140,7 @@ func (c *Client) tileEntries(ctx context.Context, start uint64, count int) ([][]
 		if err != nil {
 			return nil, err
 		}
-		entries, err := splitBundle(b)
+		entries, err := SplitBundle(b)
 		if err != nil {
 			return nil, err
 		}
@@ -159,9 +159,9 @@ func (c *Client) tileEntries(ctx context.Context, start uint64, count int) ([][]
 	return out, nil
 }
 
-// splitBundle parses an entry bundle: each entry a big-endian uint16
-// length and its bytes.
-func splitBundle(b []byte) ([][]byte, error) {
+// SplitBundle parses a tlog-tiles entry bundle: each entry a big-endian
+// uint16 length and its bytes.
+func SplitBundle(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for len(b) > 0 {
 		if len(b) < 2 {

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/client"
@@ -193,17 +192,14 @@ func (x *exporter) bottom(ctx context.Context, n uint64, w int) ([]byte, []byte,
 	if err != nil {
 		return nil, nil, err
 	}
+	entries, err := client.SplitBundle(bundle)
+	if err != nil {
+		return nil, nil, &securityError{msg: fmt.Sprintf("entry bundle %d is malformed", n)}
+	}
 	var got []byte
-	for b := bundle; len(b) > 0; {
-		l := 0
-		if len(b) >= 2 {
-			l = int(b[0])<<8 | int(b[1])
-		}
-		if l == 0 || len(b) < 2+l {
-			return nil, nil, &securityError{msg: fmt.Sprintf("entry bundle %d is malformed", n)}
-		}
-		got = append(got, rfc6962.DefaultHasher.HashLeaf(b[2:2+l])...)
-		b = b[2+l:]
+	for _, e := range entries {
+		h := checkpoint.LeafHash(e)
+		got = append(got, h[:]...)
 	}
 	if !bytes.Equal(got, hashes) {
 		return nil, nil, &securityError{msg: fmt.Sprintf("the entries of bundle %d do not hash to hash tile 0/%d", n, n)}
