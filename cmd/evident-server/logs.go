@@ -661,50 +661,50 @@ func grantsByTenant(gs []storage.Grant) map[string][]string {
 // mode: in SQLite mode each keeps its databases in its directory, in MySQL
 // mode each has a database of its own (its DSN in mysql-dsn), not the
 // default log's nor another's; a remote Trillian serves the default log
-// alone, so it refuses named logs. It runs before anything is opened.
-func checkNamedLogsMode(o *options) error {
+// alone, so it refuses named logs. It runs before anything is opened, and
+// returns the named logs it checked.
+func checkNamedLogsMode(o *options) ([]namedLogDir, error) {
 	dirs, err := listLogs(o.dataDir)
 	if err != nil || len(dirs) == 0 {
-		return err
+		return nil, err
 	}
 	if o.trillianAddr != "" {
-		return fmt.Errorf("%s holds named logs (%d), which need an in-process Trillian (SQLite or MySQL mode): start this server without --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
+		return nil, fmt.Errorf("%s holds named logs (%d), which need an in-process Trillian (SQLite or MySQL mode): start this server without --trillian_addr, or move the logs out", filepath.Join(o.dataDir, logsDir), len(dirs))
 	}
 	seen := map[string]string{}
 	if o.mysqlDSN != "" {
 		db, err := dsnDatabase(o.mysqlDSN)
 		if err != nil {
-			return fmt.Errorf("--mysql_dsn: %w", err)
+			return nil, fmt.Errorf("--mysql_dsn: %w", err)
 		}
 		seen[db] = "the default log"
 	}
 	for _, d := range dirs {
 		switch {
 		case o.mysqlDSN != "" && d.dsn == "":
-			return fmt.Errorf("named log %s runs on SQLite (it was added without --log_mysql_dsn), but this server runs on MySQL: a server runs all its logs in one mode; start it without --mysql_dsn, or move %s out", d.name, d.dir)
+			return nil, fmt.Errorf("named log %s runs on SQLite (it was added without --log_mysql_dsn), but this server runs on MySQL: a server runs all its logs in one mode; start it without --mysql_dsn, or move %s out", d.name, d.dir)
 		case o.mysqlDSN == "" && d.dsn != "":
-			return fmt.Errorf("named log %s runs on MySQL (%s), but this server runs on SQLite: start it with the default log's --mysql_dsn (or $%s, --mysql_dsn_file)", d.name, filepath.Join(d.dir, logDSNFile), dsnEnv)
+			return nil, fmt.Errorf("named log %s runs on MySQL (%s), but this server runs on SQLite: start it with the default log's --mysql_dsn (or $%s, --mysql_dsn_file)", d.name, filepath.Join(d.dir, logDSNFile), dsnEnv)
 		case d.dsn != "":
 			db, err := dsnDatabase(d.dsn)
 			if err != nil {
-				return fmt.Errorf("named log %s: %s: %w", d.name, filepath.Join(d.dir, logDSNFile), err)
+				return nil, fmt.Errorf("named log %s: %s: %w", d.name, filepath.Join(d.dir, logDSNFile), err)
 			}
 			if by, ok := seen[db]; ok {
-				return fmt.Errorf("named log %s: its %s is %s's too: every log needs a database of its own", d.name, db, by)
+				return nil, fmt.Errorf("named log %s: its %s is %s's too: every log needs a database of its own", d.name, db, by)
 			}
 			seen[db] = "log " + d.name
 		}
 	}
-	return nil
+	return dirs, nil
 }
 
 // namedLog is a named log the server runs.
 type namedLog struct {
 	namedLogDir
-	state  *storage.DB
-	be     *backend.Backend
-	log    *evlog.Log
-	treeID int64
+	state *storage.DB
+	be    *backend.Backend
+	log   *evlog.Log
 }
 
 // close stops the log, then closes its Trillian and state database.
@@ -720,18 +720,10 @@ func (n *namedLog) close() {
 	}
 }
 
-// openNamedLogs starts the named logs of o.dataDir (none when logs/ is
-// absent or empty). Each reads its keys from auth, the default log's state
+// openNamedLogs starts the named logs dirs (checkNamedLogsMode's). Each reads its keys from auth, the default log's state
 // database; base is the default log's Config, for the settings every log
 // shares. On an error the logs started so far are closed.
-func openNamedLogs(ctx context.Context, o *options, auth *storage.DB, base evlog.Config, logger *slog.Logger) (_ []*namedLog, err error) {
-	if err := checkNamedLogsMode(o); err != nil {
-		return nil, err
-	}
-	dirs, err := listLogs(o.dataDir)
-	if err != nil || len(dirs) == 0 {
-		return nil, err
-	}
+func openNamedLogs(ctx context.Context, o *options, dirs []namedLogDir, auth *storage.DB, base evlog.Config, logger *slog.Logger) (_ []*namedLog, err error) {
 	var out []*namedLog
 	defer func() {
 		if err != nil {
@@ -833,7 +825,6 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 	cfg.State = n.state
 	cfg.Auth, cfg.LogName, cfg.PrivateEntries = auth, n.name, n.private
 	cfg.Logger = logger
-	n.treeID = n.be.TreeID
 	n.log, err = evlog.New(ctx, cfg)
 	return err
 }

@@ -39,9 +39,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/trillian"
 	tprom "github.com/google/trillian/monitoring/prometheus"
-	"github.com/google/trillian/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
@@ -321,7 +319,8 @@ func tuneGC(o *options) {
 // address; then whether the data directory or state database already hold
 // a log whose key is missing.
 func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdout io.Writer) error {
-	if err := checkNamedLogsMode(o); err != nil {
+	namedDirs, err := checkNamedLogsMode(o)
+	if err != nil {
 		return err
 	}
 	key, err := loadKey(o.dataDir, o.origin)
@@ -369,7 +368,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		if key.isNew {
 			return fmt.Errorf("--rebuild_state: %s is missing: there is no log to rebuild the state of (restore the key first)", filepath.Join(o.dataDir, keyFile))
 		}
-		if err := checkRebuildable(ctx, state, signer.Name(), where); err != nil {
+		if err := checkRebuildable(ctx, state, where); err != nil {
 			return err
 		}
 	}
@@ -430,7 +429,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		if err != nil {
 			return err
 		}
-		if _, err := rebuildState(ctx, pool, state, be, signer.Name(), verifier, logger); err != nil {
+		if err := rebuildState(ctx, pool, state, be, signer.Name(), verifier, logger); err != nil {
 			return err
 		}
 	}
@@ -476,7 +475,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		return err
 	}
 	defer l.Close()
-	named, err := openNamedLogs(ctx, o, state, cfg, logger)
+	named, err := openNamedLogs(ctx, o, namedDirs, state, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -511,7 +510,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		signer.Name(), key.vkey, filepath.Join(o.dataDir, tokenFile), be.TreeID)
 	for _, n := range named {
 		fmt.Fprintf(stdout, "log %s: prefix=/%s/ origin=%s vkey=%s tree=%d private=%v witnesses=%v\n",
-			n.name, n.name, n.origin(), n.vkey, n.treeID, n.private, n.policy != "")
+			n.name, n.name, n.origin(), n.vkey, n.be.TreeID, n.private, n.policy != "")
 	}
 	fmt.Fprintf(stdout, "listening: http://%s\n", lis.Addr())
 	served := make(chan error, 1)
@@ -604,18 +603,14 @@ func errKeyLost(dir, what string) error {
 // checkTreeEmpty returns errKeyLost-style advice if the log's Trillian
 // tree already holds entries.
 func checkTreeEmpty(ctx context.Context, be *backend.Backend) error {
-	resp, err := be.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: be.TreeID})
+	size, _, err := trillianRoot(ctx, be)
 	if err != nil {
-		return fmt.Errorf("reading the root of Trillian tree %d: %w", be.TreeID, err)
+		return err
 	}
-	var root types.LogRootV1
-	if err := root.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
-		return fmt.Errorf("reading the root of Trillian tree %d: %w", be.TreeID, err)
-	}
-	if root.TreeSize > 0 {
+	if size > 0 {
 		return fmt.Errorf("%s is missing and Trillian tree %d already holds %d entries: "+
 			"restore the key of the log that owns it (%s and %s), or give a new log a new tree",
-			keyFile, be.TreeID, root.TreeSize, keyFile, vkeyFile)
+			keyFile, be.TreeID, size, keyFile, vkeyFile)
 	}
 	return nil
 }
