@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/google/trillian"
-	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 
@@ -166,7 +165,7 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 	if len(cps) == 0 {
 		return "", fmt.Errorf("%w: the state database holds no published checkpoint of %s", errDamaged, origin)
 	}
-	size, err := trillianSize(ctx, be)
+	size, _, err := trillianRoot(ctx, be)
 	if err != nil {
 		return "", err
 	}
@@ -324,17 +323,4 @@ func (c *tileCheck) compare(ctx context.Context, level int, index uint64, width 
 		return fmt.Errorf("%w: the stored tile %s (width %d) differs from the one recomputed from the entries", errDamaged, name, t.Width)
 	}
 	return nil
-}
-
-// trillianSize is the size of the log's tree in Trillian.
-func trillianSize(ctx context.Context, be *backend.Backend) (uint64, error) {
-	r, err := be.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: be.TreeID})
-	if err != nil {
-		return 0, fmt.Errorf("reading Trillian's root: %w", err)
-	}
-	var root types.LogRootV1
-	if err := root.UnmarshalBinary(r.GetSignedLogRoot().GetLogRoot()); err != nil {
-		return 0, fmt.Errorf("reading Trillian's root: %w", err)
-	}
-	return root.TreeSize, nil
 }
