@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/google/trillian"
-	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -30,9 +29,7 @@ type tiler struct {
 	loaded bool
 	size   uint64
 	root   [32]byte
-	rng    *compact.Range
-	edge   [maxTileLevel/tileHeight + 1][]byte // the bottom row of the partial hash tile at each tile level
-	bundle []byte                              // the partial entry bundle
+	b      *TileBuilder // at size, from the stored tiles
 }
 
 // tileChunk is how many entries one tiler transaction covers at most
@@ -49,9 +46,9 @@ func (t *tiler) load(ctx context.Context) error {
 	if size == 0 {
 		root = checkpoint.EmptyRoot // nothing stored yet
 	}
-	*t = tiler{l: t.l, size: size, root: root}
+	*t = tiler{l: t.l, size: size, root: root, b: &TileBuilder{}}
 	ts := t.l.tiles
-	for level := range t.edge {
+	for level := range t.b.edge {
 		n := size >> (tileHeight * level)
 		if n == 0 {
 			break
@@ -61,7 +58,7 @@ func (t *tiler) load(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("loading the tiles at size %d: %w", size, err)
 			}
-			t.edge[level] = append([]byte(nil), ht.data[:32*w]...)
+			t.b.edge[level] = append([]byte(nil), ht.data[:32*w]...)
 		}
 	}
 	if w := int(size % tileWidth); w > 0 {
@@ -72,28 +69,16 @@ func (t *tiler) load(ctx context.Context) error {
 		if b, err = bundlePrefix(b, w); err != nil {
 			return err
 		}
-		t.bundle = append([]byte(nil), b...)
+		t.b.bundle = append([]byte(nil), b...)
 	}
-	if t.rng, err = ts.rangeAt(ctx, size); err != nil {
+	if t.b.rng, err = ts.rangeAt(ctx, size); err != nil {
 		return fmt.Errorf("loading the tiles at size %d: %w", size, err)
 	}
-	if got := t.rootHash(); got != root {
+	if got := t.b.Root(); got != root {
 		return fmt.Errorf("the stored tiles of size %d hash to %x, not the stored root %x: %w", size, got, root, errBadProof)
 	}
 	t.loaded = true
 	return nil
-}
-
-// rootHash is the root of the tiler's tree.
-func (t *tiler) rootHash() [32]byte {
-	if t.rng.End() == 0 {
-		return checkpoint.EmptyRoot
-	}
-	r, err := t.rng.GetRootHash(nil)
-	if err != nil || len(r) != 32 {
-		return [32]byte{}
-	}
-	return [32]byte(r)
 }
 
 // reach extends the tiles to Trillian's tree (size, root), or checks that
@@ -151,8 +136,8 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 	return nil
 }
 
-// extend reads the entries [t.size, end) from Trillian and appends them to
-// the range and the edge tiles, returning the tiles they changed.
+// extend reads the entries [t.size, end) and adds them to the tiles,
+// returning the tiles they filled or changed.
 func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, error) {
 	start := t.size
 	values, hashes, err := t.readEntries(ctx, start, end)
@@ -160,45 +145,14 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 		return nil, err
 	}
 	u := &storage.TileUpdate{Size: end, Leaves: hashes, NoLeafIndex: t.l.cfg.LeafIndex != nil}
-	changed := map[tileKey]bool{}
-	visit := func(id compact.NodeID, h []byte) {
-		if id.Level%tileHeight != 0 {
-			return
-		}
-		level := int(id.Level / tileHeight)
-		t.edge[level] = append(t.edge[level], h...)
-		k := tileKey{level, id.Index / tileWidth}
-		if len(t.edge[level]) == 32*tileWidth {
-			u.Tiles = append(u.Tiles, storage.Tile{Level: level, Index: k.index, Width: tileWidth, Data: t.edge[level]})
-			t.edge[level] = nil
-			delete(changed, k)
-			return
-		}
-		changed[k] = true
-	}
+	full := func(tile storage.Tile) { u.Tiles = append(u.Tiles, tile) }
 	for i, v := range values {
-		if len(v) > MaxEntrySize {
-			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold (%d)", start+uint64(i), len(v), MaxEntrySize)
-		}
-		h := hashes[i]
-		if err := t.rng.Append(h[:], visit); err != nil { // visits the leaf too
+		if err := t.b.Add(v, hashes[i], full); err != nil {
 			return nil, err
 		}
-		t.bundle = append(t.bundle, byte(len(v)>>8), byte(len(v)))
-		t.bundle = append(t.bundle, v...)
-		if idx := start + uint64(i); idx%tileWidth == tileWidth-1 {
-			u.Tiles = append(u.Tiles, storage.Tile{Level: storage.EntriesLevel, Index: idx / tileWidth, Width: tileWidth, Data: t.bundle})
-			t.bundle = nil
-		}
 	}
-	for k := range changed {
-		e := t.edge[k.level]
-		u.Tiles = append(u.Tiles, storage.Tile{Level: k.level, Index: k.index, Width: len(e) / 32, Data: append([]byte(nil), e...)})
-	}
-	if w := int(end % tileWidth); w > 0 {
-		u.Tiles = append(u.Tiles, storage.Tile{Level: storage.EntriesLevel, Index: end / tileWidth, Width: w, Data: append([]byte(nil), t.bundle...)})
-	}
-	u.Root = t.rootHash()
+	u.Tiles = append(u.Tiles, t.b.Changed()...)
+	u.Root = t.b.Root()
 	return u, nil
 }
 

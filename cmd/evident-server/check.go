@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidentlog/evident/checkpoint"
+	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/backend"
 )
@@ -180,7 +181,7 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 	if tiled > size {
 		return "", fmt.Errorf("%w: the stored tiles cover %d entries, but Trillian's tree has %d", errDamaged, tiled, size)
 	}
-	tc := &tileCheck{state: state, origin: origin, tiled: tiled}
+	tc := &tileCheck{ctx: ctx, state: state, origin: origin, tiled: tiled, b: evlog.NewTileBuilder()}
 	rf := compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	next := 0 // the next checkpoint to compare
@@ -206,14 +207,10 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 			if !bytes.Equal(h[:], leaf.MerkleLeafHash) {
 				return "", fmt.Errorf("%w: entry %d: its value does not hash to its stored leaf hash (%x, stored %x)", errDamaged, index, h, leaf.MerkleLeafHash)
 			}
-			visit := tc.visit
-			if index >= tiled {
-				visit = nil
-			}
-			if err := r.Append(h[:], visit); err != nil {
+			if err := r.Append(h[:], nil); err != nil {
 				return "", err
 			}
-			if err := tc.entry(index, leaf.LeafValue); err != nil {
+			if err := tc.add(leaf.LeafValue, h); err != nil {
 				return "", err
 			}
 			index++
@@ -240,66 +237,40 @@ func checkStore(ctx context.Context, be *backend.Backend, state *storage.DB, ver
 }
 
 // tileCheck recomputes the log's tlog-tiles (hash tiles and entry bundles)
-// of the tiled tree from Trillian's entries, as check reads them in order,
-// and compares each with the stored one: full tiles as they fill, partial
-// ones at the tiled size at the end.
+// of the tiled tree from Trillian's entries with the log's own
+// evlog.TileBuilder, as check reads them in order, and compares each with
+// the stored one: full tiles as they fill, partial ones at the tiled size
+// at the end.
 type tileCheck struct {
+	ctx    context.Context
 	state  *storage.DB
 	origin string
 	tiled  uint64
-	edge   [8][]byte // per level, the hashes of the tile being filled
-	bundle []byte    // the entry bundle being filled
-	err    error     // the first difference found by visit
+	b      *evlog.TileBuilder
 }
 
-const checkTileWidth = 256
-
-// visit is a compact.VisitFn: it collects the nodes that tiles hold (every
-// eighth level) and compares each tile when it is full.
-func (c *tileCheck) visit(id compact.NodeID, h []byte) {
-	if id.Level%8 != 0 || c.err != nil {
-		return
+// add adds the next entry, if the tiles cover it, and compares the tiles
+// it fills.
+func (c *tileCheck) add(value []byte, hash [32]byte) error {
+	if c.b.Size() >= c.tiled {
+		return nil
 	}
-	level := int(id.Level / 8)
-	c.edge[level] = append(c.edge[level], h...)
-	if len(c.edge[level]) == 32*checkTileWidth {
-		c.err = c.compare(context.Background(), level, id.Index/checkTileWidth, checkTileWidth, c.edge[level])
-		c.edge[level] = c.edge[level][:0]
+	var err error
+	if aerr := c.b.Add(value, hash, func(t storage.Tile) {
+		if err == nil {
+			err = c.compare(c.ctx, t.Level, t.Index, t.Width, t.Data)
+		}
+	}); aerr != nil {
+		return aerr
 	}
-}
-
-// entry adds the entry at index to the entry bundle, and compares the
-// bundle when it is full (and any hash tile that visit found different).
-func (c *tileCheck) entry(index uint64, value []byte) error {
-	if c.err != nil || index >= c.tiled {
-		return c.err
-	}
-	c.bundle = append(c.bundle, byte(len(value)>>8), byte(len(value)))
-	c.bundle = append(c.bundle, value...)
-	if index%checkTileWidth == checkTileWidth-1 {
-		err := c.compare(context.Background(), storage.EntriesLevel, index/checkTileWidth, checkTileWidth, c.bundle)
-		c.bundle = c.bundle[:0]
-		return err
-	}
-	return nil
+	return err
 }
 
 // finish compares the partial tiles of the tiled tree.
 func (c *tileCheck) finish(ctx context.Context) error {
-	if c.err != nil {
-		return c.err
-	}
-	if w := int(c.tiled % checkTileWidth); w > 0 {
-		if err := c.compare(ctx, storage.EntriesLevel, c.tiled/checkTileWidth, w, c.bundle); err != nil {
+	for _, t := range c.b.Changed() {
+		if err := c.compare(ctx, t.Level, t.Index, t.Width, t.Data); err != nil {
 			return err
-		}
-	}
-	for level := range c.edge {
-		n := c.tiled >> (8 * level)
-		if w := int(n % checkTileWidth); w > 0 {
-			if err := c.compare(ctx, level, n/checkTileWidth, w, c.edge[level]); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -309,7 +280,7 @@ func (c *tileCheck) finish(ctx context.Context) error {
 // width.
 func (c *tileCheck) compare(ctx context.Context, level int, index uint64, width int, want []byte) error {
 	name := "tile/" + checkpoint.TilePath(level, index, 0)
-	if width < checkTileWidth {
+	if width < 256 {
 		name = "tile/" + checkpoint.TilePath(level, index, width)
 	}
 	t, err := c.state.GetTile(ctx, c.origin, level, index)
