@@ -113,21 +113,13 @@ func check(ctx context.Context, o *options, progress io.Writer) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", vkeyFile, err)
 	}
-	var state *storage.DB
-	bcfg := backend.Config{NoSequencer: true, Logger: slog.New(slog.DiscardHandler)}
-	if o.mysqlDSN != "" {
-		state, err = storage.OpenMySQL(ctx, o.mysqlDSN)
-		bcfg.MySQLDSN = o.mysqlDSN
-	} else {
-		path := filepath.Join(o.dataDir, stateDB)
-		if _, serr := os.Stat(path); serr != nil {
-			return "", fmt.Errorf("the state database: %w", serr)
-		}
-		state, err = storage.OpenSQLite(ctx, path)
-		bcfg.SQLitePath = filepath.Join(o.dataDir, treeDB)
-	}
+	state, err := openAdminState(ctx, o)
 	if err != nil {
 		return "", err
+	}
+	bcfg := backend.Config{NoSequencer: true, Logger: slog.New(slog.DiscardHandler), MySQLDSN: o.mysqlDSN}
+	if o.mysqlDSN == "" {
+		bcfg.SQLitePath = filepath.Join(o.dataDir, treeDB)
 	}
 	defer state.Close()
 	if _, err := state.Setting(ctx, backend.TreeIDSetting); err != nil {

@@ -272,8 +272,12 @@ func (d namedLogDir) store() string {
 }
 
 // origin is the log's origin: its verifier key's name.
-func (d namedLogDir) origin() string {
-	o, _, _ := strings.Cut(d.vkey, "+")
+func (d namedLogDir) origin() string { return vkeyOrigin(d.vkey) }
+
+// vkeyOrigin is the origin of a log whose verifier key is vkey: the key's
+// name.
+func vkeyOrigin(vkey string) string {
+	o, _, _ := strings.Cut(vkey, "+")
 	return o
 }
 
@@ -453,7 +457,7 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	taken := map[string]string{(namedLogDir{vkey: strings.TrimSpace(string(dv))}).origin(): "the default log"}
+	taken := map[string]string{vkeyOrigin(strings.TrimSpace(string(dv))): "the default log"}
 	for _, l := range logs {
 		taken[l.origin()] = "log " + l.name
 	}
@@ -533,7 +537,7 @@ func checkDefaultMySQL(ctx context.Context, state *storage.DB, dataDir string) e
 		return err
 	}
 	vkey := strings.TrimSpace(string(v))
-	origin, _, _ := strings.Cut(vkey, "+")
+	origin := vkeyOrigin(vkey)
 	owner, err := state.Setting(ctx, ownerSetting(origin))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -594,7 +598,7 @@ func createNamedLog(ctx context.Context, dir, name string, key logKey, policy []
 		return 0, err
 	}
 	defer state.Close()
-	origin, _, _ := strings.Cut(key.vkey, "+")
+	origin := vkeyOrigin(key.vkey)
 	if err := checkStateOwner(ctx, state, origin, key.vkey, where); err != nil {
 		return 0, usageError{err}
 	}

@@ -659,7 +659,7 @@ func loadKey(dir, origin string) (logKey, error) {
 			return logKey{}, fmt.Errorf("reading %s: %w", vkeyFile, err)
 		}
 		k := logKey{skey: strings.TrimSpace(string(b)), vkey: strings.TrimSpace(string(v))}
-		if name, _, _ := strings.Cut(k.vkey, "+"); origin != "" && name != origin {
+		if name := vkeyOrigin(k.vkey); origin != "" && name != origin {
 			return logKey{}, fmt.Errorf("--origin %q differs from the log's origin %q (fixed at first start)", origin, name)
 		}
 		return k, nil

@@ -209,8 +209,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// openAdminState opens the state database of an existing log: in SQLite
-// mode it must exist (an admin command never creates a log).
+// openAdminState opens the state database of an existing log, for the
+// admin commands and check: in SQLite mode it must exist (neither
+// creates a log).
 func openAdminState(ctx context.Context, o *options) (*storage.DB, error) {
 	if o.mysqlDSN != "" {
 		return storage.OpenMySQL(ctx, o.mysqlDSN)
