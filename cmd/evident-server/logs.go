@@ -604,16 +604,10 @@ func createNamedLog(ctx context.Context, dir, name string, key logKey, policy []
 	}
 	// A new log's state database records no tree and holds no checkpoint
 	// (a MySQL one may be another log's under another address).
-	if _, err := state.Setting(ctx, backend.TreeIDSetting); err == nil {
-		return 0, usageError{fmt.Errorf("the state database (%s) records a Trillian tree: it is another log's; give a new database", where)}
-	} else if !errors.Is(err, storage.ErrNotFound) {
+	if what, err := stateHoldsLog(ctx, state); err != nil {
 		return 0, err
-	}
-	if has, err := state.HasCheckpoints(ctx); err != nil || has {
-		if err == nil {
-			err = usageError{fmt.Errorf("the state database (%s) holds checkpoints: it is another log's; give a new database", where)}
-		}
-		return 0, err
+	} else if what != "" {
+		return 0, usageError{fmt.Errorf("the state database (%s) %s: it is another log's; give a new database", where, what)}
 	}
 	bcfg.State = state
 	be, err := backend.New(ctx, bcfg)

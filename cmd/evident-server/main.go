@@ -568,17 +568,9 @@ func openState(ctx context.Context, o *options, isNew bool) (*storage.DB, error)
 		return nil, err
 	}
 	if isNew {
-		_, err := state.Setting(ctx, backend.TreeIDSetting)
-		if err == nil {
-			err = errKeyLost(o.dataDir, "the state database records the log's Trillian tree")
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			state.Close()
-			return nil, err
-		}
-		has, err := state.HasCheckpoints(ctx)
-		if err == nil && has {
-			err = errKeyLost(o.dataDir, "the state database holds the log's published checkpoints")
+		what, err := stateHoldsLog(ctx, state)
+		if err == nil && what != "" {
+			err = errKeyLost(o.dataDir, "the state database "+what)
 		}
 		if err != nil {
 			state.Close()
@@ -590,6 +582,21 @@ func openState(ctx context.Context, o *options, isNew bool) (*storage.DB, error)
 		}
 	}
 	return state, nil
+}
+
+// stateHoldsLog says what in state belongs to a log ("" for a new state
+// database): it records a Trillian tree, or holds published
+// checkpoints.
+func stateHoldsLog(ctx context.Context, state *storage.DB) (string, error) {
+	if _, err := state.Setting(ctx, backend.TreeIDSetting); err == nil {
+		return "records a Trillian tree", nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return "", err
+	}
+	if has, err := state.HasCheckpoints(ctx); err != nil || !has {
+		return "", err
+	}
+	return "holds published checkpoints", nil
 }
 
 // errKeyLost is the error for a log whose key file is missing while its data
