@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
 	"github.com/evidentlog/evident/storage/backend"
+	"github.com/evidentlog/evident/witness"
 )
 
 // Several logs on one server. The default log lives in the data directory
@@ -443,8 +442,12 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 		if policy, err = os.ReadFile(c.policyFile); err != nil {
 			return usageError{fmt.Errorf("--witness_policy_file: %w", err)}
 		}
-		if _, err := checkpoint.ParsePolicy(policy); err != nil {
+		p, err := checkpoint.ParsePolicy(policy)
+		if err != nil {
 			return usageError{fmt.Errorf("--witness_policy_file %s: %w", c.policyFile, err)}
+		}
+		if ls := p.Logs(); len(ls) > 0 {
+			return usageError{fmt.Errorf("--witness_policy_file %s names logs: a new log's key is made by this command, so its policy cannot name it yet; give a policy without log lines", c.policyFile)}
 		}
 	}
 	origin := c.origin
@@ -467,12 +470,6 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 	key := logKey{isNew: true}
 	if key.skey, key.vkey, err = checkpoint.GenerateKey(origin); err != nil {
 		return usageError{fmt.Errorf("generating the log key for origin %q: %w", origin, err)}
-	}
-	if policy != nil {
-		p, _ := checkpoint.ParsePolicy(policy)
-		if ls := p.Logs(); len(ls) > 0 {
-			return usageError{fmt.Errorf("--witness_policy_file %s names logs: a new log's key is made by this command, so its policy cannot name it yet; give a policy without log lines", c.policyFile)}
-		}
 	}
 
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -517,8 +514,7 @@ func (c *logCmd) add(ctx context.Context, stdout, stderr io.Writer) error {
 func logCreateFields(name, vkey string, policy []byte, private bool) map[string]any {
 	f := map[string]any{"log": name, "vkey": vkey, "private": private}
 	if policy != nil {
-		h := sha256.Sum256(policy)
-		f["witness_policy_sha256"] = hex.EncodeToString(h[:])
+		f["witness_policy_sha256"] = policyDigest(policy)
 	}
 	return f
 }
@@ -718,9 +714,9 @@ func (n *namedLog) close() {
 	}
 }
 
-// openNamedLogs starts the named logs dirs (checkNamedLogsMode's). Each reads its keys from auth, the default log's state
-// database; base is the default log's Config, for the settings every log
-// shares. On an error the logs started so far are closed.
+// openNamedLogs starts the named logs dirs (checkNamedLogsMode's). Each
+// reads its keys from auth, the default log's state database; base is the
+// default log's Config, for the settings every log shares. On an error the logs started so far are closed.
 func openNamedLogs(ctx context.Context, o *options, dirs []namedLogDir, auth *storage.DB, base evlog.Config, logger *slog.Logger) (_ []*namedLog, err error) {
 	var out []*namedLog
 	defer func() {
@@ -755,15 +751,13 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 	lo := *o // the shared flags, with this log's policy
 	lo.witnessPolicyFile = n.policy
 	cfg := base
-	cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy, cfg.Held, cfg.HeldCheckpoint = nil, nil, nil, nil, nil
+	var pool *witness.Pool
 	if n.policy != "" {
-		pool, err := openWitnessPool(&lo, key.vkey, logger)
-		if err != nil {
+		if pool, err = openWitnessPool(&lo, key.vkey, logger); err != nil {
 			return err
 		}
-		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
-		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
 	}
+	usePool(&cfg, pool)
 	bcfg := backend.Config{
 		ExistingLog:        true,
 		BatchSize:          o.batchSize,
@@ -815,7 +809,7 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 	if err != nil {
 		return err
 	}
-	if err := notePolicy(ctx, n.state, &lo, logger); err != nil {
+	if err := notePolicy(ctx, n.state, pool, logger); err != nil {
 		return err
 	}
 	cfg.Origin, cfg.Signer, cfg.VKey = signer.Name(), signer, key.vkey

@@ -463,11 +463,8 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		Logger:             logger,
 	}
 	useBackend(&cfg, be)
-	if pool != nil {
-		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
-		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
-	}
-	if err := notePolicy(ctx, state, o, logger); err != nil {
+	usePool(&cfg, pool)
+	if err := notePolicy(ctx, state, pool, logger); err != nil {
 		return err
 	}
 	l, err := evlog.New(ctx, cfg)
@@ -540,6 +537,16 @@ func useBackend(cfg *evlog.Config, be *backend.Backend) {
 	cfg.Trillian, cfg.TreeID = be.Log, be.TreeID
 	cfg.Healthy, cfg.Grown = be.Healthy, be.Grown
 	cfg.LeafHashes, cfg.Leaves, cfg.LeafIndex, cfg.QueueBatch = be.LeafHashes, be.Leaves, be.LeafIndex, be.QueueBatch
+}
+
+// usePool sets the fields of cfg that come from the log's witness pool
+// (none when pool is nil), for the default log and the named ones alike.
+func usePool(cfg *evlog.Config, pool *witness.Pool) {
+	cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy, cfg.Held, cfg.HeldCheckpoint = nil, nil, nil, nil, nil
+	if pool != nil {
+		cfg.Cosign, cfg.CosignStatus, cfg.WitnessPolicy = pool.Cosign, pool.StatusText, pool.Policy()
+		cfg.Held, cfg.HeldCheckpoint = pool.Held, pool.HeldCheckpoint
+	}
 }
 
 // openState opens the state database: in MySQL, or state.db in the data

@@ -18,6 +18,7 @@ import (
 
 	evlog "github.com/evidentlog/evident/log"
 	"github.com/evidentlog/evident/storage"
+	"github.com/evidentlog/evident/witness"
 )
 
 const adminUsage = `Usage: evident-server tenant add [flags] NAME
@@ -347,15 +348,10 @@ func (c *adminCmd) printKey(key string, k storage.APIKey, stdout, stderr io.Writ
 
 // notePolicy records a change of the witness policy file's contents
 // since the last start in the operations record (storage.NotePolicy).
-func notePolicy(ctx context.Context, state *storage.DB, o *options, logger *slog.Logger) error {
+func notePolicy(ctx context.Context, state *storage.DB, pool *witness.Pool, logger *slog.Logger) error {
 	digest := ""
-	if o.witnessPolicyFile != "" {
-		b, err := os.ReadFile(o.witnessPolicyFile)
-		if err != nil {
-			return fmt.Errorf("--witness_policy_file: %w", err)
-		}
-		h := sha256.Sum256(b)
-		digest = hex.EncodeToString(h[:])
+	if pool != nil {
+		digest = policyDigest(pool.Policy().Text())
 	}
 	changed, err := state.NotePolicy(ctx, "witness_policy", digest)
 	if err != nil {
@@ -365,4 +361,11 @@ func notePolicy(ctx context.Context, state *storage.DB, o *options, logger *slog
 		logger.Info("the witness policy changed since the last start; recorded in the operations record", "sha256", digest)
 	}
 	return nil
+}
+
+// policyDigest is the hex SHA-256 of a witness policy's text, as the
+// operations record names a policy.
+func policyDigest(text []byte) string {
+	h := sha256.Sum256(text)
+	return hex.EncodeToString(h[:])
 }
