@@ -521,7 +521,8 @@ func logCreateFields(name, vkey string, policy []byte, private bool) map[string]
 
 // checkDefaultMySQL makes sure that state, opened with the DSN given as
 // the default log's, is the state database of the default log of dataDir:
-// it records a Trillian tree, and the log's key if it records an owner.
+// it records a Trillian tree, and belongs to the log's key as a start
+// checks it (stateOwnerMismatch), recording nothing.
 func checkDefaultMySQL(ctx context.Context, state *storage.DB, dataDir string) error {
 	if _, err := state.Setting(ctx, backend.TreeIDSetting); errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("the database of --mysql_dsn records no log: give the default log's DSN as the server has it (start the server once to create the default log)")
@@ -533,25 +534,8 @@ func checkDefaultMySQL(ctx context.Context, state *storage.DB, dataDir string) e
 		return err
 	}
 	vkey := strings.TrimSpace(string(v))
-	origin := vkeyOrigin(vkey)
-	owner, err := state.Setting(ctx, ownerSetting(origin))
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		has, err := state.HasCheckpoints(ctx)
-		if err != nil {
-			return err
-		}
-		if has {
-			if _, err := state.LatestCheckpoint(ctx, origin); errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("the database of --mysql_dsn holds another log's checkpoints, not the default log's of %s (%s): give the default log's DSN as the server has it", dataDir, origin)
-			} else if err != nil {
-				return err
-			}
-		}
-	case err != nil:
-		return err
-	case string(owner) != vkey:
-		return fmt.Errorf("the database of --mysql_dsn belongs to another log with the origin %s, not to the default log of %s: give the default log's DSN as the server has it", origin, dataDir)
+	if err := stateOwnerMismatch(ctx, state, vkeyOrigin(vkey), vkey, "the database of --mysql_dsn"); err != nil {
+		return fmt.Errorf("%w; give the default log's DSN as the server has it", err)
 	}
 	return nil
 }

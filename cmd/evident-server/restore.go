@@ -30,6 +30,15 @@ func ownerSetting(origin string) string { return "log_vkey:" + origin }
 // database records this log's key, so that a later swap is caught even
 // before it holds checkpoints.
 func checkStateOwner(ctx context.Context, state *storage.DB, origin, vkey, where string) error {
+	if err := stateOwnerMismatch(ctx, state, origin, vkey, where); err != nil {
+		return err
+	}
+	_, err := state.SetSettingOnce(ctx, ownerSetting(origin), []byte(vkey))
+	return err
+}
+
+// stateOwnerMismatch is the check of checkStateOwner, recording nothing.
+func stateOwnerMismatch(ctx context.Context, state *storage.DB, origin, vkey, where string) error {
 	v, err := state.Setting(ctx, ownerSetting(origin))
 	switch {
 	case err == nil:
@@ -62,8 +71,7 @@ func checkStateOwner(ctx context.Context, state *storage.DB, origin, vkey, where
 				"Restore this log's state database from a backup (docs/deployment.md)", where, origin, c.Size, err)
 		}
 	}
-	_, err = state.SetSettingOnce(ctx, ownerSetting(origin), []byte(vkey))
-	return err
+	return nil
 }
 
 // checkRebuildable refuses --rebuild_state on a state database that is not
