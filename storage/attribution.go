@@ -62,6 +62,10 @@ func (d *DB) AttributionNext(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parseAttributionNext(v)
+}
+
+func parseAttributionNext(v []byte) (uint64, error) {
 	n, err := strconv.ParseUint(string(v), 10, 63)
 	if err != nil {
 		return 0, fmt.Errorf("setting %s: %q is not a number", attributionNext, v)
@@ -90,27 +94,22 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 	case err != nil:
 		return 0, fmt.Errorf("recording attributions: %w", err)
 	default:
-		if cur, err = strconv.ParseUint(string(v), 10, 63); err != nil {
-			return 0, fmt.Errorf("setting %s: %q is not a number", attributionNext, v)
+		if cur, err = parseAttributionNext(v); err != nil {
+			return 0, err
 		}
 	}
 	if cur != from || len(as) == 0 {
 		return cur, nil
 	}
-	var b strings.Builder
-	b.WriteString("INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES ")
 	args := make([]any, 0, 4*len(as))
 	for i, a := range as {
 		if a.Index != from+uint64(i) {
 			return 0, fmt.Errorf("recording attributions: entry %d where %d was expected", a.Index, from+uint64(i))
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?)")
 		args = append(args, int64(a.Index), a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+	q := "INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES " + placeholders(len(as), 4)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return 0, fmt.Errorf("recording attributions: %w", err)
 	}
 	next = from + uint64(len(as))
