@@ -30,7 +30,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		reg.LogStorage = memory.NewLogStorage(ts, cfg.MetricFactory)
 		closeStorage = func() error { return nil }
 	case cfg.MySQLDSN != "":
-		db, err := openMySQL(ctx, cfg.MySQLDSN)
+		db, _, err := openMySQL(ctx, cfg.MySQLDSN)
 		if err != nil {
 			return nil, err
 		}
@@ -101,22 +101,22 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 }
 
 // openMySQL opens Trillian's MySQL database and checks that Trillian's
-// schema is there.
-func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+// schema is there, returning how many trees its tables hold.
+func openMySQL(ctx context.Context, dsn string) (*sql.DB, int, error) {
 	db, err := mysql.OpenDB(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("backend: opening MySQL for Trillian: %w", err)
+		return nil, 0, fmt.Errorf("backend: opening MySQL for Trillian: %w", err)
 	}
 	var n int
 	err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM Trees`).Scan(&n)
 	if err != nil {
 		db.Close()
 		if isNoSuchTable(err) {
-			return nil, fmt.Errorf("backend: %w", ErrNoTrillianSchema)
+			return nil, 0, fmt.Errorf("backend: %w", ErrNoTrillianSchema)
 		}
-		return nil, fmt.Errorf("backend: MySQL for Trillian: %w", err)
+		return nil, 0, fmt.Errorf("backend: MySQL for Trillian: %w", err)
 	}
-	return db, nil
+	return db, n, nil
 }
 
 // isNoSuchTable reports whether err is MySQL's ER_NO_SUCH_TABLE.
