@@ -50,8 +50,14 @@ func newLeafWithIdentity(seed uint64, n uint64) *trillian.LogLeaf {
 // Trillian's InitLog does.
 func newInitializedTree(tb testing.TB, s *Storage) *trillian.Tree {
 	tb.Helper()
+	return initializedTree(tb, s, stestonly.LogTree)
+}
+
+// initializedTree creates a tree like proto and stores its empty root.
+func initializedTree(tb testing.TB, s *Storage, proto *trillian.Tree) *trillian.Tree {
+	tb.Helper()
 	ctx := context.Background()
-	tree, err := storage.CreateTree(ctx, s.AdminStorage(), stestonly.LogTree)
+	tree, err := storage.CreateTree(ctx, s.AdminStorage(), proto)
 	if err != nil {
 		tb.Fatalf("CreateTree: %v", err)
 	}

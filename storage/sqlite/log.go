@@ -63,6 +63,10 @@ const (
 	selectActiveLogsSQL     = `SELECT tree_id FROM trees
 		WHERE tree_type IN ('LOG', 'PREORDERED_LOG') AND tree_state IN ('ACTIVE', 'DRAINING') AND deleted = 0`
 	selectHasRootSQL = `SELECT EXISTS (SELECT 1 FROM tree_heads WHERE tree_id = ?)`
+	// selectEndSQL is the next free position of a tree: one more than its
+	// highest sequence number (the end of leaf_data_sequence).
+	selectEndSQL = `SELECT COALESCE(MAX(sequence_number) + 1, 0) FROM leaf_data
+		WHERE tree_id = ? AND sequence_number IS NOT NULL`
 )
 
 // logStorage implements Trillian's storage.LogStorage.

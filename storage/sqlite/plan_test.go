@@ -23,6 +23,7 @@ func TestQueryPlans(t *testing.T) {
 		{sequenceLeafSQL, []any{1, 0, 1, 1}, "INTEGER PRIMARY KEY"},
 		{selectLatestRootSQL, []any{1}, "PRIMARY KEY"},
 		{selectSubtreeSQL, []any{1, h}, "sqlite_autoindex_subtrees"},
+		{selectEndSQL, []any{1}, "leaf_data_sequence"},
 	}
 	for _, tc := range tests {
 		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+tc.query, tc.args...)

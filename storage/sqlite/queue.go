@@ -20,6 +20,9 @@ type queueReq struct {
 	treeID int64
 	leaves []*trillian.LogLeaf
 	ts     int64 // queue timestamp, Unix nanoseconds
+	// appendLeaves: the leaves take the tree's next positions
+	// (AppendLeaves) instead of joining its queue (QueueLeaves).
+	appendLeaves bool
 	// arrived is when QueueLeaves was called; the request fails with
 	// ErrWriteTimeout if the committer does not hold the write lock for it
 	// by deadline (arrived + Config.WriteLockTimeout).
@@ -36,7 +39,33 @@ type queueReq struct {
 // for the results of duplicates.
 func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time) (_ []*trillian.QueuedLogLeaf, err error) {
 	defer l.s.markCorrupt(&err)
-	s := l.s
+	return l.s.write(ctx, tr, leaves, queueTimestamp, false)
+}
+
+// AppendLeaves stores leaves at the end of the PREORDERED_LOG tree tr, in
+// order, each at the next free position, so that Trillian's sequencer
+// (log.IntegrateBatch) integrates them without a queue: each leaf is
+// written once, already sequenced. It is the write path of a personality
+// that feeds a pre-ordered tree itself, and the one writer of positions:
+// this Storage's write lock serializes appends, so two never take one
+// position.
+//
+// Leaves are unique by LeafIdentityHash as with QueueLeaves: an identity
+// the tree already holds, or that an earlier leaf of the same group commit
+// carries, gets status AlreadyExists with the stored leaf (and its
+// LeafIndex) and takes no position, so the tree never has a gap. A new
+// leaf is returned with its LeafIndex. Calls are group-committed with
+// QueueLeaves calls and are as durable: stored when it returns nil.
+func (s *Storage) AppendLeaves(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, ts time.Time) (_ []*trillian.QueuedLogLeaf, err error) {
+	defer s.markCorrupt(&err)
+	if tr.GetTreeType() != trillian.TreeType_PREORDERED_LOG {
+		return nil, status.Errorf(codes.FailedPrecondition, "sqlite storage: appending leaves to tree %d of type %v, want PREORDERED_LOG", tr.GetTreeId(), tr.GetTreeType())
+	}
+	return s.write(ctx, tr, leaves, ts, true)
+}
+
+// write hands leaves to the group committer, to be queued or appended.
+func (s *Storage) write(ctx context.Context, tr *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time, appendLeaves bool) ([]*trillian.QueuedLogLeaf, error) {
 	qts := timestamppb.New(queueTimestamp)
 	if err := qts.CheckValid(); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "sqlite storage: bad queue timestamp: %v", err)
@@ -59,8 +88,8 @@ func (l *logStorage) QueueLeaves(ctx context.Context, tr *trillian.Tree, leaves 
 		return nil, fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
 	now := time.Now()
-	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), done: make(chan struct{}),
-		arrived: now, deadline: now.Add(s.cfg.WriteLockTimeout)}
+	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), appendLeaves: appendLeaves,
+		done: make(chan struct{}), arrived: now, deadline: now.Add(s.cfg.WriteLockTimeout)}
 	if err := s.send(ctx, req); err != nil {
 		return nil, err
 	}
@@ -237,7 +266,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		s.finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
 		return
 	}
-	initialized := make(map[int64]bool)
+	st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64)}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
@@ -248,7 +277,7 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
 			return
 		}
-		res, err := s.queueRequest(ctx, r, initialized)
+		res, err := s.queueRequest(ctx, r, st)
 		if err == nil {
 			_, err = s.w.exec(ctx, "RELEASE queue_request")
 			if err == nil {
@@ -272,7 +301,9 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			r.err = err
 			continue
 		}
-		delete(initialized, r.treeID) // read again: the failure may have been there
+		// Read again: the failure may have been there.
+		delete(st.initialized, r.treeID)
+		delete(st.ends, r.treeID)
 		r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
 	if d := s.cfg.ackBeforeCommit; d > 0 {
@@ -291,18 +322,27 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 	s.finish(batch, nil)
 }
 
-// queueRequest writes r's leaves, if r's tree has a root; initialized
-// caches that per tree for the batch.
-func (s *Storage) queueRequest(ctx context.Context, r *queueReq, initialized map[int64]bool) ([]*trillian.QueuedLogLeaf, error) {
-	ok, seen := initialized[r.treeID]
+// batchState is what a group commit caches per tree: whether the tree has
+// a root, and the next free position of an appended tree.
+type batchState struct {
+	initialized map[int64]bool
+	ends        map[int64]int64
+}
+
+// queueRequest writes r's leaves, if r's tree has a root.
+func (s *Storage) queueRequest(ctx context.Context, r *queueReq, st batchState) ([]*trillian.QueuedLogLeaf, error) {
+	ok, seen := st.initialized[r.treeID]
 	if !seen {
 		if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
 			return nil, err
 		}
-		initialized[r.treeID] = ok
+		st.initialized[r.treeID] = ok
 	}
 	if !ok {
 		return nil, storage.ErrTreeNeedsInit
+	}
+	if r.appendLeaves {
+		return s.appendOne(ctx, r, st.ends)
 	}
 	return s.queueOne(ctx, r)
 }
@@ -330,22 +370,64 @@ func (s *Storage) queueOne(ctx context.Context, r *queueReq) ([]*trillian.Queued
 			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
 			continue
 		}
-		rows, err := s.w.query(ctx, selectLeafByIdentitySQL, r.treeID, leaf.LeafIdentityHash)
-		if err != nil {
+		if res[i], err = s.duplicate(ctx, r.treeID, leaf); err != nil {
 			return nil, err
-		}
-		got, err := scanLeaves(rows)
-		if err != nil {
-			return nil, err
-		}
-		if len(got) == 0 {
-			return nil, errors.New("duplicate leaf not found")
-		}
-		res[i] = &trillian.QueuedLogLeaf{
-			Leaf:   got[0],
-			Status: status.Newf(codes.AlreadyExists, "leaf already exists: %x", leaf.LeafIdentityHash).Proto(),
 		}
 	}
+	return res, nil
+}
+
+// duplicate is the answer to a leaf whose identity hash the tree holds:
+// AlreadyExists, with the stored leaf.
+func (s *Storage) duplicate(ctx context.Context, treeID int64, leaf *trillian.LogLeaf) (*trillian.QueuedLogLeaf, error) {
+	rows, err := s.w.query(ctx, selectLeafByIdentitySQL, treeID, leaf.LeafIdentityHash)
+	if err != nil {
+		return nil, err
+	}
+	got, err := scanLeaves(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) == 0 {
+		return nil, errors.New("duplicate leaf not found")
+	}
+	return &trillian.QueuedLogLeaf{
+		Leaf:   got[0],
+		Status: status.Newf(codes.AlreadyExists, "leaf already exists: %x", leaf.LeafIdentityHash).Proto(),
+	}, nil
+}
+
+// appendOne writes one AppendLeaves request's leaves inside the batch
+// transaction, each new one at the tree's next position; ends caches the
+// next position per tree for the batch.
+func (s *Storage) appendOne(ctx context.Context, r *queueReq, ends map[int64]int64) ([]*trillian.QueuedLogLeaf, error) {
+	next, ok := ends[r.treeID]
+	if !ok {
+		if err := s.w.queryRow(ctx, selectEndSQL, []any{r.treeID}, &next); err != nil {
+			return nil, err
+		}
+	}
+	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
+	for i, leaf := range r.leaves {
+		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
+			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, next, 0)
+		n, err := affected(ins, err)
+		if err != nil {
+			return nil, err
+		}
+		if n == 1 {
+			leaf.LeafIndex = next
+			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
+			next++
+			continue
+		}
+		// Nothing else writes positions while the write lock is held,
+		// so the identity hash is what is taken.
+		if res[i], err = s.duplicate(ctx, r.treeID, leaf); err != nil {
+			return nil, fmt.Errorf("position %d of tree %d: %w", next, r.treeID, err)
+		}
+	}
+	ends[r.treeID] = next
 	return res, nil
 }
 
