@@ -181,6 +181,9 @@ type Backend struct {
 	// it is verified against a signed root. Nil for a remote Trillian.
 	LeafIndex func(ctx context.Context, hash [32]byte) (index uint64, ok bool, err error)
 
+	// appends: in-process on a storage that appends to PREORDERED_LOG
+	// trees itself, so that new trees are of that type.
+	appends bool
 	healthy func(context.Context) error
 	start   func()
 	stop    func() error
@@ -269,9 +272,13 @@ func (b *Backend) ensureTree(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	treeType := trillian.TreeType_LOG
+	if b.appends {
+		treeType = trillian.TreeType_PREORDERED_LOG
+	}
 	tree, err := b.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:       trillian.TreeState_ACTIVE,
-		TreeType:        trillian.TreeType_LOG,
+		TreeType:        treeType,
 		DisplayName:     "evident",
 		Description:     "Evident log entries",
 		MaxRootDuration: durationpb.New(0),
@@ -367,8 +374,13 @@ func (b *Backend) checkTree(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backend: Trillian tree %d: %w", b.TreeID, err)
 	}
-	if tree.TreeType != trillian.TreeType_LOG || tree.TreeState != trillian.TreeState_ACTIVE {
-		return fmt.Errorf("backend: Trillian tree %d is a %v tree in state %v, want an ACTIVE LOG", b.TreeID, tree.TreeType, tree.TreeState)
+	switch {
+	case tree.TreeState != trillian.TreeState_ACTIVE:
+		return fmt.Errorf("backend: Trillian tree %d is in state %v, want ACTIVE", b.TreeID, tree.TreeState)
+	case tree.TreeType == trillian.TreeType_PREORDERED_LOG && !b.appends:
+		return fmt.Errorf("backend: Trillian tree %d is a PREORDERED_LOG tree, which only an in-process Trillian on the storage that wrote it can add to (the default SQLite storage); this Trillian queues leaves, and needs a LOG tree", b.TreeID)
+	case tree.TreeType != trillian.TreeType_LOG && tree.TreeType != trillian.TreeType_PREORDERED_LOG:
+		return fmt.Errorf("backend: Trillian tree %d is a %v tree, want a LOG", b.TreeID, tree.TreeType)
 	}
 	return nil
 }

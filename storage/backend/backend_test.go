@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/evidentlog/evident/internal/testdb"
 	"github.com/evidentlog/evident/storage"
@@ -243,5 +244,29 @@ func TestConfigErrors(t *testing.T) {
 			b.Close()
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// TestPreorderedTreeNeedsAppends: a Trillian that only queues (here the
+// memory storage; remotely, any) refuses a PREORDERED_LOG tree, which only
+// the storage that appends to it can write, and says so.
+func TestPreorderedTreeNeedsAppends(t *testing.T) {
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	b, err := New(t.Context(), Config{memory: true, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.checkTree(t.Context()); err != nil {
+		t.Fatalf("the memory storage's own LOG tree: %v", err)
+	}
+	tree, err := b.Admin.CreateTree(t.Context(), &trillian.CreateTreeRequest{Tree: &trillian.Tree{
+		TreeState: trillian.TreeState_ACTIVE, TreeType: trillian.TreeType_PREORDERED_LOG, MaxRootDuration: durationpb.New(0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.TreeID = tree.TreeId
+	if err := b.checkTree(t.Context()); err == nil || !strings.Contains(err.Error(), "PREORDERED_LOG") {
+		t.Errorf("checkTree of a PREORDERED_LOG tree without appends: %v, want a refusal naming the type", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	reg := extension.Registry{QuotaManager: quota.Noop(), MetricFactory: cfg.MetricFactory}
 	var closeStorage func() error
+	var appendLeaves appendFunc
 	switch {
 	case cfg.memory:
 		ts := memory.NewTreeStorage()
@@ -45,16 +46,19 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		reg.AdminStorage = st.AdminStorage()
 		reg.LogStorage = st.LogStorage()
 		closeStorage = st.Close
+		appendLeaves = st.AppendLeaves
 	}
 
 	logServer := server.NewTrillianLogRPCServer(reg, clock.System)
-	adminServer := admin.New(reg, []trillian.TreeType{trillian.TreeType_LOG})
+	adminServer := admin.New(reg, []trillian.TreeType{trillian.TreeType_LOG, trillian.TreeType_PREORDERED_LOG})
 
 	seqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	seq := newSequencer(reg, cfg.BatchSize, cfg.SequencerInterval, cfg.Logger)
 	var wg sync.WaitGroup
-	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, remember: seq.remember, storage: reg.LogStorage}
+	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, remember: seq.remember,
+		storage: reg.LogStorage, appendLeaves: appendLeaves}
 	b := &Backend{
+		appends:    appendLeaves != nil,
 		Log:        lc,
 		Admin:      adminClient{adminServer},
 		Grown:      seq.grown.wait,

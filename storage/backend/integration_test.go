@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/integration"
+	tstorage "github.com/google/trillian/storage"
+	stestonly "github.com/google/trillian/storage/testonly"
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -222,4 +224,64 @@ func TestSQLiteIntegrityCheck(t *testing.T) {
 	if status.Code(err) != codes.DataLoss {
 		t.Errorf("QueueLeaf on a damaged file: %v, want code DataLoss", err)
 	}
+}
+
+// treeType returns the type of b's tree.
+func treeType(t *testing.T, b *Backend) trillian.TreeType {
+	t.Helper()
+	tree, err := b.Admin.GetTree(t.Context(), &trillian.GetTreeRequest{TreeId: b.TreeID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree.TreeType
+}
+
+// TestSQLiteTreeTypes: a new SQLite log gets a PREORDERED_LOG tree that
+// the backend appends to, while a LOG tree (what earlier versions created)
+// keeps being written through Trillian's queue and sequencer. Both pass
+// Trillian's end-to-end log suite and keep their tree across a restart.
+func TestSQLiteTreeTypes(t *testing.T) {
+	t.Run("new", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := New(t.Context(), Config{SQLitePath: filepath.Join(dir, "trillian.db"), State: openState(t, filepath.Join(dir, "state.db"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if got := treeType(t, b); got != trillian.TreeType_PREORDERED_LOG {
+			t.Fatalf("a new SQLite log's tree is a %v", got)
+		}
+		runLogIntegration(t, b)
+	})
+	t.Run("old", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "trillian.db")
+		st, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := tstorage.CreateTree(t.Context(), st.AdminStorage(), stestonly.LogTree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		state := openState(t, filepath.Join(dir, "state.db"))
+		if _, err := state.SetSettingOnce(t.Context(), TreeIDSetting, []byte(fmt.Sprint(tree.TreeId))); err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(t.Context(), Config{SQLitePath: path, State: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := b.Log.InitLog(t.Context(), &trillian.InitLogRequest{LogId: b.TreeID}); err != nil {
+			t.Fatal(err)
+		}
+		if got := treeType(t, b); got != trillian.TreeType_LOG {
+			t.Fatalf("the old log's tree became a %v", got)
+		}
+		runLogIntegration(t, b)
+	})
 }

@@ -273,7 +273,7 @@ func (c *capturingStorage) ReadWriteTransaction(ctx context.Context, tree *trill
 	var got []*trillian.LogLeaf
 	err := c.LogStorage.ReadWriteTransaction(ctx, tree, func(ctx context.Context, tx tstorage.LogTreeTX) error {
 		got = got[:0] // should the storage run f again
-		return f(ctx, capturingTX{LogTreeTX: tx, got: &got})
+		return f(ctx, capturingTX{LogTreeTX: tx, got: &got, preordered: tree.TreeType == trillian.TreeType_PREORDERED_LOG})
 	})
 	if err == nil {
 		c.leaves = append(c.leaves, got...)
@@ -283,7 +283,19 @@ func (c *capturingStorage) ReadWriteTransaction(ctx context.Context, tree *trill
 
 type capturingTX struct {
 	tstorage.LogTreeTX
-	got *[]*trillian.LogLeaf
+	got        *[]*trillian.LogLeaf
+	preordered bool
+}
+
+// DequeueLeaves of a PREORDERED_LOG tree returns the leaves that the batch
+// integrates, already at their positions (a LOG tree's get theirs in
+// UpdateSequencedLeaves).
+func (t capturingTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) ([]*trillian.LogLeaf, error) {
+	leaves, err := t.LogTreeTX.DequeueLeaves(ctx, limit, cutoff)
+	if err == nil && t.preordered {
+		*t.got = append(*t.got, leaves...)
+	}
+	return leaves, err
 }
 
 func (t capturingTX) UpdateSequencedLeaves(ctx context.Context, leaves []*trillian.LogLeaf) error {
