@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/trillian"
+	stestonly "github.com/google/trillian/storage/testonly"
 )
 
 // BenchmarkInsertStatements measures what writing a queued leaf's row
@@ -85,4 +89,45 @@ func BenchmarkInsertStatements(b *testing.B) {
 		}
 		report(b)
 	})
+}
+
+// BenchmarkAppendIdentityIndex measures what the identity-hash index (the
+// durable dedup of every leaf) costs an append: AppendLeaves of 200-leaf
+// calls, each a durable group commit, to a PREORDERED_LOG tree that
+// already holds 200,000 leaves, with the index and with it dropped. Each
+// new leaf puts its key on a random page of the index, so each dirties
+// a page of its own that the commit writes to the WAL and the checkpoint
+// writes again (docs/performance.md).
+func BenchmarkAppendIdentityIndex(b *testing.B) {
+	const fill, batch = 200_000, 200
+	for _, index := range []bool{true, false} {
+		b.Run(map[bool]string{true: "with-index", false: "without-index"}[index], func(b *testing.B) {
+			s := openTest(b, Config{})
+			if !index {
+				if _, err := s.wconn.ExecContext(b.Context(), "DROP INDEX leaf_data_identity"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tree := initializedTree(b, s, stestonly.PreorderedLogTree)
+			n := uint64(0)
+			appendN := func(k int) {
+				leaves := make([]*trillian.LogLeaf, k)
+				for i := range leaves {
+					n++
+					leaves[i] = newLeaf(7, n)
+				}
+				if _, err := s.AppendLeaves(b.Context(), tree, leaves, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range fill / 1000 {
+				appendN(1000)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				appendN(batch)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch)/1000, "µs/leaf")
+		})
+	}
 }
