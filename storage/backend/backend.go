@@ -9,6 +9,14 @@
 //     operator loads once (see [ErrNoTrillianSchema]);
 //   - remotely, over gRPC, to a stock trillian_log_server with a given tree.
 //
+// In-process on SQLite, a new log's tree is a PREORDERED_LOG tree that the
+// backend appends to (sqlite.Storage.AppendLeaves: each leaf written once,
+// at the next position, deduplicated by identity hash without a gap), and
+// Trillian's sequencer integrates it as it comes; a LOG tree (created by
+// earlier versions, or on MySQL or a remote Trillian) is written through
+// Trillian's queue. A Trillian that only queues refuses a PREORDERED_LOG
+// tree.
+//
 // In-process, the wiring follows Trillian's own testonly/integration log
 // environment: an extension.Registry, the log RPC server and the admin
 // server called directly (no socket, no gRPC marshalling), and a sequencer
