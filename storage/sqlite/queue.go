@@ -254,72 +254,76 @@ func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf
 }
 
 // commitBatch writes batch in one transaction, holding the write lock, and
-// answers every request. Each request is written under its own savepoint:
-// a statement that fails undoes only that request's leaves, and only its
-// caller gets the error. If the transaction itself is lost (SQLite rolls
-// it back after an I/O error, a full disk or a RAISE(ROLLBACK)) or COMMIT
-// fails, every caller gets the error: none of their leaves were stored.
+// answers every request. The requests are written one after the other,
+// without a savepoint each (which would copy every page a request changes
+// into a sub-journal first): if one fails, the transaction is rolled back,
+// that request gets its error, and the others are written again in a new
+// transaction, so that a failure fails only its own caller. If COMMIT
+// fails, every caller in the transaction gets the error: none of their
+// leaves were stored.
 func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		s.unlockWrite()
-		s.finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
-		return
-	}
-	st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64)}
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
-			continue
-		}
-		if _, err := s.w.exec(ctx, "SAVEPOINT queue_request"); err != nil {
-			s.rollbackWrite()
-			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
-			return
-		}
-		res, err := s.queueRequest(ctx, r, st)
-		if err == nil {
-			_, err = s.w.exec(ctx, "RELEASE queue_request")
-			if err == nil {
-				r.res = res
-				continue
+	for {
+		var live []*queueReq
+		for _, r := range batch {
+			switch {
+			case r.err != nil:
+			case r.ctx.Err() != nil:
+				r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", r.ctx.Err())
+			default:
+				live = append(live, r)
 			}
 		}
-		// Undo this request's statements only; if that fails too, the
-		// transaction is gone and nothing in it was stored.
-		if _, rerr := s.w.exec(ctx, "ROLLBACK TO queue_request"); rerr != nil {
-			s.rollbackWrite()
-			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: the group commit was rolled back after: %w (%v)", err, rerr))
+		if len(live) == 0 {
+			s.unlockWrite()
+			s.finish(batch, nil)
 			return
 		}
-		if _, rerr := s.w.exec(ctx, "RELEASE queue_request"); rerr != nil {
-			s.rollbackWrite()
-			s.failAll(batch, fmt.Errorf("sqlite storage: queueing leaves: the group commit was rolled back after: %w (%v)", err, rerr))
+		if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			s.unlockWrite()
+			s.finish(batch, fmt.Errorf("sqlite storage: begin: %w", err))
 			return
 		}
-		if errors.Is(err, storage.ErrTreeNeedsInit) {
-			r.err = err
+		failed := false
+		st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64)}
+		for _, r := range live {
+			res, err := s.queueRequest(ctx, r, st)
+			if err != nil {
+				if !errors.Is(err, storage.ErrTreeNeedsInit) {
+					err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
+				}
+				r.err, failed = err, true
+				break
+			}
+			r.res = res
+		}
+		if failed {
+			// Undo the transaction, and write the others again.
+			s.rollback()
+			for _, r := range live {
+				r.res = nil
+			}
 			continue
 		}
-		// Read again: the failure may have been there.
-		delete(st.initialized, r.treeID)
-		delete(st.ends, r.treeID)
-		r.err = fmt.Errorf("sqlite storage: queueing leaves: %w", err)
-	}
-	if d := s.cfg.ackBeforeCommit; d > 0 {
-		s.finish(batch, nil) // deliberately broken, for the crash test only
-		time.Sleep(d)
-		if err := s.commitWrite(); err != nil {
-			s.log.Warn("sqlite storage: commit failed after early answer", "err", err)
+		if d := s.cfg.ackBeforeCommit; d > 0 {
+			s.finish(batch, nil) // deliberately broken, for the crash test only
+			time.Sleep(d)
+			if err := s.commitWrite(); err != nil {
+				s.log.Warn("sqlite storage: commit failed after early answer", "err", err)
+			}
+			return
 		}
+		if err := s.commitWrite(); err != nil {
+			for _, r := range live {
+				r.res, r.err = nil, err
+			}
+			s.finish(batch, nil)
+			return
+		}
+		s.groupCommits.Add(1)
+		s.finish(batch, nil)
 		return
 	}
-	if err := s.commitWrite(); err != nil {
-		s.failAll(batch, err)
-		return
-	}
-	s.groupCommits.Add(1)
-	s.finish(batch, nil)
 }
 
 // batchState is what a group commit caches per tree: whether the tree has
@@ -345,15 +349,6 @@ func (s *Storage) queueRequest(ctx context.Context, r *queueReq, st batchState) 
 		return s.appendOne(ctx, r, st.ends)
 	}
 	return s.queueOne(ctx, r)
-}
-
-// failAll answers every request of a batch whose transaction was rolled
-// back with err, including those that had results.
-func (s *Storage) failAll(batch []*queueReq, err error) {
-	for _, r := range batch {
-		r.res, r.err = nil, err
-	}
-	s.finish(batch, err)
 }
 
 // queueOne writes one request's leaves inside the batch transaction.

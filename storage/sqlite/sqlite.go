@@ -38,9 +38,9 @@
 // leaves, in a single transaction with a single fsync, and each caller gets
 // its own per-leaf results. This group commit is what makes durable
 // queueing fast: with many concurrent callers the cost of an fsync is
-// shared. Each request is written under its own savepoint, so a statement
-// that fails fails only its own caller; if the transaction as a whole is
-// lost or COMMIT fails, every caller in it gets the error.
+// shared. A request that fails fails only its own caller: the transaction
+// is rolled back and the others are written again without it. If COMMIT
+// fails, every caller in it gets the error.
 //
 // A QueueLeaves waits at most Config.WriteLockTimeout from its call for its
 // turn, like any write: each request has its own deadline, requests that
