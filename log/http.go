@@ -155,9 +155,9 @@ func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !wait {
-		return writeJSON(w, http.StatusAccepted, addResponse{LeafHash: res.LeafHash[:], Tenant: res.Tenant})
+		return writeAddResponse(w, http.StatusAccepted, &addResponse{LeafHash: res.LeafHash[:], Tenant: res.Tenant})
 	}
-	return writeJSON(w, http.StatusOK, addResponse{
+	return writeAddResponse(w, http.StatusOK, &addResponse{
 		Index: &res.Index, LeafHash: res.LeafHash[:], Duplicate: &res.Duplicate, Receipt: string(res.Receipt), Tenant: res.Tenant})
 }
 
