@@ -59,6 +59,7 @@ go test -run '^$' -bench 'BenchmarkAddSigned' -count 3 ./storage/
 # sequencer batches of 1,000 and 10,000, and both together.
 go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtime 50000x -count 3 ./storage/sqlite/
 go test -run '^$' -bench InsertStatements -benchtime 300x -count 3 ./storage/sqlite/
+go test -run '^$' -bench AppendIdentityIndex -benchtime 300x -count 3 ./storage/sqlite/
 
 # CLI (docs/performance.md, "CLI (evident audit)"): audit verification on one
 # core with the entries local (leaf hash + compact range per entry), then the
