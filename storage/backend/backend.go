@@ -9,11 +9,12 @@
 //     operator loads once (see [ErrNoTrillianSchema]);
 //   - remotely, over gRPC, to a stock trillian_log_server with a given tree.
 //
-// In-process on SQLite, a new log's tree is a PREORDERED_LOG tree that the
-// backend appends to (sqlite.Storage.AppendLeaves: each leaf written once,
-// at the next position, deduplicated by identity hash without a gap), and
-// Trillian's sequencer integrates it as it comes; a LOG tree (created by
-// earlier versions, or on MySQL or a remote Trillian) is written through
+// In-process, a new log's tree is a PREORDERED_LOG tree that the backend
+// appends to (each leaf written once, at the next position, deduplicated
+// by identity hash without leaving a gap: sqlite.Storage.AppendLeaves on
+// SQLite, appendMySQL's multi-row statements on Trillian's MySQL schema),
+// and Trillian's sequencer integrates it as it comes; a LOG tree (created
+// by earlier versions, or through a remote Trillian) is written through
 // Trillian's queue. A Trillian that only queues refuses a PREORDERED_LOG
 // tree.
 //
@@ -386,7 +387,7 @@ func (b *Backend) checkTree(ctx context.Context) error {
 	case tree.TreeState != trillian.TreeState_ACTIVE:
 		return fmt.Errorf("backend: Trillian tree %d is in state %v, want ACTIVE", b.TreeID, tree.TreeState)
 	case tree.TreeType == trillian.TreeType_PREORDERED_LOG && !b.appends:
-		return fmt.Errorf("backend: Trillian tree %d is a PREORDERED_LOG tree, which only an in-process Trillian on the storage that wrote it can add to (the default SQLite storage); this Trillian queues leaves, and needs a LOG tree", b.TreeID)
+		return fmt.Errorf("backend: Trillian tree %d is a PREORDERED_LOG tree, which only evident-server's in-process Trillian (on SQLite or --mysql_dsn) can add to; this Trillian queues leaves, and needs a LOG tree", b.TreeID)
 	case tree.TreeType != trillian.TreeType_LOG && tree.TreeType != trillian.TreeType_PREORDERED_LOG:
 		return fmt.Errorf("backend: Trillian tree %d is a %v tree, want a LOG", b.TreeID, tree.TreeType)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/google/trillian"
@@ -38,6 +39,9 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		reg.AdminStorage = mysql.NewAdminStorage(db)
 		reg.LogStorage = mysql.NewLogStorage(db, cfg.MetricFactory)
 		closeStorage = db.Close
+		appendLeaves = func(ctx context.Context, tree *trillian.Tree, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+			return appendMySQL(ctx, db, tree.TreeId, leaves, ts)
+		}
 	default:
 		st, err := openSQLite(ctx, cfg)
 		if err != nil {
