@@ -86,6 +86,9 @@ type options struct {
 	tenantRate         int
 	tenantBurst        int
 	tenantBacklogShare float64
+	// limitMemory: the collector's soft limit follows the tile caches
+	// (limitMemory), GOMEMLIMIT being unset.
+	limitMemory bool
 }
 
 // dsnEnv is the environment variable that may hold the MySQL DSN, so that a
@@ -262,7 +265,7 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	tuneGC(o)
+	o.limitMemory = tuneGC()
 	// Trillian logs through klog, chattily: keep its errors only.
 	klog.SetSlogLogger(slog.New(minLevel{slog.LevelError, logger.Handler()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -288,26 +291,49 @@ func scrubRate(flag int) int {
 // writers about a tenth of its CPU went to the collector. Collecting at 4×
 // the live heap, with a soft limit that brings collections back before the
 // heap reaches gcMemoryLimit, took that down by about 10% of the CPU per
-// entry (docs/performance.md) and keeps the peak resident memory under
-// 512 MiB. The tile caches (--bundle_cache_mb and the hash tiles) come on
-// top of the limit: a limit they fill would make the collector run
-// without end (tile GETs on a 1,000,000-entry log ran at a third of
-// their rate).
+// entry (docs/performance.md). The tile caches (--bundle_cache_mb and the
+// hash tiles) come on top of the limit as they fill (limitMemory): a limit
+// they fill would make the collector run without end (tile GETs on a
+// 1,000,000-entry log ran at a third of their rate), and a limit that
+// counted them empty let garbage take their room (a peak of 730 MiB
+// resident at the highest write rate, with the caches empty).
 const (
 	gcPercent     = 400
-	gcMemoryLimit = 320 << 20
+	gcMemoryLimit = 256 << 20
 )
 
-func tuneGC(o *options) {
+func tuneGC() (limit bool) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// Every log has its own caches: the default one and each named
-		// log (an unreadable logs/ is reported by run).
-		logs, _ := listLogs(o.dataDir)
-		caches := int64(o.bundleCacheMB)<<20 + evlog.DefaultTileCacheSize*16<<10 // 16 KiB a hash tile with its inner nodes
-		debug.SetMemoryLimit(gcMemoryLimit + int64(1+len(logs))*caches)
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return false
+	}
+	debug.SetMemoryLimit(gcMemoryLimit)
+	return true
+}
+
+// limitMemory keeps the collector's soft limit at gcMemoryLimit plus what
+// the logs' tile caches hold, once a second, until ctx ends.
+func limitMemory(ctx context.Context, logs []*evlog.Log) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var caches int64
+		for _, l := range logs {
+			caches += int64(l.CacheBytes())
+		}
+		// Moved in steps of 8 MiB, not at every tile.
+		if caches = caches &^ (8<<20 - 1); caches != last {
+			debug.SetMemoryLimit(gcMemoryLimit + caches)
+			last = caches
+		}
 	}
 }
 
@@ -481,6 +507,13 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 			n.close()
 		}
 	}()
+	if o.limitMemory {
+		logs := []*evlog.Log{l}
+		for _, n := range named {
+			logs = append(logs, n.log)
+		}
+		go limitMemory(ctx, logs)
+	}
 	handler := l.Handler()
 	if len(named) > 0 {
 		// The default log at /, each named log under its prefix: a
