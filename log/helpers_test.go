@@ -83,6 +83,7 @@ func (tl *testLog) start() {
 		Healthy:            tl.be.Healthy,
 		Grown:              tl.be.Grown,
 		LeafHashes:         tl.be.LeafHashes,
+		Root:               tl.be.Root,
 		Leaves:             tl.be.Leaves,
 		LeafIndex:          tl.be.LeafIndex,
 		QueueBatch:         tl.be.QueueBatch,

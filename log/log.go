@@ -136,6 +136,12 @@ type Config struct {
 	// then starts a round as soon as the tree grew, and does nothing while
 	// it does not; without it, it looks every CheckpointInterval.
 	Grown func() <-chan struct{}
+	// Root, when set (backend.Backend.Root, in-process), returns the size
+	// and root hash of the tree as this process's sequencer last stored
+	// them, so that a publishing round need not ask Trillian. A root
+	// smaller than the latest published one (another process integrated
+	// further) is not used: Trillian is asked then.
+	Root func() (size uint64, hash [32]byte, ok bool)
 	// LeafIndex, when set (backend.Backend.LeafIndex, in-process), finds
 	// a leaf's index by its hash in Trillian's own index for receipts, and
 	// the tiler keeps no second index of its own.

@@ -422,6 +422,11 @@ func (p *publisher) adopt(ctx context.Context, size uint64, root [32]byte) (*pub
 
 // trillianRoot reads Trillian's latest root.
 func (p *publisher) trillianRoot(ctx context.Context) (uint64, [32]byte, error) {
+	if p.l.cfg.Root != nil {
+		if size, root, ok := p.l.cfg.Root(); ok && size >= p.latest().size {
+			return size, root, nil
+		}
+	}
 	resp, err := p.l.cfg.Trillian.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: p.l.cfg.TreeID})
 	if err != nil {
 		return 0, [32]byte{}, fmt.Errorf("reading root from Trillian: %w", err)

@@ -568,7 +568,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 // log is ever wired to another's tree.
 func useBackend(cfg *evlog.Config, be *backend.Backend) {
 	cfg.Trillian, cfg.TreeID = be.Log, be.TreeID
-	cfg.Healthy, cfg.Grown = be.Healthy, be.Grown
+	cfg.Healthy, cfg.Grown, cfg.Root = be.Healthy, be.Grown, be.Root
 	cfg.LeafHashes, cfg.Leaves, cfg.LeafIndex, cfg.QueueBatch = be.LeafHashes, be.Leaves, be.LeafIndex, be.QueueBatch
 }
 

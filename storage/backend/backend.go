@@ -163,6 +163,12 @@ type Backend struct {
 	// next grows (taken before looking at the tree, it misses no growth).
 	// It is nil for a remote Trillian, whose growth must be polled.
 	Grown func() <-chan struct{}
+	// Root, in-process, returns the size and root hash of the tree as this
+	// process's sequencer last stored them (ok false before its first
+	// integration). Trillian's word, like GetLatestSignedLogRoot's, without
+	// a read; another process integrating the same tree can make it older
+	// than the latest. Nil for a remote Trillian.
+	Root func() (size uint64, hash [32]byte, ok bool)
 	// LeafHashes, in-process, returns the Merkle leaf hashes of the leaves
 	// [start, end) as the sequencer integrated them, if it still holds
 	// them all (it keeps at least the latest 32,768). They are Trillian's word:

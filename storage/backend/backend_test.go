@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -69,6 +70,29 @@ func exercise(t *testing.T, b *Backend, dedup bool) {
 	}
 	if len(vals) != 2 || vals[0] == vals[1] || vals[0] != "alpha" && vals[0] != "beta" {
 		t.Errorf("leaves = %q, want alpha and beta", vals)
+	}
+	// In-process, Root is the root Trillian stored, as its API gives it
+	// (once the sequencer has taken note of it, just after its commit).
+	if b.Root != nil {
+		r, err := b.Log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: b.TreeID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored types.LogRootV1
+		if err := stored.UnmarshalBinary(r.SignedLogRoot.LogRoot); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			size, hash, ok := b.Root()
+			if ok && size == stored.TreeSize && bytes.Equal(hash[:], stored.RootHash) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Root() = %d, %x, %v; Trillian's latest root is %d, %x", size, hash, ok, stored.TreeSize, stored.RootHash)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	_, err = b.Log.GetInclusionProofByHash(ctx, &trillian.GetInclusionProofByHashRequest{LogId: b.TreeID, LeafHash: make([]byte, 32), TreeSize: 2})
 	if status.Code(err) != codes.NotFound {

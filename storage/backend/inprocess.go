@@ -67,6 +67,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		Admin:      adminClient{adminServer},
 		Grown:      seq.grown.wait,
 		LeafHashes: seq.leafHashes,
+		Root:       seq.latestRoot,
 		Leaves:     seq.leafRange,
 		healthy:    func(ctx context.Context) error { return reg.LogStorage.CheckDatabaseAccessible(ctx) },
 		stop: func() error {

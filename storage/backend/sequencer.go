@@ -11,6 +11,7 @@ import (
 	"github.com/google/trillian/extension"
 	tlog "github.com/google/trillian/log"
 	tstorage "github.com/google/trillian/storage"
+	"github.com/google/trillian/types"
 	"github.com/google/trillian/util/clock"
 )
 
@@ -51,6 +52,9 @@ type sequencer struct {
 
 	pending      map[[32]byte]*trillian.LogLeaf // queued, not yet integrated, by identity hash
 	pendingBytes int
+
+	root     types.LogRootV1 // the latest root an integration stored
+	haveRoot bool
 }
 
 // maxPending and maxPendingBytes bound the leaves remembered between
@@ -178,6 +182,7 @@ func (s *sequencer) drain(ctx context.Context, treeID int64) error {
 		}
 		if n > 0 {
 			s.keep(ls.leaves)
+			s.setRoot(ls.root)
 			s.grown.notify()
 		}
 		if n < s.batch {
@@ -235,6 +240,31 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 	}
 }
 
+// setRoot remembers root (a marshalled LogRootV1 that an integration
+// stored), unless it is not newer than the one remembered.
+func (s *sequencer) setRoot(root []byte) {
+	var r types.LogRootV1
+	if root == nil || r.UnmarshalBinary(root) != nil || len(r.RootHash) != 32 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.haveRoot || r.TreeSize > s.root.TreeSize {
+		s.root, s.haveRoot = r, true
+	}
+}
+
+// latestRoot returns the size and hash of the latest root an integration
+// by this sequencer stored.
+func (s *sequencer) latestRoot() (uint64, [32]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.haveRoot {
+		return 0, [32]byte{}, false
+	}
+	return s.root.TreeSize, [32]byte(s.root.RootHash), true
+}
+
 // leafRange returns the leaves [start, end) with their values and extra
 // data, if it still holds all of them.
 func (s *sequencer) leafRange(start, end uint64) ([]*trillian.LogLeaf, bool) {
@@ -267,16 +297,21 @@ func (s *sequencer) leafHashes(start, end uint64) ([][32]byte, bool) {
 type capturingStorage struct {
 	tstorage.LogStorage
 	leaves []*trillian.LogLeaf
+	root   []byte // the marshalled LogRootV1 the last transaction stored
 }
 
 func (c *capturingStorage) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f tstorage.LogTXFunc) error {
 	var got []*trillian.LogLeaf
+	var root []byte
 	err := c.LogStorage.ReadWriteTransaction(ctx, tree, func(ctx context.Context, tx tstorage.LogTreeTX) error {
-		got = got[:0] // should the storage run f again
-		return f(ctx, capturingTX{LogTreeTX: tx, got: &got, preordered: tree.TreeType == trillian.TreeType_PREORDERED_LOG})
+		got, root = got[:0], nil // should the storage run f again
+		return f(ctx, capturingTX{LogTreeTX: tx, got: &got, root: &root, preordered: tree.TreeType == trillian.TreeType_PREORDERED_LOG})
 	})
 	if err == nil {
 		c.leaves = append(c.leaves, got...)
+		if root != nil {
+			c.root = root
+		}
 	}
 	return err
 }
@@ -284,7 +319,16 @@ func (c *capturingStorage) ReadWriteTransaction(ctx context.Context, tree *trill
 type capturingTX struct {
 	tstorage.LogTreeTX
 	got        *[]*trillian.LogLeaf
+	root       *[]byte
 	preordered bool
+}
+
+func (t capturingTX) StoreSignedLogRoot(ctx context.Context, root *trillian.SignedLogRoot) error {
+	if err := t.LogTreeTX.StoreSignedLogRoot(ctx, root); err != nil {
+		return err
+	}
+	*t.root = root.GetLogRoot()
+	return nil
 }
 
 // DequeueLeaves of a PREORDERED_LOG tree returns the leaves that the batch
