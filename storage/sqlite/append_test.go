@@ -9,7 +9,6 @@ import (
 	"github.com/google/trillian"
 	"github.com/google/trillian/storage"
 	stestonly "github.com/google/trillian/storage/testonly"
-	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/grpc/codes"
@@ -151,17 +150,8 @@ func TestAppendLeavesErrors(t *testing.T) {
 // mustRoot returns the root hash of the tree's latest signed root.
 func mustRoot(t *testing.T, ls storage.LogStorage, tree *trillian.Tree) []byte {
 	t.Helper()
-	tx, err := ls.SnapshotForTree(t.Context(), tree)
+	lr, err := latestRoot(t.Context(), ls, tree)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	slr, err := tx.LatestSignedLogRoot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lr types.LogRootV1
-	if err := lr.UnmarshalBinary(slr.LogRoot); err != nil {
 		t.Fatal(err)
 	}
 	return lr.RootHash

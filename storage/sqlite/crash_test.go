@@ -120,21 +120,28 @@ func crashChild(path string) int {
 	select {} // until killed
 }
 
+// treeSize reads the size of the tree's latest signed root.
 func treeSize(ctx context.Context, ls storage.LogStorage, tree *trillian.Tree) (uint64, error) {
+	lr, err := latestRoot(ctx, ls, tree)
+	return lr.TreeSize, err
+}
+
+// latestRoot reads the tree's latest signed root.
+func latestRoot(ctx context.Context, ls storage.LogStorage, tree *trillian.Tree) (types.LogRootV1, error) {
+	var lr types.LogRootV1
 	tx, err := ls.SnapshotForTree(ctx, tree)
 	if err != nil {
-		return 0, err
+		return lr, err
 	}
 	defer tx.Close()
 	slr, err := tx.LatestSignedLogRoot(ctx)
 	if err != nil {
-		return 0, err
+		return lr, err
 	}
-	var lr types.LogRootV1
 	if err := lr.UnmarshalBinary(slr.LogRoot); err != nil {
-		return 0, err
+		return lr, err
 	}
-	return lr.TreeSize, tx.Commit(ctx)
+	return lr, tx.Commit(ctx)
 }
 
 // runCrashCycles runs the child cycles times, killing it with SIGKILL at a
