@@ -68,6 +68,7 @@ func (l *Log) catchUpAttribution(ctx context.Context, pause time.Duration) error
 			return err
 		}
 		a.next, a.known = n, true
+		l.metrics.attributed.Set(float64(n))
 	}
 	for size, first := l.pub.latest().size, true; a.next < size; first = false {
 		if !first && pause > 0 {
@@ -82,6 +83,7 @@ func (l *Log) catchUpAttribution(ctx context.Context, pause time.Duration) error
 			return err
 		}
 		a.next = n
+		l.metrics.attributed.Set(float64(n))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	publishErrs  prometheus.Counter
 	integrity    prometheus.Counter
 	scrubIndex   prometheus.Gauge
+	attributed   prometheus.Gauge
 	scrubPasses  prometheus.Counter
 	httpRequests *prometheus.CounterVec
 }
@@ -67,6 +68,10 @@ func newMetrics() *metrics {
 			Name: "evident_scrub_index",
 			Help: "How far the scrubber's current pass has re-read and re-hashed the log (entries).",
 		}),
+		attributed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "evident_attributed_entries",
+			Help: "Entries whose tenants are recorded for listing (GET /v1/tenant/entries); below evident_published_tree_size while attribution catches up.",
+		}),
 		scrubPasses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "evident_scrub_passes_total",
 			Help: "Complete scrubber passes that found every entry and checkpoint root in order.",
@@ -76,6 +81,6 @@ func newMetrics() *metrics {
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.tiled, m.backlog, m.stalled, m.publishErrs, m.integrity, m.scrubIndex, m.scrubPasses, m.httpRequests)
+	m.reg.MustRegister(m.added, m.receipt, m.publish, m.size, m.tiled, m.backlog, m.stalled, m.publishErrs, m.integrity, m.scrubIndex, m.attributed, m.scrubPasses, m.httpRequests)
 	return m
 }
