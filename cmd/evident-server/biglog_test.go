@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,11 +67,7 @@ func measureLogOf(t *testing.T, dir string, n int, d time.Duration) []loadResult
 	// The fill bypassed the personality, so the tenants of its entries are
 	// recorded in the background now; measure once that is done, as a log
 	// that took its entries through the API would be.
-	want := fmt.Sprintf("evident_attributed_entries %d\n", n)
-	for {
-		if _, b := s.get("/metrics"); bytes.Contains(b, []byte(want)) {
-			break
-		}
+	for size := s.checkpoint().Size; metric(s, "evident_attributed_entries") < float64(size); {
 		time.Sleep(500 * time.Millisecond)
 	}
 	fmt.Printf("evident-server big log: %s: first checkpoint after %v, tenants of all %d entries recorded after %v\n",
@@ -140,4 +136,18 @@ func fill(t *testing.T, dir string, n uint64) {
 	for rootSize(t, be) < n {
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metric returns the value of the unlabelled metric name on s's /metrics
+// (-1 when it is missing).
+func metric(s *server, name string) float64 {
+	_, b := s.get("/metrics")
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
