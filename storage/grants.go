@@ -67,16 +67,7 @@ func (d *DB) GrantLog(ctx context.Context, tenant, logName string) error {
 	if err != nil {
 		return fmt.Errorf("granting log %q: %w", logName, err)
 	}
-	if err := bumpGeneration(ctx, tx); err != nil {
-		return err
-	}
-	if err := recordOp(ctx, tx, "log.grant", map[string]any{"tenant": tenant, "log": logName}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("granting log %q: %w", logName, err)
-	}
-	return nil
+	return commitAuthChange(ctx, tx, "log.grant", map[string]any{"tenant": tenant, "log": logName}, fmt.Sprintf("granting log %q", logName))
 }
 
 // RevokeGrant takes back tenant's grant of logName (ErrNoGrant if there
@@ -95,16 +86,7 @@ func (d *DB) RevokeGrant(ctx context.Context, tenant, logName string) error {
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("tenant %q, log %q: %w", truncate(tenant), truncate(logName), ErrNoGrant)
 	}
-	if err := bumpGeneration(ctx, tx); err != nil {
-		return err
-	}
-	if err := recordOp(ctx, tx, "log.revoke_grant", map[string]any{"tenant": tenant, "log": logName}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("revoking the grant of log %q: %w", logName, err)
-	}
-	return nil
+	return commitAuthChange(ctx, tx, "log.revoke_grant", map[string]any{"tenant": tenant, "log": logName}, fmt.Sprintf("revoking the grant of log %q", logName))
 }
 
 // Grants returns every grant, by tenant and log name.

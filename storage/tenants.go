@@ -187,16 +187,8 @@ func (d *DB) SetQuota(ctx context.Context, tenant string, q Quota) error {
 			return err
 		}
 	}
-	if err := bumpGeneration(ctx, tx); err != nil {
-		return err
-	}
-	if err := recordOp(ctx, tx, "tenant.quota", map[string]any{"tenant": tenant, "rate": q.Rate, "burst": q.Burst, "backlog_permille": q.BacklogPermille}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("setting the quota of %q: %w", tenant, err)
-	}
-	return nil
+	return commitAuthChange(ctx, tx, "tenant.quota", map[string]any{"tenant": tenant, "rate": q.Rate, "burst": q.Burst, "backlog_permille": q.BacklogPermille},
+		fmt.Sprintf("setting the quota of %q", tenant))
 }
 
 // APIKey is a stored API key: never the key, only its hash.
@@ -270,6 +262,23 @@ type execer interface {
 
 // bumpGeneration increases the key generation, in the caller's
 // transaction, so that every server reloads the keys.
+// commitAuthChange ends tx, which changed who may do what: it bumps the
+// key generation (every server reloads its keys within its poll), records
+// action with fields in the operations record, and commits; what names
+// the change in a failed commit's error.
+func commitAuthChange(ctx context.Context, tx *sql.Tx, action string, fields map[string]any, what string) error {
+	if err := bumpGeneration(ctx, tx); err != nil {
+		return err
+	}
+	if err := recordOp(ctx, tx, action, fields); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 func bumpGeneration(ctx context.Context, e execer) error {
 	if _, err := e.ExecContext(ctx, `UPDATE auth_generation SET generation = generation + 1 WHERE id = 1`); err != nil {
 		return fmt.Errorf("increasing the key generation: %w", err)
