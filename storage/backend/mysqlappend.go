@@ -99,8 +99,8 @@ func checkAppend(treeID int64, leaves []*trillian.LogLeaf, ts time.Time) error {
 			return bad("leaves[%d] has a %d-byte MerkleLeafHash, want %d", i, len(l.MerkleLeafHash), appendHashSize)
 		case len(l.LeafIdentityHash) != appendHashSize:
 			return bad("leaves[%d] has a %d-byte LeafIdentityHash, want %d", i, len(l.LeafIdentityHash), appendHashSize)
-		case appendLeafBytes(l) > appendChunkBytes:
-			return bad("leaves[%d] holds %d bytes of value and extra data, at most %d", i, appendLeafBytes(l), appendChunkBytes)
+		case leafBytes(l) > appendChunkBytes:
+			return bad("leaves[%d] holds %d bytes of value and extra data, at most %d", i, leafBytes(l), appendChunkBytes)
 		}
 	}
 	return nil
@@ -307,7 +307,7 @@ func assignPositions(leaves []*trillian.LogLeaf, stored map[string]*trillian.Log
 		n.IntegrateTimestamp = nil
 		earlier[id] = n
 		fresh = append(fresh, n)
-		res[i] = &trillian.QueuedLogLeaf{Leaf: copyLeaf(n)}
+		res[i] = &trillian.QueuedLogLeaf{Leaf: n} // fresh is only inserted, never changed
 	}
 	return res, fresh
 }
@@ -334,7 +334,7 @@ func insertLeafData(ctx context.Context, tx *sql.Tx, treeID int64, fresh []*tril
 	const cols = 5
 	qts := ts.UnixNano()
 	return insertChunked(ctx, tx, "LeafData", "TreeId, LeafIdentityHash, LeafValue, ExtraData, QueueTimestampNanos", cols, fresh,
-		func(l *trillian.LogLeaf) int { return 16 + len(l.LeafIdentityHash) + appendLeafBytes(l) },
+		func(l *trillian.LogLeaf) int { return 16 + len(l.LeafIdentityHash) + leafBytes(l) },
 		func(args []any, l *trillian.LogLeaf) []any {
 			return append(args, treeID, l.LeafIdentityHash, l.LeafValue, l.ExtraData, qts)
 		})
