@@ -124,9 +124,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeJSONBytes(w, code, b)
+}
+
+// writeJSONBytes writes b, a JSON value, and a newline.
+func writeJSONBytes(w http.ResponseWriter, code int, b []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(append(b, '\n'))
 	return err
 }
 

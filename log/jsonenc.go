@@ -99,9 +99,5 @@ func appendJSONString(b []byte, s string) []byte {
 
 // writeAddResponse writes r as writeJSON would.
 func writeAddResponse(w http.ResponseWriter, code int, r *addResponse) error {
-	b := appendAddResponse(make([]byte, 0, 160+len(r.Receipt)+len(r.Receipt)/8), r)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, err := w.Write(append(b, '\n'))
-	return err
+	return writeJSONBytes(w, code, appendAddResponse(make([]byte, 0, 160+len(r.Receipt)+len(r.Receipt)/8), r))
 }
