@@ -84,21 +84,18 @@ func adminEnv(t *testing.T, env []string, args ...string) (int, string, string) 
 // tableCount is the number of tables of the database of dsn.
 func tableCount(t *testing.T, dsn string) int {
 	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return mysqlCount(t, dsn, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()`)
 }
 
 // leafCount is how many of Trillian's leaves in the database of dsn hold
 // value.
 func leafCount(t *testing.T, dsn string, value []byte) int {
+	t.Helper()
+	return mysqlCount(t, dsn, `SELECT COUNT(*) FROM LeafData WHERE LeafValue = ?`, value)
+}
+
+// mysqlCount runs query, a COUNT, on the database of dsn.
+func mysqlCount(t *testing.T, dsn, query string, args ...any) int {
 	t.Helper()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -106,7 +103,7 @@ func leafCount(t *testing.T, dsn string, value []byte) int {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM LeafData WHERE LeafValue = ?`, value).Scan(&n); err != nil {
+	if err := db.QueryRowContext(t.Context(), query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
