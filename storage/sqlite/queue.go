@@ -345,29 +345,51 @@ func (s *Storage) queueRequest(ctx context.Context, r *queueReq, st batchState) 
 	if !ok {
 		return nil, storage.ErrTreeNeedsInit
 	}
-	if r.appendLeaves {
-		return s.appendOne(ctx, r, st.ends)
-	}
-	return s.queueOne(ctx, r)
+	return s.writeRequest(ctx, r, st.ends)
 }
 
-// queueOne writes one request's leaves inside the batch transaction.
-func (s *Storage) queueOne(ctx context.Context, r *queueReq) ([]*trillian.QueuedLogLeaf, error) {
+// writeRequest writes one request's leaves inside the batch transaction:
+// queued (without a position), or for AppendLeaves at the tree's next
+// positions, which ends caches per tree for the batch. A leaf that is not
+// inserted has an identity hash the tree holds (nothing else writes
+// positions while the write lock is held), and is answered as a
+// duplicate.
+func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]int64) ([]*trillian.QueuedLogLeaf, error) {
+	var next int64
+	if r.appendLeaves {
+		var ok bool
+		if next, ok = ends[r.treeID]; !ok {
+			if err := s.w.queryRow(ctx, selectEndSQL, []any{r.treeID}, &next); err != nil {
+				return nil, err
+			}
+		}
+	}
 	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
 	for i, leaf := range r.leaves {
+		var seq, integrated any // NULL while queued
+		if r.appendLeaves {
+			seq, integrated = next, 0
+		}
 		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, nil, nil)
+			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, seq, integrated)
 		n, err := affected(ins, err)
 		if err != nil {
 			return nil, err
 		}
 		if n == 1 {
+			if r.appendLeaves {
+				leaf.LeafIndex = next
+				next++
+			}
 			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
 			continue
 		}
 		if res[i], err = s.duplicate(ctx, r.treeID, leaf); err != nil {
 			return nil, err
 		}
+	}
+	if r.appendLeaves {
+		ends[r.treeID] = next
 	}
 	return res, nil
 }
@@ -390,40 +412,6 @@ func (s *Storage) duplicate(ctx context.Context, treeID int64, leaf *trillian.Lo
 		Leaf:   got[0],
 		Status: status.Newf(codes.AlreadyExists, "leaf already exists: %x", leaf.LeafIdentityHash).Proto(),
 	}, nil
-}
-
-// appendOne writes one AppendLeaves request's leaves inside the batch
-// transaction, each new one at the tree's next position; ends caches the
-// next position per tree for the batch.
-func (s *Storage) appendOne(ctx context.Context, r *queueReq, ends map[int64]int64) ([]*trillian.QueuedLogLeaf, error) {
-	next, ok := ends[r.treeID]
-	if !ok {
-		if err := s.w.queryRow(ctx, selectEndSQL, []any{r.treeID}, &next); err != nil {
-			return nil, err
-		}
-	}
-	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
-	for i, leaf := range r.leaves {
-		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, next, 0)
-		n, err := affected(ins, err)
-		if err != nil {
-			return nil, err
-		}
-		if n == 1 {
-			leaf.LeafIndex = next
-			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
-			next++
-			continue
-		}
-		// Nothing else writes positions while the write lock is held,
-		// so the identity hash is what is taken.
-		if res[i], err = s.duplicate(ctx, r.treeID, leaf); err != nil {
-			return nil, fmt.Errorf("position %d of tree %d: %w", next, r.treeID, err)
-		}
-	}
-	ends[r.treeID] = next
-	return res, nil
 }
 
 func sortByIndex(leaves []*trillian.LogLeaf) {
