@@ -121,7 +121,7 @@ async function loadCheckpoint() {
   const rows = [el("tr", {}, el("td", {}, "log"), el("td", { class: "mono break" }, `${t.logKey.name} / ${t.logKey.id.toString(16).padStart(8, "0")}`), el("td", {}, "Ed25519"), el("td", {}, "-"), el("td", {}, badge(c.log.ok ? "ok" : "bad", c.log.ok ? "valid" : "INVALID"), " ", c.log.detail))];
   for (const co of c.cosigs) {
     const st = co.ok ? "ok" : co.checked && co.witness ? "bad" : "warn";
-    const when = co.time !== undefined && co.time !== null ? new Date(Number(co.time) * 1000).toISOString() : "-";
+    const when = V.cosigTime(co.time) || "-";
     rows.push(el("tr", {}, el("td", {}, co.witness ? `witness ${co.witness}` : "unknown signer"), el("td", { class: "mono break" }, `${co.name} / ${co.id.toString(16).padStart(8, "0")}`), el("td", {}, co.alg || "-"), el("td", {}, when), el("td", {}, badge(st, co.ok ? "valid" : co.checked && co.witness ? "INVALID" : "not checked"), " ", co.detail)));
   }
   $("cp-sigs").replaceChildren(...rows);

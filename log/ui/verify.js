@@ -126,6 +126,14 @@ export function validName(s) {
 }
 
 export const ALG_ED25519 = 0x01, ALG_COSIG_V1 = 0x04, ALG_MLDSA44 = 0x06;
+// cosigTime shows a cosignature's timestamp (seconds since 1970, as
+// signed) as a UTC date, or "" when it has none; one beyond what a date
+// can hold (a changed signature) is shown as the number it is.
+export function cosigTime(t) {
+  if (t === undefined || t === null) return "";
+  const d = new Date(Number(t) * 1000);
+  return Number.isNaN(d.getTime()) ? `${t} s (not a date)` : d.toISOString();
+}
 export const algName = (a) => ({ 1: "Ed25519", 4: "Ed25519", 6: "ML-DSA-44" })[a] || `type 0x${a.toString(16).padStart(2, "0")}`;
 
 function keyID(name, typedKey) {
@@ -496,7 +504,7 @@ export async function verifyReceipt(text, entry, logKeyText, policyText) {
   try { c = await checkCheckpoint(r.checkpoint, logKey, policy); } catch (e) { step("Checkpoint", "bad", e.message); return verdict(); }
   step("Checkpoint signed by the log (signed note, Ed25519)", c.log.ok ? "ok" : "bad", `${c.log.detail}; tree size ${c.cp.size}, origin ${c.cp.origin}`);
   for (const co of c.cosigs.filter((x) => x.witness)) {
-    const when = co.time !== undefined && co.time !== null ? `, at ${new Date(Number(co.time) * 1000).toISOString()}` : "";
+    const when = cosigTime(co.time) ? `, at ${cosigTime(co.time)}` : "";
     step(`Cosignature by witness ${co.witness} (${co.alg})`, co.ok ? "ok" : co.checked ? "bad" : "warn", co.detail + when);
   }
   step("Witness quorum (tlog-policy)", c.quorum.status, c.quorum.detail);
