@@ -13,7 +13,9 @@
 // appends to (each leaf written once, at the next position, deduplicated
 // by identity hash without leaving a gap: sqlite.Storage.AppendLeaves on
 // SQLite, appendMySQL's multi-row statements on Trillian's MySQL schema),
-// and Trillian's sequencer integrates it as it comes; a LOG tree (created
+// and Trillian's sequencer integrates it as it comes (on SQLite in the
+// same transaction as the append: see sqlite.Storage.SetIntegrator, so an
+// append returns with its leaves in the tree); a LOG tree (created
 // by earlier versions, or through a remote Trillian) is written through
 // Trillian's queue. A Trillian that only queues refuses a PREORDERED_LOG
 // tree.

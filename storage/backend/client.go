@@ -28,8 +28,8 @@ import (
 type logClient struct {
 	s     *server.TrillianLogRPCServer
 	trees *treeCache
-	// queued is called after every queueing call (also a failed one: its
-	// leaves may have been stored), to wake the sequencer.
+	// queued is called after every call that may have stored leaves, to
+	// wake the sequencer.
 	queued func()
 	// remember, when set, is given the answer of every successful
 	// queueBatch, before the sequencer is woken.
@@ -41,6 +41,10 @@ type logClient struct {
 	// transaction, deduplicated by identity hash as QueueLeaves is:
 	// queueBatch writes such a tree with it.
 	appendLeaves appendFunc
+	// appendsIntegrated: the storage integrates appended leaves in their
+	// own commit, or wakes the sequencer itself (sqlite's Integrator), so
+	// an append neither wakes it nor remembers its leaves.
+	appendsIntegrated bool
 }
 
 // appendFunc appends leaves to the PREORDERED_LOG tree tree: for each leaf
@@ -101,19 +105,27 @@ func (c *treeCache) get(ctx context.Context, id int64) (*trillian.Tree, error) {
 // equal to it unless the leaf gives its own), so that a storage that commits per call writes them all in
 // one transaction.
 func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
-	defer c.queued()
 	tree, err := c.trees.get(ctx, treeID)
 	if err != nil {
 		return nil, toStatus(terrors.WrapError(err))
 	}
-	write := c.storage.QueueLeaves
+	// A write wakes the sequencer, also a failed one (its leaves may have
+	// been stored), unless the storage integrates appends itself.
+	write, remember := c.storage.QueueLeaves, c.remember
 	switch {
 	case tree.TreeState != trillian.TreeState_ACTIVE:
 		return nil, status.Errorf(codes.FailedPrecondition, "tree %d is in state %v; writing needs an ACTIVE tree", treeID, tree.TreeState)
 	case tree.TreeType == trillian.TreeType_PREORDERED_LOG && c.appendLeaves != nil:
 		write = c.appendLeaves
+		if c.appendsIntegrated {
+			remember = nil
+		} else {
+			defer c.queued()
+		}
 	case tree.TreeType != trillian.TreeType_LOG:
 		return nil, status.Errorf(codes.FailedPrecondition, "tree %d is a %v tree; this storage writes only LOG trees", treeID, tree.TreeType)
+	default:
+		defer c.queued()
 	}
 	leaves := make([]*trillian.LogLeaf, len(in))
 	for i, l := range in {
@@ -134,8 +146,8 @@ func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.
 	if len(res) != len(in) {
 		return nil, status.Errorf(codes.Internal, "storage answered %d leaves of %d", len(res), len(in))
 	}
-	if c.remember != nil {
-		c.remember(res)
+	if remember != nil {
+		remember(res)
 	}
 	return res, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/google/trillian/storage/memory"
 	"github.com/google/trillian/storage/mysql"
 	"github.com/google/trillian/util/clock"
+
+	"github.com/evidentlog/evident/storage/sqlite"
 )
 
 // newInProcess starts Trillian's log server, admin server and sequencer in
@@ -25,6 +27,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	reg := extension.Registry{QuotaManager: quota.Noop(), MetricFactory: cfg.MetricFactory}
 	var closeStorage func() error
 	var appendLeaves appendFunc
+	var st *sqlite.Storage // the embedded storage, if it is
 	switch {
 	case cfg.memory:
 		ts := memory.NewTreeStorage()
@@ -43,7 +46,8 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 			return appendMySQL(ctx, db, tree.TreeId, leaves, ts)
 		}
 	default:
-		st, err := openSQLite(ctx, cfg)
+		var err error
+		st, err = openSQLite(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +64,7 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	seq := newSequencer(reg, cfg.BatchSize, cfg.SequencerInterval, cfg.Logger)
 	var wg sync.WaitGroup
 	lc := logClient{s: logServer, trees: &treeCache{admin: reg.AdminStorage}, queued: seq.kick, remember: seq.remember,
-		storage: reg.LogStorage, appendLeaves: appendLeaves}
+		storage: reg.LogStorage, appendLeaves: appendLeaves, appendsIntegrated: st != nil}
 	b := &Backend{
 		appends:    appendLeaves != nil,
 		Log:        lc,
@@ -105,7 +109,16 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 		return first, ok, nil
 	}
 	// The sequencer starts once the tree exists and is initialized.
-	b.start = func() { wg.Go(func() { seq.run(seqCtx, b.TreeID) }) }
+	// On the embedded storage, each group commit that appends to the tree
+	// also integrates it, and the sequencer's loop is left what that
+	// does not do: leaves queued to a LOG tree or appended before start,
+	// batches beyond one, and integration after a failure there.
+	b.start = func() {
+		if st != nil {
+			st.SetIntegrator(b.TreeID, sqlite.Integrator{Integrate: seq.integrateIn, Appended: seq.kick})
+		}
+		wg.Go(func() { seq.run(seqCtx, b.TreeID) })
+	}
 	return b, nil
 }
 

@@ -22,6 +22,10 @@ import (
 // batch until the queue is empty. Leaves queued while a batch is being
 // integrated go into the next one, so under load each batch carries
 // everything that arrived meanwhile, and when idle it does nothing at all.
+// On the embedded SQLite storage a pre-ordered tree is integrated by the
+// group commit that appends to it (integrateIn), and this loop does only
+// what that leaves: batches beyond the first, and integration while the
+// committer's is paused after a failure.
 //
 // Each batch that grows the tree closes the channel that Grown handed out,
 // which wakes the log's publisher. The sequencer also keeps the leaves it
@@ -191,9 +195,32 @@ func (s *sequencer) drain(ctx context.Context, treeID int64) error {
 	}
 }
 
+// integrateIn is the sqlite.IntegrateFunc of a pre-ordered tree: it
+// integrates in the transaction of the group commit that appended the
+// leaves (ls runs IntegrateBatch's transaction on it), and once that is
+// durable, keeps what it integrated and wakes the publisher as drain does.
+// Where more leaves wait than one batch holds, it wakes the loop for them.
+func (s *sequencer) integrateIn(ctx context.Context, tree *trillian.Tree, ls tstorage.LogStorage) (func(), error) {
+	c := &capturingStorage{LogStorage: ls}
+	n, err := tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, c, s.reg.QuotaManager)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if n > 0 {
+			s.keep(c.leaves)
+			s.setRoot(c.root)
+			s.grown.notify()
+		}
+		if n >= s.batch {
+			s.kick()
+		}
+	}, nil
+}
+
 // keep remembers the hashes of newly integrated leaves, dropping the oldest
 // beyond keptHashes. Leaves that do not follow on from those kept replace
-// them.
+// them; leaves kept already are skipped.
 func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,8 +229,15 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 			s.hashes, s.leaves, s.leafBytes, s.valuesFrom = s.hashes[:0], s.leaves[:0], 0, 0
 			return
 		}
-		if uint64(l.LeafIndex) != s.start+uint64(len(s.hashes)) {
-			s.start, s.hashes, s.leaves, s.leafBytes, s.valuesFrom = uint64(l.LeafIndex), s.hashes[:0], s.leaves[:0], 0, 0
+		i, end := uint64(l.LeafIndex), s.start+uint64(len(s.hashes))
+		if i >= s.start && i < end {
+			// Kept already: two integrations (the committer's and this
+			// loop's) reported out of order. A position's leaf never
+			// changes.
+			continue
+		}
+		if i != end {
+			s.start, s.hashes, s.leaves, s.leafBytes, s.valuesFrom = i, s.hashes[:0], s.leaves[:0], 0, 0
 		}
 		s.hashes = append(s.hashes, [32]byte(l.MerkleLeafHash))
 		var kept *trillian.LogLeaf
@@ -214,8 +248,15 @@ func (s *sequencer) keep(leaves []*trillian.LogLeaf) {
 				s.pendingBytes -= leafBytes(q)
 				kept = &trillian.LogLeaf{LeafIndex: l.LeafIndex, MerkleLeafHash: l.MerkleLeafHash, LeafIdentityHash: l.LeafIdentityHash,
 					LeafValue: q.LeafValue, ExtraData: q.ExtraData, QueueTimestamp: l.QueueTimestamp, IntegrateTimestamp: l.IntegrateTimestamp}
-				s.leafBytes += leafBytes(kept)
 			}
+		}
+		if kept == nil && l.LeafValue != nil {
+			// A pre-ordered tree's integration read the leaf, value and
+			// all, from storage.
+			kept = l
+		}
+		if kept != nil {
+			s.leafBytes += leafBytes(kept)
 		}
 		s.leaves = append(s.leaves, kept)
 	}

@@ -162,3 +162,35 @@ func TestSequencerKeepsLeaves(t *testing.T) {
 		}
 	}
 }
+
+// TestSequencerKeepsOutOfOrder: two integrations (the group commit's and
+// the sequencer loop's) may report in either order; a batch reported
+// after a later one leaves the kept window as it is. A pre-ordered tree's
+// integrated leaves come with their values, which are kept without having
+// been queued here.
+func TestSequencerKeepsOutOfOrder(t *testing.T) {
+	s := &sequencer{}
+	withValues := func(start, n int) []*trillian.LogLeaf {
+		ls := leavesAt(start, n)
+		for _, l := range ls {
+			l.LeafValue = fmt.Appendf(nil, "value %d", l.LeafIndex)
+		}
+		return ls
+	}
+	s.keep(withValues(0, 10))
+	s.keep(withValues(20, 10)) // 10..19 not yet reported: starts a new window
+	s.keep(withValues(30, 5))
+	s.keep(withValues(25, 5)) // late, and kept already
+	if _, ok := s.leafHashes(20, 35); !ok {
+		t.Fatalf("the window 20..35 was lost to a late report")
+	}
+	ls, ok := s.leafRange(20, 35)
+	if !ok {
+		t.Fatal("no values for 20..35")
+	}
+	for i, l := range ls {
+		if want := fmt.Sprintf("value %d", 20+i); string(l.LeafValue) != want {
+			t.Errorf("leaf %d: %q, want %q", 20+i, l.LeafValue, want)
+		}
+	}
+}

@@ -33,7 +33,8 @@ import (
 const (
 	crashChildEnv   = "EVIDENT_SQLITE_CRASH_CHILD" // database path
 	crashJournalEnv = "EVIDENT_SQLITE_CRASH_JOURNAL"
-	crashBrokenEnv  = "EVIDENT_SQLITE_CRASH_BROKEN" // "1": answer before commit
+	crashBrokenEnv  = "EVIDENT_SQLITE_CRASH_BROKEN"    // "1": answer before commit
+	crashIntegEnv   = "EVIDENT_SQLITE_CRASH_INTEGRATE" // "1": integrate in the group commit too
 	crashSeedEnv    = "EVIDENT_SQLITE_CRASH_SEED"
 )
 
@@ -85,6 +86,23 @@ func crashChild(path string) int {
 	seed, _ := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
 	ls := s.LogStorage()
 	log.InitMetrics(nil)
+	if os.Getenv(crashIntegEnv) == "1" {
+		// The group commit integrates what it appends (and records the
+		// size once durable), racing the loop below for the rest.
+		s.SetIntegrator(tree.TreeId, Integrator{Integrate: func(ctx context.Context, tree *trillian.Tree, ls storage.LogStorage) (func(), error) {
+			if _, err := log.IntegrateBatch(ctx, tree, 300, 0, 0, clock.System, ls, quota.Noop()); err != nil {
+				return nil, err
+			}
+			return func() {
+				size, err := treeSize(ctx, s.LogStorage(), tree)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "crash child: reading size:", err)
+					os.Exit(4)
+				}
+				record(fmt.Sprintf("size %d", size))
+			}, nil
+		}})
+	}
 	go func() {
 		for {
 			if _, err := log.IntegrateBatch(ctx, tree, 300, 0, 0, clock.System, ls, quota.Noop()); err != nil {
@@ -147,7 +165,7 @@ func latestRoot(ctx context.Context, ls storage.LogStorage, tree *trillian.Tree)
 // runCrashCycles runs the child cycles times, killing it with SIGKILL at a
 // random moment, and checks the file after each kill. It returns the
 // problems found.
-func runCrashCycles(t *testing.T, cycles int, broken bool, proto *trillian.Tree) []string {
+func runCrashCycles(t *testing.T, cycles int, broken, integrate bool, proto *trillian.Tree) []string {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "trillian.db")
@@ -165,7 +183,7 @@ func runCrashCycles(t *testing.T, cycles int, broken bool, proto *trillian.Tree)
 	var lastSize uint64
 	for c := 0; c < cycles; c++ {
 		delay := time.Duration(50+rng.IntN(350)) * time.Millisecond
-		stderr := runAndKill(t, path, journal, broken, c, delay)
+		stderr := runAndKill(t, path, journal, broken, integrate, c, delay)
 		size, probs := checkCrashState(t, path, journal, tree, lastSize)
 		for _, p := range probs {
 			problems = append(problems, fmt.Sprintf("cycle %d (killed after %v): %s", c, delay, p))
@@ -181,7 +199,7 @@ func runCrashCycles(t *testing.T, cycles int, broken bool, proto *trillian.Tree)
 
 // runAndKill starts the child, waits until it is running, lets it work for
 // delay and kills it with SIGKILL. It returns the child's stderr.
-func runAndKill(t *testing.T, path, journal string, broken bool, cycle int, delay time.Duration) string {
+func runAndKill(t *testing.T, path, journal string, broken, integrate bool, cycle int, delay time.Duration) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
@@ -191,6 +209,9 @@ func runAndKill(t *testing.T, path, journal string, broken bool, cycle int, dela
 	)
 	if broken {
 		cmd.Env = append(cmd.Env, crashBrokenEnv+"=1")
+	}
+	if integrate {
+		cmd.Env = append(cmd.Env, crashIntegEnv+"=1")
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -377,11 +398,16 @@ func lastLines(s string, n int) string {
 // tree never shrank.
 func TestCrashSIGKILL(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		proto *trillian.Tree
-	}{{"queue", stestonly.LogTree}, {"append", stestonly.PreorderedLogTree}} {
+		name      string
+		proto     *trillian.Tree
+		integrate bool
+	}{
+		{"queue", stestonly.LogTree, false},
+		{"append", stestonly.PreorderedLogTree, false},
+		{"append-integrate", stestonly.PreorderedLogTree, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if problems := runCrashCycles(t, 12, false, tc.proto); len(problems) > 0 {
+			if problems := runCrashCycles(t, 12, false, tc.integrate, tc.proto); len(problems) > 0 {
 				t.Errorf("crash checks failed:\n%s", strings.Join(problems, "\n"))
 			}
 		})
@@ -393,7 +419,7 @@ func TestCrashSIGKILL(t *testing.T) {
 // and requires the checker to notice lost leaves: this is what makes the
 // "nothing lost" of TestCrashSIGKILL mean something.
 func TestCrashCheckerCatchesEarlyAck(t *testing.T) {
-	problems := runCrashCycles(t, 5, true, stestonly.PreorderedLogTree)
+	problems := runCrashCycles(t, 5, true, false, stestonly.PreorderedLogTree)
 	for _, p := range problems {
 		if strings.Contains(p, "acknowledged leaves lost") {
 			t.Logf("caught as expected: %s", p)

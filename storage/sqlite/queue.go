@@ -17,6 +17,7 @@ import (
 // queueReq is one QueueLeaves call waiting for a group commit.
 type queueReq struct {
 	ctx    context.Context
+	tree   *trillian.Tree
 	treeID int64
 	leaves []*trillian.LogLeaf
 	ts     int64 // queue timestamp, Unix nanoseconds
@@ -88,7 +89,7 @@ func (s *Storage) write(ctx context.Context, tr *trillian.Tree, leaves []*trilli
 		return nil, fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
 	now := time.Now()
-	req := &queueReq{ctx: ctx, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), appendLeaves: appendLeaves,
+	req := &queueReq{ctx: ctx, tree: tr, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), appendLeaves: appendLeaves,
 		done: make(chan struct{}), arrived: now, deadline: now.Add(s.cfg.WriteLockTimeout)}
 	if err := s.send(ctx, req); err != nil {
 		return nil, err
@@ -258,11 +259,15 @@ func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf
 // without a savepoint each (which would copy every page a request changes
 // into a sub-journal first): if one fails, the transaction is rolled back,
 // that request gets its error, and the others are written again in a new
-// transaction, so that a failure fails only its own caller. If COMMIT
+// transaction, so that a failure fails only its own caller. Appended
+// leaves are integrated in the same transaction where the tree has an
+// Integrator; if that fails, the leaves are written again without it. If
+// COMMIT
 // fails, every caller in the transaction gets the error: none of their
 // leaves were stored.
 func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
+	integrate := true
 	for {
 		var live []*queueReq
 		for _, r := range batch {
@@ -297,6 +302,14 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			}
 			r.res = res
 		}
+		var after []func()
+		if !failed {
+			var err error
+			if after, err = s.integrateAppended(ctx, live, integrate); err != nil {
+				s.integrationFailed(err)
+				integrate, failed = false, true
+			}
+		}
 		if failed {
 			// Undo the transaction, and write the others again.
 			s.rollback()
@@ -321,6 +334,9 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			return
 		}
 		s.groupCommits.Add(1)
+		for _, f := range after {
+			f()
+		}
 		s.finish(batch, nil)
 		return
 	}

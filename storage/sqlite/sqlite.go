@@ -249,6 +249,7 @@ type Storage struct {
 	written chan struct{}
 
 	queue chan *queueReq
+	integ integrators
 	// groupCommits counts the transactions the committer ran, and pending
 	// the requests sent to it and not yet answered; for tests.
 	groupCommits atomic.Int64

@@ -1,0 +1,153 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage"
+)
+
+// An IntegrateFunc integrates leaves of tree, a PREORDERED_LOG tree, in the
+// transaction of the group commit that appended them: ls is this storage,
+// except that its ReadWriteTransaction runs on that open transaction and
+// leaves its end to the committer (it is what Trillian's log.IntegrateBatch
+// needs). It returns what to do once the commit is durable (nil for
+// nothing); it is called after COMMIT succeeded, and never if the
+// transaction was rolled back.
+//
+// An error undoes the whole transaction: the committer writes the same
+// leaves again without integrating them, answers their callers as usual,
+// and leaves integration to the sequencer for a while (it calls the
+// Integrator's Appended).
+type IntegrateFunc func(ctx context.Context, tree *trillian.Tree, ls storage.LogStorage) (committed func(), err error)
+
+// An Integrator is set per tree with SetIntegrator.
+type Integrator struct {
+	Integrate IntegrateFunc
+	// Appended is called after a commit that appended leaves to the tree
+	// without integrating them: the integrator is paused after a failure.
+	Appended func()
+}
+
+// integratePause is how long the committer leaves integration to the
+// sequencer after an IntegrateFunc failed.
+const integratePause = time.Second
+
+// integrators holds the Integrator of each tree, and when the last failure
+// paused them.
+type integrators struct {
+	mu      sync.Mutex
+	byTree  map[int64]Integrator
+	paused  time.Time
+	lastErr string
+}
+
+// SetIntegrator makes every group commit that appends leaves to the tree
+// treeID integrate them in the same transaction, so that an appended leaf
+// is in the tree (and in its stored root) when its commit is durable: one
+// transaction, one fsync and no read of the leaves by another transaction
+// per batch, where a separate sequencer needs two of each. It is meant
+// for the process that owns the tree; a zero Integrator removes it.
+// Leaves appended before it is set are not integrated by the committer.
+func (s *Storage) SetIntegrator(treeID int64, in Integrator) {
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
+	if in.Integrate == nil {
+		delete(s.integ.byTree, treeID)
+		return
+	}
+	if s.integ.byTree == nil {
+		s.integ.byTree = make(map[int64]Integrator)
+	}
+	s.integ.byTree[treeID] = in
+}
+
+// integrator returns the Integrator of treeID, and whether the committer
+// integrates now (it does not while paused after a failure).
+func (s *Storage) integrator(treeID int64) (Integrator, bool) {
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
+	in, ok := s.integ.byTree[treeID]
+	return in, ok && !time.Now().Before(s.integ.paused)
+}
+
+// integrationFailed pauses integration in the committer, and logs err once
+// per distinct message.
+func (s *Storage) integrationFailed(err error) {
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
+	s.integ.paused = time.Now().Add(integratePause)
+	if msg := err.Error(); msg != s.integ.lastErr {
+		s.integ.lastErr = msg
+		s.log.Warn("sqlite storage: integrating appended leaves in their commit failed; the sequencer integrates them instead", "path", s.path, "err", err)
+	}
+}
+
+// appendedTrees returns the trees to which live requests appended at least
+// one new leaf, each once.
+func appendedTrees(live []*queueReq) []*trillian.Tree {
+	var trees []*trillian.Tree
+	seen := make(map[int64]bool)
+	for _, r := range live {
+		if !r.appendLeaves || seen[r.treeID] {
+			continue
+		}
+		for _, q := range r.res {
+			if q.GetStatus() == nil {
+				seen[r.treeID] = true
+				trees = append(trees, r.tree)
+				break
+			}
+		}
+	}
+	return trees
+}
+
+// integrateAppended runs the Integrators of the trees that live appended
+// to, in the open write transaction. It returns what to call once the
+// transaction is durable: the integrators' committed functions, and the
+// Appended of each tree that was not integrated.
+func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integrate bool) ([]func(), error) {
+	var after []func()
+	for _, tree := range appendedTrees(live) {
+		in, now := s.integrator(tree.TreeId)
+		switch {
+		case in.Integrate == nil:
+		case !integrate || !now:
+			if in.Appended != nil {
+				after = append(after, in.Appended)
+			}
+		default:
+			done, err := in.Integrate(ctx, tree, txLogStorage{&logStorage{s: s}})
+			if err != nil {
+				return nil, err
+			}
+			if done != nil {
+				after = append(after, done)
+			}
+		}
+	}
+	return after, nil
+}
+
+// txLogStorage is the log storage an IntegrateFunc is given: its
+// ReadWriteTransaction runs on the group commit's open transaction, and
+// the committer commits or rolls back after it. It is used only by the
+// committer, which holds the write lock.
+type txLogStorage struct{ *logStorage }
+
+func (l txLogStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tree, f storage.LogTXFunc) (err error) {
+	defer l.s.markCorrupt(&err)
+	t := newLogTX(l.s, tr, l.s.w, true, func(bool) error { return nil })
+	defer t.Close()
+	if err := t.readRoot(ctx); err != nil && !errors.Is(err, storage.ErrTreeNeedsInit) {
+		return err
+	}
+	if err := f(ctx, t); err != nil {
+		return err
+	}
+	return t.Commit(ctx)
+}

@@ -1,0 +1,203 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/storage"
+	stestonly "github.com/google/trillian/storage/testonly"
+	"github.com/google/trillian/util/clock"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// integrateWith returns an IntegrateFunc that runs Trillian's
+// IntegrateBatch (limit leaves) on the commit's transaction, counts what
+// it integrated into *integrated once the commit is durable, and fails
+// after its writes while *fail is set.
+func integrateWith(limit int, integrated *atomic.Int64, fail *atomic.Bool) IntegrateFunc {
+	log.InitMetrics(nil)
+	return func(ctx context.Context, tree *trillian.Tree, ls storage.LogStorage) (func(), error) {
+		n, err := log.IntegrateBatch(ctx, tree, limit, 0, 0, clock.System, ls, quota.Noop())
+		if err != nil {
+			return nil, err
+		}
+		if fail.Load() {
+			// After IntegrateBatch wrote the tree's new root and tiles:
+			// the committer must undo them with the leaves' first write.
+			return nil, errors.New("integration refused by the test")
+		}
+		return func() { integrated.Add(int64(n)) }, nil
+	}
+}
+
+// TestIntegrator: with an Integrator set, every AppendLeaves call returns
+// with its leaves in the tree's stored root, from concurrent callers, and
+// the tree's root is that of the leaves at their positions. When the
+// integrator fails, the callers still succeed, their leaves are stored
+// once and not integrated (the failed integration's writes are undone),
+// Appended is called instead, and the committer leaves integration alone
+// for integratePause.
+func TestIntegrator(t *testing.T) {
+	s := openTest(t, Config{})
+	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
+	ls := s.LogStorage()
+	var integrated, appended atomic.Int64
+	var fail atomic.Bool
+	s.SetIntegrator(tree.TreeId, Integrator{
+		Integrate: integrateWith(1000, &integrated, &fail),
+		Appended:  func() { appended.Add(1) },
+	})
+
+	const writers, calls = 8, 10
+	var mu sync.Mutex
+	byIndex := map[int64][]byte{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for c := range calls {
+				leaves := []*trillian.LogLeaf{newLeaf(uint64(w), uint64(2*c)), newLeaf(uint64(w), uint64(2*c+1))}
+				res, err := s.AppendLeaves(t.Context(), tree, leaves, time.Now())
+				if err != nil {
+					t.Errorf("AppendLeaves: %v", err)
+					return
+				}
+				// The commit that stored the leaves also integrated them.
+				size, err := treeSize(t.Context(), ls, tree)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for i, r := range res {
+					if r.Status != nil {
+						t.Errorf("leaf %d: %v", i, r.Status)
+						continue
+					}
+					if uint64(r.Leaf.LeafIndex) >= size {
+						t.Errorf("leaf at %d returned while the stored root has size %d", r.Leaf.LeafIndex, size)
+					}
+					byIndex[r.Leaf.LeafIndex] = leaves[i].LeafValue
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	const want = writers * calls * 2
+	if got := integrated.Load(); got != want {
+		t.Errorf("committed integrations report %d leaves, want %d", got, want)
+	}
+	if got := appended.Load(); got != 0 {
+		t.Errorf("Appended called %d times while integration worked", got)
+	}
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	cr := rf.NewEmptyRange(0)
+	for i := range int64(want) {
+		v, ok := byIndex[i]
+		if !ok {
+			t.Fatalf("no leaf was given position %d", i)
+		}
+		if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(v), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRoot, err := cr.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRoot(t, ls, tree); !bytes.Equal(got, wantRoot) {
+		t.Errorf("root %x, want %x", got, wantRoot)
+	}
+
+	// A failing integrator: the leaves are stored at the next position
+	// and answered, nothing is integrated, and Appended is called.
+	fail.Store(true)
+	res, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(100, 0), newLeaf(100, 1)}, time.Now())
+	if err != nil {
+		t.Fatalf("AppendLeaves with a failing integrator: %v", err)
+	}
+	if res[0].Status != nil || res[0].Leaf.LeafIndex != want || res[1].Leaf.LeafIndex != want+1 {
+		t.Fatalf("leaves stored at %d and %d (%v), want %d and %d", res[0].Leaf.LeafIndex, res[1].Leaf.LeafIndex, res[0].Status, want, want+1)
+	}
+	if size := mustTreeSize(t, ls, tree); size != want {
+		t.Errorf("tree size %d after a failed integration, want %d (its writes kept?)", size, want)
+	}
+	if got := appended.Load(); got != 1 {
+		t.Errorf("Appended called %d times after a failed integration, want 1", got)
+	}
+	if got := leavesByRange(t, ls, tree, want, want+2); len(got) != 2 || !bytes.Equal(got[1].LeafValue, newLeaf(100, 1).LeafValue) {
+		t.Errorf("after a failed integration, positions %d.. hold %d leaves", want, len(got))
+	}
+
+	// Paused: the integrator is not asked, even now that it would work.
+	fail.Store(false)
+	before := integrated.Load()
+	if _, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(100, 2)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if integrated.Load() != before || appended.Load() != 2 {
+		t.Errorf("while paused: %d integrated, Appended called %d times; want none and 2", integrated.Load()-before, appended.Load())
+	}
+	// After the pause, the next commit integrates everything appended.
+	s.integ.mu.Lock()
+	s.integ.paused = time.Time{}
+	s.integ.mu.Unlock()
+	if _, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(100, 3)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if size := mustTreeSize(t, ls, tree); size != want+4 {
+		t.Errorf("tree size %d after the pause, want %d", size, want+4)
+	}
+
+	// A duplicate-only append integrates nothing and calls nothing.
+	calls0, app0 := integrated.Load(), appended.Load()
+	if _, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(100, 3)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if integrated.Load() != calls0 || appended.Load() != app0 {
+		t.Errorf("a duplicate-only append ran the integrator or Appended")
+	}
+}
+
+// TestIntegratorBeyondBatch: a group commit that appends more leaves than
+// one integration takes integrates the first batch and leaves the rest
+// for the sequencer, whose integration of them passes Trillian's checks.
+func TestIntegratorBeyondBatch(t *testing.T) {
+	s := openTest(t, Config{})
+	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
+	ls := s.LogStorage()
+	var integrated atomic.Int64
+	var fail atomic.Bool
+	s.SetIntegrator(tree.TreeId, Integrator{Integrate: integrateWith(5, &integrated, &fail)})
+	var leaves []*trillian.LogLeaf
+	for i := range 12 {
+		leaves = append(leaves, newLeaf(7, uint64(i)))
+	}
+	if _, err := s.AppendLeaves(t.Context(), tree, leaves, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if size := mustTreeSize(t, ls, tree); size != 5 {
+		t.Errorf("tree size %d, want one batch of 5", size)
+	}
+	integrateAll(t, ls, tree)
+	if size := mustTreeSize(t, ls, tree); size != 12 {
+		t.Errorf("tree size %d after the sequencer, want 12", size)
+	}
+	// Removed: the committer no longer integrates.
+	s.SetIntegrator(tree.TreeId, Integrator{})
+	if _, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(7, 12)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if size := mustTreeSize(t, ls, tree); size != 12 {
+		t.Errorf("tree size %d with the integrator removed, want 12", size)
+	}
+}
