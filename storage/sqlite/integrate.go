@@ -121,7 +121,7 @@ func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integ
 				after = append(after, in.Appended)
 			}
 		default:
-			done, err := in.Integrate(ctx, tree, txLogStorage{&logStorage{s: s}})
+			done, err := in.Integrate(ctx, tree, txLogStorage{&logStorage{s: s}, appendedLeaves(live, tree.TreeId)})
 			if err != nil {
 				return nil, err
 			}
@@ -133,15 +133,38 @@ func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integ
 	return after, nil
 }
 
+// appendedLeaves returns the new leaves that live appended to treeID, in
+// the order of their positions.
+func appendedLeaves(live []*queueReq, treeID int64) []*trillian.LogLeaf {
+	var leaves []*trillian.LogLeaf
+	for _, r := range live {
+		if !r.appendLeaves || r.treeID != treeID {
+			continue
+		}
+		for _, q := range r.res {
+			if q.GetStatus() == nil {
+				leaves = append(leaves, q.Leaf)
+			}
+		}
+	}
+	return leaves
+}
+
 // txLogStorage is the log storage an IntegrateFunc is given: its
 // ReadWriteTransaction runs on the group commit's open transaction, and
 // the committer commits or rolls back after it. It is used only by the
-// committer, which holds the write lock.
-type txLogStorage struct{ *logStorage }
+// committer, which holds the write lock. appended are the leaves the
+// transaction appended, which its DequeueLeaves returns without reading
+// them back.
+type txLogStorage struct {
+	*logStorage
+	appended []*trillian.LogLeaf
+}
 
 func (l txLogStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tree, f storage.LogTXFunc) (err error) {
 	defer l.s.markCorrupt(&err)
 	t := newLogTX(l.s, tr, l.s.w, true, func(bool) error { return nil })
+	t.appended = l.appended
 	defer t.Close()
 	if err := t.readRoot(ctx); err != nil && !errors.Is(err, storage.ErrTreeNeedsInit) {
 		return err
@@ -150,4 +173,21 @@ func (l txLogStorage) ReadWriteTransaction(ctx context.Context, tr *trillian.Tre
 		return err
 	}
 	return t.Commit(ctx)
+}
+
+// appendedRange returns the leaves [start, start+count) from those this
+// transaction appended, if they begin there and hold consecutive
+// positions; the leaves beyond them are not read.
+func (t *logTX) appendedRange(start, count int64) ([]*trillian.LogLeaf, bool) {
+	a := t.appended
+	if len(a) == 0 || a[0].LeafIndex > start || start >= a[0].LeafIndex+int64(len(a)) {
+		return nil, false
+	}
+	for i, l := range a {
+		if l.LeafIndex != a[0].LeafIndex+int64(i) {
+			return nil, false
+		}
+	}
+	a = a[start-a[0].LeafIndex:]
+	return a[:min(int64(len(a)), count, MaxLeavesPerRange)], true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -199,5 +200,45 @@ func TestIntegratorBeyondBatch(t *testing.T) {
 	}
 	if size := mustTreeSize(t, ls, tree); size != 12 {
 		t.Errorf("tree size %d with the integrator removed, want 12", size)
+	}
+}
+
+// TestAppendedRange: an integration in the group commit takes the leaves
+// it appended from memory only where they cover the range from its start,
+// at consecutive positions; otherwise it reads storage.
+func TestAppendedRange(t *testing.T) {
+	at := func(idx ...int64) []*trillian.LogLeaf {
+		var ls []*trillian.LogLeaf
+		for _, i := range idx {
+			ls = append(ls, &trillian.LogLeaf{LeafIndex: i})
+		}
+		return ls
+	}
+	for _, tc := range []struct {
+		appended     []*trillian.LogLeaf
+		start, count int64
+		want         []int64 // nil: read storage
+	}{
+		{at(10, 11, 12), 10, 100, []int64{10, 11, 12}},
+		{at(10, 11, 12), 11, 1, []int64{11}},
+		{at(10, 11, 12), 9, 100, nil},  // leaf 9 was appended earlier
+		{at(10, 11, 12), 13, 100, nil}, // beyond them
+		{at(10, 12, 13), 10, 100, nil}, // not consecutive
+		{nil, 0, 10, nil},
+	} {
+		var tx logTX
+		tx.appended = tc.appended
+		got, ok := tx.appendedRange(tc.start, tc.count)
+		if ok != (tc.want != nil) {
+			t.Errorf("appendedRange(%d, %d) of %d leaves: ok %v", tc.start, tc.count, len(tc.appended), ok)
+			continue
+		}
+		var idx []int64
+		for _, l := range got {
+			idx = append(idx, l.LeafIndex)
+		}
+		if ok && !slices.Equal(idx, tc.want) {
+			t.Errorf("appendedRange(%d, %d) = %v, want %v", tc.start, tc.count, idx, tc.want)
+		}
 	}
 }

@@ -207,6 +207,9 @@ type logTX struct {
 	writeRev int64
 	tiles    *cache.SubtreeCache
 	dequeued map[string]dequeued
+	// appended are leaves this transaction appended (an Integrator's),
+	// at consecutive positions.
+	appended []*trillian.LogLeaf
 }
 
 func newLogTX(s *Storage, tr *trillian.Tree, q *stmtConn, writable bool, end func(bool) error) *logTX {
@@ -429,6 +432,9 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 	if t.treeType == trillian.TreeType_PREORDERED_LOG {
 		if !t.hasRoot {
 			return nil, storage.ErrTreeNeedsInit
+		}
+		if leaves, ok := t.appendedRange(int64(t.root.TreeSize), int64(limit)); ok {
+			return leaves, nil
 		}
 		return t.leavesByRange(ctx, int64(t.root.TreeSize), int64(limit))
 	}
