@@ -60,6 +60,8 @@ go test -run '^$' -bench 'BenchmarkAddSigned' -count 3 ./storage/
 go test -run '^$' -bench 'QueueLeaves|Integrate|QueueWhileIntegrating' -benchtime 50000x -count 3 ./storage/sqlite/
 go test -run '^$' -bench InsertStatements -benchtime 300x -count 3 ./storage/sqlite/
 go test -run '^$' -bench AppendIdentityIndex -benchtime 300x -count 3 ./storage/sqlite/
+# The writer's append + integration per leaf, in one transaction or two.
+go test -run '^$' -bench AppendIntegrate -benchtime 400x -count 3 ./storage/sqlite/
 
 # CLI (docs/performance.md, "CLI (evident audit)"): audit verification on one
 # core with the entries local (leaf hash + compact range per entry), then the
