@@ -327,3 +327,40 @@ func TestSQLiteAppendsIntegrated(t *testing.T) {
 		t.Errorf("tree size %d, want 200", size)
 	}
 }
+
+// TestSQLiteAppendIntegratedBeyondBatch: a group commit that appends more
+// leaves than one sequencer batch integrates them all, in batches, in the
+// same transaction.
+func TestSQLiteAppendIntegratedBeyondBatch(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(t.Context(), Config{SQLitePath: filepath.Join(dir, "trillian.db"), State: openState(t, filepath.Join(dir, "state.db")), BatchSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var leaves []*trillian.LogLeaf
+	for i := range 17 {
+		leaves = append(leaves, &trillian.LogLeaf{LeafValue: fmt.Appendf(nil, "leaf %d", i)})
+	}
+	if _, err := b.QueueBatch(t.Context(), leaves); err != nil {
+		t.Fatal(err)
+	}
+	if size, _, ok := b.Root(); !ok || size != 17 {
+		t.Errorf("Root() size %d (%v) once 17 leaves were appended in batches of 5, want 17", size, ok)
+	}
+	got, ok := b.Leaves(0, 17)
+	if !ok || len(got) != 17 || string(got[16].LeafValue) != "leaf 16" {
+		t.Errorf("Leaves(0, 17): %d leaves, %v", len(got), ok)
+	}
+	// Beyond batchesInCommit batches, the sequencer's loop takes the rest.
+	leaves = leaves[:0]
+	for i := range 5*batchesInCommit + 3 {
+		leaves = append(leaves, &trillian.LogLeaf{LeafValue: fmt.Appendf(nil, "more %d", i)})
+	}
+	if _, err := b.QueueBatch(t.Context(), leaves); err != nil {
+		t.Fatal(err)
+	}
+	if size := waitForSize(t, b, uint64(17+len(leaves))); size != uint64(17+len(leaves)) {
+		t.Errorf("tree size %d, want %d", size, 17+len(leaves))
+	}
+}

@@ -195,21 +195,37 @@ func (s *sequencer) drain(ctx context.Context, treeID int64) error {
 	}
 }
 
+// batchesInCommit bounds the batches integrateIn integrates in one group
+// commit: by default 8,000 leaves, about the most one commit appends.
+const batchesInCommit = 4
+
 // integrateIn is the sqlite.IntegrateFunc of a pre-ordered tree: it
 // integrates in the transaction of the group commit that appended the
-// leaves (ls runs IntegrateBatch's transaction on it), and once that is
-// durable, keeps what it integrated and wakes the publisher as drain does.
-// Where more leaves wait than one batch holds, it wakes the loop for them.
+// leaves (ls runs IntegrateBatch's transactions on it), batch after batch
+// up to batchesInCommit, and once that is durable, keeps what it
+// integrated and wakes the publisher as drain does. Where more leaves
+// wait, it wakes the loop for them.
 func (s *sequencer) integrateIn(ctx context.Context, tree *trillian.Tree, ls tstorage.LogStorage) (func(), error) {
-	c := &capturingStorage{LogStorage: ls}
-	n, err := tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, c, s.reg.QuotaManager)
-	if err != nil {
-		return nil, err
+	var leaves []*trillian.LogLeaf
+	var root []byte
+	var n int
+	var err error
+	for range batchesInCommit {
+		c := &capturingStorage{LogStorage: ls}
+		if n, err = tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, c, s.reg.QuotaManager); err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			leaves, root = append(leaves, c.leaves...), c.root
+		}
+		if n < s.batch {
+			break
+		}
 	}
 	return func() {
-		if n > 0 {
-			s.keep(c.leaves)
-			s.setRoot(c.root)
+		if len(leaves) > 0 {
+			s.keep(leaves)
+			s.setRoot(root)
 			s.grown.notify()
 		}
 		if n >= s.batch {
