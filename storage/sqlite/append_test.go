@@ -88,24 +88,7 @@ func TestAppendLeaves(t *testing.T) {
 	if size := mustTreeSize(t, ls, tree); size != uint64(want) {
 		t.Fatalf("integrated tree size %d, want %d (a gap?)", size, want)
 	}
-	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-	cr := rf.NewEmptyRange(0)
-	for i := range int64(want) {
-		v, ok := byIndex[i]
-		if !ok {
-			t.Fatalf("no leaf was given position %d", i)
-		}
-		if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(v), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantRoot, err := cr.GetRootHash(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustRoot(t, ls, tree); !bytes.Equal(got, wantRoot) {
-		t.Errorf("integrated root %x, want %x", got, wantRoot)
-	}
+	checkRootOf(t, ls, tree, byIndex, int64(want))
 	got := leavesByRange(t, ls, tree, 0, int64(want))
 	for _, l := range got {
 		if !bytes.Equal(l.LeafValue, byIndex[l.LeafIndex]) {
@@ -144,6 +127,30 @@ func TestAppendLeavesErrors(t *testing.T) {
 	res, err := s.AppendLeaves(t.Context(), tree, []*trillian.LogLeaf{newLeaf(1, 1)}, time.Now())
 	if err != nil || res[0].Status != nil || res[0].Leaf.LeafIndex != 0 {
 		t.Errorf("the first good append got %v, %v; want position 0 (the refused call stored nothing)", res, err)
+	}
+}
+
+// checkRootOf checks that the tree's stored root is that of the values
+// byIndex holds at positions [0, size), each present.
+func checkRootOf(t *testing.T, ls storage.LogStorage, tree *trillian.Tree, byIndex map[int64][]byte, size int64) {
+	t.Helper()
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	cr := rf.NewEmptyRange(0)
+	for i := range size {
+		v, ok := byIndex[i]
+		if !ok {
+			t.Fatalf("no leaf was given position %d", i)
+		}
+		if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(v), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRoot, err := cr.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRoot(t, ls, tree); !bytes.Equal(got, wantRoot) {
+		t.Errorf("stored root %x, want %x", got, wantRoot)
 	}
 }
 

@@ -16,8 +16,6 @@ import (
 	"github.com/google/trillian/storage"
 	stestonly "github.com/google/trillian/storage/testonly"
 	"github.com/google/trillian/util/clock"
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // integrateWith returns an IntegrateFunc that runs Trillian's
@@ -100,24 +98,7 @@ func TestIntegrator(t *testing.T) {
 	if got := appended.Load(); got != 0 {
 		t.Errorf("Appended called %d times while integration worked", got)
 	}
-	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-	cr := rf.NewEmptyRange(0)
-	for i := range int64(want) {
-		v, ok := byIndex[i]
-		if !ok {
-			t.Fatalf("no leaf was given position %d", i)
-		}
-		if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(v), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantRoot, err := cr.GetRootHash(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustRoot(t, ls, tree); !bytes.Equal(got, wantRoot) {
-		t.Errorf("root %x, want %x", got, wantRoot)
-	}
+	checkRootOf(t, ls, tree, byIndex, want)
 
 	// A failing integrator: the leaves are stored at the next position
 	// and answered, nothing is integrated, and Appended is called.
