@@ -15,7 +15,9 @@ import (
 	"github.com/google/trillian/quota"
 	"github.com/google/trillian/storage"
 	stestonly "github.com/google/trillian/storage/testonly"
+	stree "github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/util/clock"
+	"github.com/transparency-dev/merkle/compact"
 )
 
 // integrateWith returns an IntegrateFunc that runs Trillian's
@@ -139,6 +141,12 @@ func TestIntegrator(t *testing.T) {
 	if size := mustTreeSize(t, ls, tree); size != want+4 {
 		t.Errorf("tree size %d after the pause, want %d", size, want+4)
 	}
+	// The root is right: nothing of the integration rolled back (its
+	// changed tiles) was kept.
+	for i := range int64(4) {
+		byIndex[want+i] = newLeaf(100, uint64(i)).LeafValue
+	}
+	checkRootOf(t, ls, tree, byIndex, want+4)
 
 	// A duplicate-only append integrates nothing and calls nothing.
 	calls0, app0 := integrated.Load(), appended.Load()
@@ -221,5 +229,72 @@ func TestAppendedRange(t *testing.T) {
 		if ok && !slices.Equal(idx, tc.want) {
 			t.Errorf("appendedRange(%d, %d) = %v, want %v", tc.start, tc.count, idx, tc.want)
 		}
+	}
+}
+
+// TestEdgeTilesRollback: a tile that an integration changed and stored in
+// a group commit that was then rolled back is not what the next write
+// transaction reads; nor is a tile changed by a transaction that failed.
+func TestEdgeTilesRollback(t *testing.T) {
+	s := openTest(t, Config{})
+	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
+	ls := s.LogStorage()
+	ctx := t.Context()
+	first := newLeaf(9, 0)
+	if _, err := s.AppendLeaves(ctx, tree, []*trillian.LogLeaf{first, newLeaf(9, 1), newLeaf(9, 2)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	integrateAll(t, ls, tree)
+	leaf0 := compact.NewNodeID(0, 0)
+	bogus := stree.Node{ID: leaf0, Hash: bytes.Repeat([]byte{0xee}, 32)}
+	readLeaf0 := func() []byte {
+		t.Helper()
+		var got []byte
+		if err := ls.ReadWriteTransaction(ctx, tree, func(ctx context.Context, tx storage.LogTreeTX) error {
+			nodes, err := tx.GetMerkleNodes(ctx, []compact.NodeID{leaf0})
+			if err == nil && len(nodes) == 1 {
+				got = nodes[0].Hash
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := readLeaf0(); !bytes.Equal(got, first.MerkleLeafHash) {
+		t.Fatalf("leaf 0 reads %x, want %x", got, first.MerkleLeafHash)
+	}
+	// An integrator that stores a changed tile, then fails: the group
+	// commit is rolled back, and its leaves written again without it.
+	s.SetIntegrator(tree.TreeId, Integrator{Integrate: func(ctx context.Context, tr *trillian.Tree, ls storage.LogStorage) (func(), error) {
+		if err := ls.ReadWriteTransaction(ctx, tr, func(ctx context.Context, tx storage.LogTreeTX) error {
+			if _, err := tx.GetMerkleNodes(ctx, []compact.NodeID{leaf0}); err != nil {
+				return err
+			}
+			return tx.SetMerkleNodes(ctx, []stree.Node{bogus})
+		}); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("refused after storing a tile")
+	}})
+	if _, err := s.AppendLeaves(ctx, tree, []*trillian.LogLeaf{newLeaf(9, 3)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.SetIntegrator(tree.TreeId, Integrator{})
+	if got := readLeaf0(); !bytes.Equal(got, first.MerkleLeafHash) {
+		t.Errorf("after a rolled-back group commit, leaf 0 reads %x, want %x", got, first.MerkleLeafHash)
+	}
+	// A write transaction that changes the tile and fails.
+	err := ls.ReadWriteTransaction(ctx, tree, func(ctx context.Context, tx storage.LogTreeTX) error {
+		if err := tx.SetMerkleNodes(ctx, []stree.Node{bogus}); err != nil {
+			return err
+		}
+		return errors.New("refused")
+	})
+	if err == nil {
+		t.Fatal("the failing transaction succeeded")
+	}
+	if got := readLeaf0(); !bytes.Equal(got, first.MerkleLeafHash) {
+		t.Errorf("after a failed transaction, leaf 0 reads %x, want %x", got, first.MerkleLeafHash)
 	}
 }

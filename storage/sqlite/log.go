@@ -210,6 +210,9 @@ type logTX struct {
 	// appended are leaves this transaction appended (an Integrator's),
 	// at consecutive positions.
 	appended []*trillian.LogLeaf
+	// used are the tiles a write transaction read or wrote, by ID: the
+	// tree's edge (Storage.edge) once it commits.
+	used map[string]*storagepb.SubtreeProto
 }
 
 func newLogTX(s *Storage, tr *trillian.Tree, q *stmtConn, writable bool, end func(bool) error) *logTX {
@@ -323,6 +326,13 @@ func (t *logTX) getSubtrees(ctx context.Context) cache.GetSubtreesFunc {
 	return func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
 		ret := make([]*storagepb.SubtreeProto, 0, len(ids))
 		for _, id := range ids {
+			if t.writable {
+				if st := t.s.edge.take(t.treeID, id); st != nil {
+					t.use(st)
+					ret = append(ret, st)
+					continue
+				}
+			}
 			var nodes []byte
 			err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
 			if errors.Is(err, sql.ErrNoRows) {
@@ -337,6 +347,9 @@ func (t *logTX) getSubtrees(ctx context.Context) cache.GetSubtreesFunc {
 			}
 			if st.Prefix == nil {
 				st.Prefix = []byte{}
+			}
+			if t.writable {
+				t.use(&st)
 			}
 			ret = append(ret, &st)
 		}
@@ -357,8 +370,18 @@ func (t *logTX) storeTiles(ctx context.Context) error {
 		if _, err := t.q.exec(ctx, upsertSubtreeSQL, t.treeID, st.Prefix, b); err != nil {
 			return t.fail(fmt.Errorf("sqlite storage: writing tile %x of tree %d: %w", st.Prefix, t.treeID, err))
 		}
+		t.use(st)
 	}
+	t.s.edge.used(t.treeID, t.used)
 	return nil
+}
+
+// use records that a write transaction holds tile st.
+func (t *logTX) use(st *storagepb.SubtreeProto) {
+	if t.used == nil {
+		t.used = make(map[string]*storagepb.SubtreeProto)
+	}
+	t.used[string(st.Prefix)] = st
 }
 
 func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) (_ []tree.Node, err error) {

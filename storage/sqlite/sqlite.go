@@ -250,6 +250,7 @@ type Storage struct {
 
 	queue chan *queueReq
 	integ integrators
+	edge  edgeTiles // guarded by the write lock
 	// groupCommits counts the transactions the committer ran, and pending
 	// the requests sent to it and not yet answered; for tests.
 	groupCommits atomic.Int64
@@ -630,6 +631,7 @@ func (s *Storage) commitWrite() error {
 		s.rollback()
 		return fmt.Errorf("sqlite storage: commit: %w", err)
 	}
+	s.edge.committed()
 	select {
 	case s.written <- struct{}{}:
 	default:
@@ -644,6 +646,7 @@ func (s *Storage) rollbackWrite() {
 }
 
 func (s *Storage) rollback() {
+	s.edge.rolledBack()
 	if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
 		s.log.Warn("sqlite storage: rollback failed", "path", s.path, "err", err)
 	}
