@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,24 +87,33 @@ func (s *Storage) integrationFailed(err error) {
 	}
 }
 
-// appendedTrees returns the trees to which live requests appended at least
-// one new leaf, each once.
-func appendedTrees(live []*queueReq) []*trillian.Tree {
-	var trees []*trillian.Tree
-	seen := make(map[int64]bool)
+// appendedTo is a tree that a group commit appended new leaves to, and
+// those leaves in the order of their positions.
+type appendedTo struct {
+	tree   *trillian.Tree
+	leaves []*trillian.LogLeaf
+}
+
+// appended returns the trees to which live requests appended at least one
+// new leaf, each once, with those leaves.
+func appended(live []*queueReq) []appendedTo {
+	var out []appendedTo
 	for _, r := range live {
-		if !r.appendLeaves || seen[r.treeID] {
+		if !r.appendLeaves {
 			continue
 		}
+		i := slices.IndexFunc(out, func(a appendedTo) bool { return a.tree.TreeId == r.treeID() })
 		for _, q := range r.res {
-			if q.GetStatus() == nil {
-				seen[r.treeID] = true
-				trees = append(trees, r.tree)
-				break
+			if q.GetStatus() != nil {
+				continue
 			}
+			if i < 0 {
+				out, i = append(out, appendedTo{tree: r.tree}), len(out)
+			}
+			out[i].leaves = append(out[i].leaves, q.Leaf)
 		}
 	}
-	return trees
+	return out
 }
 
 // integrateAppended runs the Integrators of the trees that live appended
@@ -112,8 +122,8 @@ func appendedTrees(live []*queueReq) []*trillian.Tree {
 // Appended of each tree that was not integrated.
 func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integrate bool) ([]func(), error) {
 	var after []func()
-	for _, tree := range appendedTrees(live) {
-		in, now := s.integrator(tree.TreeId)
+	for _, a := range appended(live) {
+		in, now := s.integrator(a.tree.TreeId)
 		switch {
 		case in.Integrate == nil:
 		case !integrate || !now:
@@ -121,7 +131,7 @@ func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integ
 				after = append(after, in.Appended)
 			}
 		default:
-			done, err := in.Integrate(ctx, tree, txLogStorage{&logStorage{s: s}, appendedLeaves(live, tree.TreeId)})
+			done, err := in.Integrate(ctx, a.tree, txLogStorage{&logStorage{s: s}, a.leaves})
 			if err != nil {
 				return nil, err
 			}
@@ -131,23 +141,6 @@ func (s *Storage) integrateAppended(ctx context.Context, live []*queueReq, integ
 		}
 	}
 	return after, nil
-}
-
-// appendedLeaves returns the new leaves that live appended to treeID, in
-// the order of their positions.
-func appendedLeaves(live []*queueReq, treeID int64) []*trillian.LogLeaf {
-	var leaves []*trillian.LogLeaf
-	for _, r := range live {
-		if !r.appendLeaves || r.treeID != treeID {
-			continue
-		}
-		for _, q := range r.res {
-			if q.GetStatus() == nil {
-				leaves = append(leaves, q.Leaf)
-			}
-		}
-	}
-	return leaves
 }
 
 // txLogStorage is the log storage an IntegrateFunc is given: its

@@ -372,7 +372,10 @@ func (t *logTX) storeTiles(ctx context.Context) error {
 		}
 		t.use(st)
 	}
-	t.s.edge.used(t.treeID, t.used)
+	if t.used != nil {
+		// A transaction that used no tile leaves the edge as it was.
+		t.s.edge.used(t.treeID, t.used)
+	}
 	return nil
 }
 

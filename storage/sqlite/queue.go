@@ -18,7 +18,6 @@ import (
 type queueReq struct {
 	ctx    context.Context
 	tree   *trillian.Tree
-	treeID int64
 	leaves []*trillian.LogLeaf
 	ts     int64 // queue timestamp, Unix nanoseconds
 	// appendLeaves: the leaves take the tree's next positions
@@ -33,6 +32,8 @@ type queueReq struct {
 	err  error
 	done chan struct{}
 }
+
+func (r *queueReq) treeID() int64 { return r.tree.GetTreeId() }
 
 // QueueLeaves queues leaves for the sequencer. Concurrent calls are written
 // together, in one transaction, by the group committer; each call returns
@@ -89,7 +90,7 @@ func (s *Storage) write(ctx context.Context, tr *trillian.Tree, leaves []*trilli
 		return nil, fmt.Errorf("sqlite storage: queueing leaves: %w", err)
 	}
 	now := time.Now()
-	req := &queueReq{ctx: ctx, tree: tr, treeID: tr.GetTreeId(), leaves: leaves, ts: queueTimestamp.UnixNano(), appendLeaves: appendLeaves,
+	req := &queueReq{ctx: ctx, tree: tr, leaves: leaves, ts: queueTimestamp.UnixNano(), appendLeaves: appendLeaves,
 		done: make(chan struct{}), arrived: now, deadline: now.Add(s.cfg.WriteLockTimeout)}
 	if err := s.send(ctx, req); err != nil {
 		return nil, err
@@ -262,9 +263,8 @@ func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf
 // transaction, so that a failure fails only its own caller. Appended
 // leaves are integrated in the same transaction where the tree has an
 // Integrator; if that fails, the leaves are written again without it. If
-// COMMIT
-// fails, every caller in the transaction gets the error: none of their
-// leaves were stored.
+// COMMIT fails, every caller in the transaction gets the error: none of
+// their leaves were stored.
 func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
 	integrate := true
@@ -351,12 +351,12 @@ type batchState struct {
 
 // queueRequest writes r's leaves, if r's tree has a root.
 func (s *Storage) queueRequest(ctx context.Context, r *queueReq, st batchState) ([]*trillian.QueuedLogLeaf, error) {
-	ok, seen := st.initialized[r.treeID]
+	ok, seen := st.initialized[r.treeID()]
 	if !seen {
-		if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID}, &ok); err != nil {
+		if err := s.w.queryRow(ctx, selectHasRootSQL, []any{r.treeID()}, &ok); err != nil {
 			return nil, err
 		}
-		st.initialized[r.treeID] = ok
+		st.initialized[r.treeID()] = ok
 	}
 	if !ok {
 		return nil, storage.ErrTreeNeedsInit
@@ -374,8 +374,8 @@ func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]
 	var next int64
 	if r.appendLeaves {
 		var ok bool
-		if next, ok = ends[r.treeID]; !ok {
-			if err := s.w.queryRow(ctx, selectEndSQL, []any{r.treeID}, &next); err != nil {
+		if next, ok = ends[r.treeID()]; !ok {
+			if err := s.w.queryRow(ctx, selectEndSQL, []any{r.treeID()}, &next); err != nil {
 				return nil, err
 			}
 		}
@@ -386,7 +386,7 @@ func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]
 		if r.appendLeaves {
 			seq, integrated = next, 0
 		}
-		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
+		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID(), leaf.LeafIdentityHash, leaf.MerkleLeafHash,
 			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, seq, integrated)
 		n, err := affected(ins, err)
 		if err != nil {
@@ -400,12 +400,12 @@ func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]
 			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
 			continue
 		}
-		if res[i], err = s.duplicate(ctx, r.treeID, leaf); err != nil {
+		if res[i], err = s.duplicate(ctx, r.treeID(), leaf); err != nil {
 			return nil, err
 		}
 	}
 	if r.appendLeaves {
-		ends[r.treeID] = next
+		ends[r.treeID()] = next
 	}
 	return res, nil
 }
