@@ -71,6 +71,21 @@ func exercise(t *testing.T, b *Backend, dedup bool) {
 	if len(vals) != 2 || vals[0] == vals[1] || vals[0] != "alpha" && vals[0] != "beta" {
 		t.Errorf("leaves = %q, want alpha and beta", vals)
 	}
+	// In-process, the sequencer keeps the values it integrated (read by
+	// a pre-ordered tree's integration, remembered for a LOG tree's).
+	if b.Leaves != nil {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			kept, ok := b.Leaves(0, 2)
+			if ok && len(kept) == 2 && string(kept[0].LeafValue) == vals[0] && string(kept[1].LeafValue) == vals[1] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Leaves(0, 2) = %v, %v; want the values %q", kept, ok, vals)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	// In-process, Root is the root Trillian stored, as its API gives it
 	// (once the sequencer has taken note of it, just after its commit).
 	if b.Root != nil {

@@ -32,7 +32,7 @@ type logClient struct {
 	// wake the sequencer.
 	queued func()
 	// remember, when set, is given the answer of every successful
-	// queueBatch, before the sequencer is woken.
+	// queueBatch to a LOG tree, before the sequencer is woken.
 	remember func([]*trillian.QueuedLogLeaf)
 	// storage is Trillian's log storage, for queueBatch.
 	storage tstorage.LogStorage
@@ -43,7 +43,7 @@ type logClient struct {
 	appendLeaves appendFunc
 	// appendsIntegrated: the storage integrates appended leaves in their
 	// own commit, or wakes the sequencer itself (sqlite's Integrator), so
-	// an append neither wakes it nor remembers its leaves.
+	// an append does not wake it.
 	appendsIntegrated bool
 }
 
@@ -116,10 +116,10 @@ func (c logClient) queueBatch(ctx context.Context, treeID int64, in []*trillian.
 	case tree.TreeState != trillian.TreeState_ACTIVE:
 		return nil, status.Errorf(codes.FailedPrecondition, "tree %d is in state %v; writing needs an ACTIVE tree", treeID, tree.TreeState)
 	case tree.TreeType == trillian.TreeType_PREORDERED_LOG && c.appendLeaves != nil:
-		write = c.appendLeaves
-		if c.appendsIntegrated {
-			remember = nil
-		} else {
+		// Integrating a pre-ordered tree reads the leaves whole: nothing
+		// to remember.
+		write, remember = c.appendLeaves, nil
+		if !c.appendsIntegrated {
 			defer c.queued()
 		}
 	case tree.TreeType != trillian.TreeType_LOG:

@@ -30,11 +30,12 @@ import (
 // Each batch that grows the tree closes the channel that Grown handed out,
 // which wakes the log's publisher. The sequencer also keeps the leaves it
 // integrated lately (as Trillian's integration assigned them their
-// indexes): their Merkle leaf hashes, and the values and extra data that
-// this process queued them with (remembered at queueing, by identity
-// hash), so that the publisher, the tiler and attribution need not read new
-// leaves back from storage; they check them against the tree's root
-// before they use them.
+// indexes): their Merkle leaf hashes, and their values and extra data (as
+// a pre-ordered tree's integration read them, or, for a LOG tree, as this
+// process queued them, remembered at queueing by identity hash), so that
+// the publisher, the tiler and attribution need not read new leaves back
+// from storage; they check them against the tree's root before they use
+// them.
 type sequencer struct {
 	reg      extension.Registry
 	batch    int
@@ -77,8 +78,9 @@ const (
 
 func leafBytes(l *trillian.LogLeaf) int { return len(l.LeafValue) + len(l.ExtraData) }
 
-// remember records newly queued leaves (not duplicates), so that keep can
-// hand out their values once they are integrated.
+// remember records newly queued leaves of a LOG tree (not duplicates),
+// whose integration does not read their values, so that keep can hand
+// them out once they are integrated.
 func (s *sequencer) remember(res []*trillian.QueuedLogLeaf) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,20 +181,35 @@ func (s *sequencer) drain(ctx context.Context, treeID int64) error {
 		return err
 	}
 	for {
-		ls := &capturingStorage{LogStorage: s.reg.LogStorage}
-		n, err := tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, ls, s.reg.QuotaManager)
+		n, leaves, root, err := s.integrateBatch(ctx, tree, s.reg.LogStorage)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			s.keep(ls.leaves)
-			s.setRoot(ls.root)
-			s.grown.notify()
-		}
+		s.integrated(leaves, root)
 		if n < s.batch {
 			return nil
 		}
 	}
+}
+
+// integrateBatch runs one batch of Trillian's integration of tree on ls,
+// and returns how many leaves it integrated, those leaves and the root it
+// stored (nil when none).
+func (s *sequencer) integrateBatch(ctx context.Context, tree *trillian.Tree, ls tstorage.LogStorage) (int, []*trillian.LogLeaf, []byte, error) {
+	c := &capturingStorage{LogStorage: ls}
+	n, err := tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, c, s.reg.QuotaManager)
+	return n, c.leaves, c.root, err
+}
+
+// integrated keeps what committed integrations stored, and wakes the
+// publisher; it does nothing when they stored nothing.
+func (s *sequencer) integrated(leaves []*trillian.LogLeaf, root []byte) {
+	if len(leaves) == 0 && root == nil {
+		return
+	}
+	s.keep(leaves)
+	s.setRoot(root)
+	s.grown.notify()
 }
 
 // batchesInCommit bounds the batches integrateIn integrates in one group
@@ -208,26 +225,21 @@ const batchesInCommit = 4
 func (s *sequencer) integrateIn(ctx context.Context, tree *trillian.Tree, ls tstorage.LogStorage) (func(), error) {
 	var leaves []*trillian.LogLeaf
 	var root []byte
-	var n int
-	var err error
+	n := 0
 	for range batchesInCommit {
-		c := &capturingStorage{LogStorage: ls}
-		if n, err = tlog.IntegrateBatch(ctx, tree, s.batch, 0, 0, clock.System, c, s.reg.QuotaManager); err != nil {
+		got, batchLeaves, batchRoot, err := s.integrateBatch(ctx, tree, ls)
+		if err != nil {
 			return nil, err
 		}
-		if n > 0 {
-			leaves, root = append(leaves, c.leaves...), c.root
+		if n = got; n > 0 {
+			leaves, root = append(leaves, batchLeaves...), batchRoot
 		}
 		if n < s.batch {
 			break
 		}
 	}
 	return func() {
-		if len(leaves) > 0 {
-			s.keep(leaves)
-			s.setRoot(root)
-			s.grown.notify()
-		}
+		s.integrated(leaves, root)
 		if n >= s.batch {
 			s.kick()
 		}
