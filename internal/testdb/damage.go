@@ -8,11 +8,17 @@ import (
 	_ "modernc.org/sqlite" // to read the damaged file's schema
 )
 
-// DamageSQLite makes the root pages of table (and of its indexes) in the
+// DamageSQLiteIndexes makes the root pages of the indexes of table in the
 // closed SQLite file at path invalid b-tree pages, as a damaged disk would,
-// and returns their page numbers. SQLite's quick_check finds this damage;
-// without it, the first statement that reads the table does.
-func DamageSQLite(t testing.TB, path, table string) []int64 {
+// and returns their page numbers; the table's own rows stay readable.
+// SQLite's quick_check finds this damage; without it, the first statement
+// that uses one of the indexes does.
+func DamageSQLiteIndexes(t testing.TB, path, table string) []int64 {
+	t.Helper()
+	return damageRoots(t, path, "SELECT rootpage FROM sqlite_schema WHERE tbl_name = ? AND type = 'index'", table)
+}
+
+func damageRoots(t testing.TB, path, query, table string) []int64 {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -23,7 +29,7 @@ func DamageSQLite(t testing.TB, path, table string) []int64 {
 	err = db.QueryRow("PRAGMA page_size").Scan(&pageSize)
 	if err == nil {
 		var rows *sql.Rows
-		if rows, err = db.Query("SELECT rootpage FROM sqlite_schema WHERE tbl_name = ?", table); err == nil {
+		if rows, err = db.Query(query, table); err == nil {
 			for rows.Next() {
 				var p int64
 				if err = rows.Scan(&p); err != nil {

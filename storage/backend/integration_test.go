@@ -193,7 +193,9 @@ func TestConcurrentQueueAndProve(t *testing.T) {
 	}
 }
 
-// TestSQLiteIntegrityCheck damages the leaf pages of a closed SQLite file:
+// TestSQLiteIntegrityCheck damages the index pages of the leaves of a
+// closed SQLite file (Open reads the leaf table itself, for the leaves not
+// yet in the identity index's table):
 // New refuses it, and with SkipIntegrityCheck opens it, and queueing then
 // fails with sqlite.ErrCorrupt (gRPC DataLoss).
 func TestSQLiteIntegrityCheck(t *testing.T) {
@@ -207,7 +209,7 @@ func TestSQLiteIntegrityCheck(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	testdb.DamageSQLite(t, cfg.SQLitePath, "leaf_data")
+	testdb.DamageSQLiteIndexes(t, cfg.SQLitePath, "leaf_data")
 	if b, err := New(t.Context(), cfg); !errors.Is(err, sqlite.ErrCorrupt) {
 		if err == nil {
 			b.Close()

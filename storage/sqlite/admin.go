@@ -336,10 +336,14 @@ func (t *adminTX) HardDeleteTree(ctx context.Context, treeID int64) (err error) 
 	if err := t.checkDeleted(ctx, treeID, true); err != nil {
 		return err
 	}
-	for _, table := range []string{"leaf_data", "subtrees", "tree_heads", "trees"} {
+	for _, table := range []string{"leaf_identities", "leaf_data", "subtrees", "tree_heads", "trees"} {
 		if _, err := t.q.exec(ctx, "DELETE FROM "+table+" WHERE tree_id = ?", treeID); err != nil {
 			return fmt.Errorf("sqlite storage: deleting tree %d from %s: %w", treeID, table, err)
 		}
 	}
+	if _, err := t.q.exec(ctx, lowerMergedSQL); err != nil {
+		return fmt.Errorf("sqlite storage: deleting tree %d: %w", treeID, err)
+	}
+	t.s.ids.dropped = append(t.s.ids.dropped, treeID)
 	return nil
 }

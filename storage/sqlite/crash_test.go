@@ -27,6 +27,7 @@ import (
 	"github.com/google/trillian/util/clock"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/grpc/codes"
 )
 
 // The crash child is this test binary run again with these variables set.
@@ -55,7 +56,9 @@ func crashChild(path string) int {
 		return 3
 	}
 	ctx := context.Background()
-	cfg := Config{}
+	// Merges of the identity index every few hundred leaves, so that
+	// kills land in them and the checks meet both of its parts.
+	cfg := Config{identityMergeRows: 300, identityMergeChunk: 64}
 	if os.Getenv(crashBrokenEnv) == "1" {
 		cfg.ackBeforeCommit = 30 * time.Millisecond
 	}
@@ -136,6 +139,38 @@ func crashChild(path string) int {
 	}
 	fmt.Println("ready")
 	select {} // until killed
+}
+
+// rewriteAcked writes about 100 of the acknowledged identity hashes again,
+// each with a new value, and reports those not answered as duplicates.
+func rewriteAcked(ctx context.Context, s *Storage, tree *trillian.Tree, acked [][]byte) string {
+	var leaves []*trillian.LogLeaf
+	for i := 0; i < len(acked); i += max(1, len(acked)/100) {
+		l := newLeaf(1<<63, uint64(i))
+		l.LeafIdentityHash = acked[i]
+		leaves = append(leaves, l)
+	}
+	if len(leaves) == 0 {
+		return ""
+	}
+	write := s.LogStorage().QueueLeaves
+	if tree.TreeType == trillian.TreeType_PREORDERED_LOG {
+		write = s.AppendLeaves
+	}
+	res, err := write(ctx, tree, leaves, time.Now())
+	if err != nil {
+		return fmt.Sprintf("writing acknowledged leaves again: %v", err)
+	}
+	fresh := 0
+	for _, r := range res {
+		if r.GetStatus().GetCode() != int32(codes.AlreadyExists) {
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		return fmt.Sprintf("%d of %d acknowledged identity hashes written again were not duplicates", fresh, len(leaves))
+	}
+	return ""
 }
 
 // treeSize reads the size of the tree's latest signed root.
@@ -258,20 +293,47 @@ func checkCrashState(t *testing.T, path, journal string, tree *trillian.Tree, la
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := 0
-	for _, id := range acked {
-		var n int
-		// Queued or sequenced, the leaf is in leaf_data.
-		if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?`,
-			tree.TreeId, id).Scan(&n); err != nil {
+	// Queued or sequenced, each leaf is in leaf_data once, and the
+	// identity index (the table and the part rebuilt in memory) finds it.
+	stored := make(map[string]int)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT leaf_identity_hash FROM leaf_data WHERE tree_id = ?`, tree.TreeId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id []byte
+		if err := rows.Scan(&id); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
+		stored[string(id)]++
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reads := newStmtConn(s.rdb.PrepareContext)
+	defer reads.close()
+	lost, unindexed := 0, 0
+	for _, id := range acked {
+		if stored[string(id)] != 1 {
 			lost++
+		}
+		if _, ok, err := s.storedLeaf(ctx, reads, false, tree.TreeId, id); err != nil {
+			t.Fatal(err)
+		} else if !ok {
+			unindexed++
 		}
 	}
 	if lost > 0 {
 		problems = append(problems, fmt.Sprintf("%d of %d acknowledged leaves lost", lost, len(acked)))
+	}
+	if unindexed > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d acknowledged leaves missing from the identity index", unindexed, len(acked)))
+	}
+	// Writing a sample of them again gives duplicates, whether the crash
+	// left them in the table part of the identity index or in the part
+	// rebuilt in memory.
+	if p := rewriteAcked(ctx, s, tree, acked); p != "" {
+		problems = append(problems, p)
 	}
 	size, err := treeSize(ctx, s.LogStorage(), tree)
 	if err != nil {

@@ -39,28 +39,27 @@ const (
 		ORDER BY queue_timestamp_nanos, leaf_identity_hash LIMIT ?`
 	sequenceLeafSQL = `UPDATE leaf_data SET sequence_number = ?, integrate_timestamp_nanos = ?
 		WHERE rowid = ? AND tree_id = ? AND sequence_number IS NULL`
-	// insertLeafDataSQL does nothing when the identity hash (or, for
-	// AddSequencedLeaves, the sequence number) is already taken.
+	// insertLeafDataSQL does nothing when the sequence number is taken
+	// (AddSequencedLeaves). Identity hashes are checked before it.
 	insertLeafDataSQL = `INSERT INTO leaf_data
 		(tree_id, leaf_identity_hash, merkle_leaf_hash, leaf_value, extra_data, queue_timestamp_nanos,
 		 sequence_number, integrate_timestamp_nanos)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	selectHasIdentitySQL   = `SELECT EXISTS (SELECT 1 FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?)`
 	leafColumns            = `sequence_number, merkle_leaf_hash, leaf_identity_hash, leaf_value, extra_data, queue_timestamp_nanos, integrate_timestamp_nanos`
 	selectLeavesByRangeSQL = `SELECT ` + leafColumns + ` FROM leaf_data
 		WHERE tree_id = ? AND sequence_number >= ? AND sequence_number < ?
 		ORDER BY sequence_number`
 	// Sequenced leaves by Merkle hash: those whose identity hash is their
-	// Merkle hash are found through the identity index, the others through
-	// the (partial) Merkle hash index.
-	selectLeavesByMerkleSameSQL = `SELECT ` + leafColumns + ` FROM leaf_data INDEXED BY leaf_data_identity
-		WHERE tree_id = ?1 AND leaf_identity_hash = ?2 AND merkle_leaf_hash = ?2 AND sequence_number IS NOT NULL`
+	// Merkle hash are found through the identity index (storedLeaf, then
+	// this by rowid), the others through the (partial) Merkle hash index.
+	selectLeavesByMerkleSameSQL = `SELECT ` + leafColumns + ` FROM leaf_data
+		WHERE rowid = ?3 AND tree_id = ?1 AND leaf_identity_hash = ?2 AND merkle_leaf_hash = ?2 AND sequence_number IS NOT NULL`
 	selectLeavesByMerkleOtherSQL = `SELECT ` + leafColumns + ` FROM leaf_data INDEXED BY leaf_data_merkle
 		WHERE tree_id = ?1 AND merkle_leaf_hash = ?2 AND merkle_leaf_hash != leaf_identity_hash AND sequence_number IS NOT NULL`
-	// selectLeafByIdentitySQL reads a stored leaf for a duplicate; the
+	// selectLeafByRowidSQL reads a stored leaf for a duplicate; the
 	// sequence number and integrate time are NULL while it is queued.
-	selectLeafByIdentitySQL = `SELECT ` + leafColumns + ` FROM leaf_data WHERE tree_id = ? AND leaf_identity_hash = ?`
-	selectActiveLogsSQL     = `SELECT tree_id FROM trees
+	selectLeafByRowidSQL = `SELECT ` + leafColumns + ` FROM leaf_data WHERE rowid = ?`
+	selectActiveLogsSQL  = `SELECT tree_id FROM trees
 		WHERE tree_type IN ('LOG', 'PREORDERED_LOG') AND tree_state IN ('ACTIVE', 'DRAINING') AND deleted = 0`
 	selectHasRootSQL = `SELECT EXISTS (SELECT 1 FROM tree_heads WHERE tree_id = ?)`
 	// selectEndSQL is the next free position of a tree: one more than its
@@ -566,24 +565,22 @@ func (t *logTX) addSequencedLeaves(ctx context.Context, leaves []*trillian.LogLe
 			return nil, status.Errorf(codes.FailedPrecondition, "leaves[%d] has negative index %d", i, leaf.LeafIndex)
 		}
 		res[i] = &trillian.QueuedLogLeaf{Status: ok}
-		r, err := t.q.exec(sctx, insertLeafDataSQL, t.treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, ts.UnixNano(), leaf.LeafIndex, 0)
-		n, err := affected(r, err)
-		if err != nil {
-			return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
-		}
-		if n == 1 {
-			continue
-		}
 		// Taken: by this identity hash, or else by this index.
-		var sameID bool
-		if err := t.q.queryRow(sctx, selectHasIdentitySQL, []any{t.treeID, leaf.LeafIdentityHash}, &sameID); err != nil {
+		_, sameID, err := t.s.storedLeaf(sctx, t.q, true, t.treeID, leaf.LeafIdentityHash)
+		if err != nil {
 			return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
 		}
 		if sameID {
 			res[i].Status = status.New(codes.FailedPrecondition, "conflicting LeafIdentityHash").Proto()
-		} else {
+			continue
+		}
+		err = t.s.insertLeaf(sctx, t.treeID, leaf, ts.UnixNano(), leaf.LeafIndex, 0)
+		if errors.Is(err, errPositionTaken) {
 			res[i].Status = status.New(codes.FailedPrecondition, "conflicting LeafIndex").Proto()
+			continue
+		}
+		if err != nil {
+			return nil, t.fail(fmt.Errorf("sqlite storage: adding leaf %d: %w", leaf.LeafIndex, err))
 		}
 	}
 	return res, nil
@@ -659,9 +656,21 @@ func (t *logTX) GetLeavesByHash(ctx context.Context, hashes [][]byte, orderBySeq
 		return nil, err
 	}
 	var ret []*trillian.LogLeaf
+	sctx := t.stmtCtx(ctx)
 	for _, h := range hashes {
+		rowid, same, err := t.s.storedLeaf(sctx, t.q, t.writable, t.treeID, h)
+		if err != nil {
+			return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
+		}
 		for _, q := range []string{selectLeavesByMerkleSameSQL, selectLeavesByMerkleOtherSQL} {
-			rows, err := t.q.query(t.stmtCtx(ctx), q, t.treeID, h)
+			args := []any{t.treeID, h}
+			if q == selectLeavesByMerkleSameSQL {
+				if !same {
+					continue
+				}
+				args = append(args, rowid)
+			}
+			rows, err := t.q.query(sctx, q, args...)
 			if err != nil {
 				return nil, t.fail(fmt.Errorf("sqlite storage: reading leaves of tree %d by hash: %w", t.treeID, err))
 			}

@@ -16,9 +16,12 @@ func TestQueryPlans(t *testing.T) {
 		want  string
 	}{
 		{selectLeavesByRangeSQL, []any{1, 0, 10}, "leaf_data_sequence"},
-		{selectLeavesByMerkleSameSQL, []any{1, h}, "leaf_data_identity"},
+		{selectLeavesByMerkleSameSQL, []any{1, h, 1}, "INTEGER PRIMARY KEY"},
 		{selectLeavesByMerkleOtherSQL, []any{1, h}, "leaf_data_merkle"},
-		{selectLeafByIdentitySQL, []any{1, h}, "leaf_data_identity"},
+		{selectIdentitySQL, []any{1, h}, "PRIMARY KEY"},
+		{selectIdentitiesSQL(2), []any{1, h, h}, "PRIMARY KEY"},
+		{selectLeafByRowidSQL, []any{1}, "INTEGER PRIMARY KEY"},
+		{selectPendingSQL, nil, "INTEGER PRIMARY KEY"},
 		{selectQueuedSQL, []any{1, 0, 10}, "leaf_data_queue"},
 		{sequenceLeafSQL, []any{1, 0, 1, 1}, "INTEGER PRIMARY KEY"},
 		{selectLatestRootSQL, []any{1}, "PRIMARY KEY"},

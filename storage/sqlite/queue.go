@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -291,6 +292,13 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		}
 		failed := false
 		st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64)}
+		var err error
+		if st.stored, err = s.lookupStored(ctx, live); err != nil {
+			s.rollback()
+			s.unlockWrite()
+			s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+			return
+		}
 		for _, r := range live {
 			res, err := s.queueRequest(ctx, r, st)
 			if err != nil {
@@ -304,7 +312,6 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 		}
 		var after []func()
 		if !failed {
-			var err error
 			if after, err = s.integrateAppended(ctx, live, integrate); err != nil {
 				s.integrationFailed(err)
 				integrate, failed = false, true
@@ -343,10 +350,13 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 }
 
 // batchState is what a group commit caches per tree: whether the tree has
-// a root, and the next free position of an appended tree.
+// a root, and the next free position of an appended tree; and the rowids
+// of the leaves that leaf_identities holds, of all the identity hashes the
+// transaction writes (lookupStored).
 type batchState struct {
 	initialized map[int64]bool
 	ends        map[int64]int64
+	stored      map[identityKey]int64
 }
 
 // queueRequest writes r's leaves, if r's tree has a root.
@@ -361,16 +371,16 @@ func (s *Storage) queueRequest(ctx context.Context, r *queueReq, st batchState) 
 	if !ok {
 		return nil, storage.ErrTreeNeedsInit
 	}
-	return s.writeRequest(ctx, r, st.ends)
+	return s.writeRequest(ctx, r, st)
 }
 
 // writeRequest writes one request's leaves inside the batch transaction:
 // queued (without a position), or for AppendLeaves at the tree's next
-// positions, which ends caches per tree for the batch. A leaf that is not
-// inserted has an identity hash the tree holds (nothing else writes
-// positions while the write lock is held), and is answered as a
-// duplicate.
-func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]int64) ([]*trillian.QueuedLogLeaf, error) {
+// positions, which ends caches per tree for the batch. A leaf whose
+// identity hash the tree holds, stored before or earlier in this
+// transaction, is answered as a duplicate and not written.
+func (s *Storage) writeRequest(ctx context.Context, r *queueReq, st batchState) ([]*trillian.QueuedLogLeaf, error) {
+	ends := st.ends
 	var next int64
 	if r.appendLeaves {
 		var ok bool
@@ -382,27 +392,30 @@ func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]
 	}
 	res := make([]*trillian.QueuedLogLeaf, len(r.leaves))
 	for i, leaf := range r.leaves {
+		k, _ := keyOf(r.treeID(), leaf.LeafIdentityHash) // write checked the size
+		rowid, dup := s.ids.findWrite(k)
+		if !dup {
+			rowid, dup = st.stored[k]
+		}
+		if dup {
+			var err error
+			if res[i], err = s.duplicate(ctx, rowid, leaf); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		var seq, integrated any // NULL while queued
 		if r.appendLeaves {
 			seq, integrated = next, 0
 		}
-		ins, err := s.w.exec(ctx, insertLeafDataSQL, r.treeID(), leaf.LeafIdentityHash, leaf.MerkleLeafHash,
-			nonNil(leaf.LeafValue), leaf.ExtraData, r.ts, seq, integrated)
-		n, err := affected(ins, err)
-		if err != nil {
+		if err := s.insertLeaf(ctx, r.treeID(), leaf, r.ts, seq, integrated); err != nil {
 			return nil, err
 		}
-		if n == 1 {
-			if r.appendLeaves {
-				leaf.LeafIndex = next
-				next++
-			}
-			res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
-			continue
+		if r.appendLeaves {
+			leaf.LeafIndex = next
+			next++
 		}
-		if res[i], err = s.duplicate(ctx, r.treeID(), leaf); err != nil {
-			return nil, err
-		}
+		res[i] = &trillian.QueuedLogLeaf{Leaf: leaf}
 	}
 	if r.appendLeaves {
 		ends[r.treeID()] = next
@@ -412,8 +425,8 @@ func (s *Storage) writeRequest(ctx context.Context, r *queueReq, ends map[int64]
 
 // duplicate is the answer to a leaf whose identity hash the tree holds:
 // AlreadyExists, with the stored leaf.
-func (s *Storage) duplicate(ctx context.Context, treeID int64, leaf *trillian.LogLeaf) (*trillian.QueuedLogLeaf, error) {
-	rows, err := s.w.query(ctx, selectLeafByIdentitySQL, treeID, leaf.LeafIdentityHash)
+func (s *Storage) duplicate(ctx context.Context, rowid int64, leaf *trillian.LogLeaf) (*trillian.QueuedLogLeaf, error) {
+	rows, err := s.w.query(ctx, selectLeafByRowidSQL, rowid)
 	if err != nil {
 		return nil, err
 	}
@@ -421,14 +434,43 @@ func (s *Storage) duplicate(ctx context.Context, treeID int64, leaf *trillian.Lo
 	if err != nil {
 		return nil, err
 	}
-	if len(got) == 0 {
-		return nil, errors.New("duplicate leaf not found")
+	if len(got) == 0 || !bytes.Equal(got[0].LeafIdentityHash, leaf.LeafIdentityHash) {
+		return nil, fmt.Errorf("the identity index names row %d for identity hash %x, which holds no such leaf", rowid, leaf.LeafIdentityHash)
 	}
 	return &trillian.QueuedLogLeaf{
 		Leaf:   got[0],
 		Status: status.Newf(codes.AlreadyExists, "leaf already exists: %x", leaf.LeafIdentityHash).Proto(),
 	}, nil
 }
+
+// insertLeaf writes a leaf whose identity hash the tree does not hold, in
+// the open write transaction, and indexes it. It fails if the leaf's
+// position is taken.
+func (s *Storage) insertLeaf(ctx context.Context, treeID int64, leaf *trillian.LogLeaf, queued int64, seq, integrated any) error {
+	k, ok := keyOf(treeID, leaf.LeafIdentityHash)
+	if !ok {
+		return fmt.Errorf("leaf has a %d-byte identity hash, want %d", len(leaf.LeafIdentityHash), hashSize)
+	}
+	res, err := s.w.exec(ctx, insertLeafDataSQL, treeID, leaf.LeafIdentityHash, leaf.MerkleLeafHash,
+		nonNil(leaf.LeafValue), leaf.ExtraData, queued, seq, integrated)
+	n, err := affected(res, err)
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return errPositionTaken
+	}
+	rowid, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	s.ids.add(k, rowid)
+	return nil
+}
+
+// errPositionTaken is insertLeaf's error for a leaf whose sequence number
+// the tree holds.
+var errPositionTaken = errors.New("leaf position taken")
 
 func sortByIndex(leaves []*trillian.LogLeaf) {
 	slices.SortStableFunc(leaves, func(a, b *trillian.LogLeaf) int {

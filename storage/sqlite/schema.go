@@ -6,7 +6,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 )
 
 // schemaSQL creates the tables of a new file.
@@ -16,8 +18,9 @@ var schemaSQL string
 
 const (
 	// schemaVersion is the PRAGMA user_version this code writes and reads.
-	// Version 1 existed only during development, and is refused.
-	schemaVersion = 2
+	// Version 1 existed only during development, and is refused. Version 2
+	// indexed identity hashes in leaf_data itself; Open migrates it.
+	schemaVersion = 3
 	// applicationID marks our files (PRAGMA application_id): "EvTr".
 	applicationID = 0x45765472
 )
@@ -38,6 +41,11 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	switch {
 	case appID == applicationID && version == schemaVersion:
 		return s.setWAL(ctx)
+	case appID == applicationID && version == 2:
+		if err := s.setWAL(ctx); err != nil {
+			return err
+		}
+		return s.migrate2(ctx)
 	case appID == applicationID && version > schemaVersion:
 		return fmt.Errorf("%w: %s has schema version %d, this program knows up to %d", ErrSchemaTooNew, s.path, version, schemaVersion)
 	case appID == applicationID:
@@ -66,6 +74,38 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 		s.rollback()
 		return fmt.Errorf("%w (creating the schema)", s.openErr(err))
 	}
+	return nil
+}
+
+// migrate2 moves a version 2 file's identity index (leaf_data_identity) into
+// leaf_identities, in one transaction: on a large file this reads every
+// leaf's key once, in key order.
+func (s *Storage) migrate2(ctx context.Context) error {
+	start := time.Now()
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return s.openErr(err)
+	}
+	tables := schemaSQL[strings.Index(schemaSQL, "CREATE TABLE leaf_identities"):]
+	stmts := []string{
+		tables,
+		`INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid)
+			SELECT tree_id, leaf_identity_hash, rowid FROM leaf_data INDEXED BY leaf_data_identity
+			ORDER BY tree_id, leaf_identity_hash`,
+		advanceMergedSQL,
+		`DROP INDEX leaf_data_identity`,
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	}
+	for _, q := range stmts {
+		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+			s.rollback()
+			return fmt.Errorf("%w (migrating the schema from version 2)", s.openErr(err))
+		}
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.rollback()
+		return fmt.Errorf("%w (migrating the schema from version 2)", s.openErr(err))
+	}
+	s.log.Info("sqlite storage: migrated the schema from version 2 to 3 (identity index)", "path", s.path, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

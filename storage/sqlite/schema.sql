@@ -44,11 +44,12 @@ CREATE TABLE subtrees (
 -- gets its sequence number and integrate time when it is sequenced.
 --
 -- Write cost matters here: a random key (a hash) in an index costs about one
--- page write per leaf, so there is only one such index in the common case.
--- The Merkle hash index holds only leaves whose identity hash differs from
--- their Merkle hash (Trillian's log server makes them equal unless the
--- personality sets an identity); lookups by Merkle hash use the identity
--- index for the others. The sequence index grows at its end.
+-- page write per leaf. So leaf_data has no index by identity hash: that is
+-- leaf_identities below, written in sorted batches (identity.go). The Merkle
+-- hash index holds only leaves whose identity hash differs from their Merkle
+-- hash (Trillian's log server makes them equal unless the personality sets
+-- an identity); lookups by Merkle hash use the identity index for the
+-- others. The sequence index grows at its end.
 CREATE TABLE leaf_data (
   tree_id                    INTEGER NOT NULL,
   leaf_identity_hash         BLOB    NOT NULL,
@@ -59,7 +60,6 @@ CREATE TABLE leaf_data (
   sequence_number            INTEGER,
   integrate_timestamp_nanos  INTEGER
 ) STRICT;
-CREATE UNIQUE INDEX leaf_data_identity ON leaf_data (tree_id, leaf_identity_hash);
 CREATE UNIQUE INDEX leaf_data_sequence ON leaf_data (tree_id, sequence_number)
   WHERE sequence_number IS NOT NULL;
 CREATE INDEX leaf_data_merkle ON leaf_data (tree_id, merkle_leaf_hash)
@@ -70,3 +70,21 @@ CREATE INDEX leaf_data_merkle ON leaf_data (tree_id, merkle_leaf_hash)
 -- removes it.
 CREATE INDEX leaf_data_queue ON leaf_data (tree_id, queue_timestamp_nanos, leaf_identity_hash)
   WHERE sequence_number IS NULL;
+
+-- The identity index: each leaf's row by (tree, identity hash), for the
+-- leaves of leaf_data up to identity_merge.merged_rowid. The leaves written
+-- since are indexed in memory (rebuilt at open from the rows above
+-- merged_rowid) and moved here together, in key order, so that a page of
+-- this index is written once for many leaves rather than once for each.
+CREATE TABLE leaf_identities (
+  tree_id             INTEGER NOT NULL,
+  leaf_identity_hash  BLOB    NOT NULL,
+  leaf_rowid          INTEGER NOT NULL,
+  PRIMARY KEY (tree_id, leaf_identity_hash)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE identity_merge (
+  id            INTEGER PRIMARY KEY CHECK (id = 0),
+  merged_rowid  INTEGER NOT NULL
+) STRICT;
+INSERT INTO identity_merge (id, merged_rowid) VALUES (0, 0);

@@ -188,6 +188,10 @@ type Config struct {
 	// then wait this long, then commit: the deliberately broken variant that
 	// the crash test must catch.
 	ackBeforeCommit time.Duration
+	// identityMergeRows and identityMergeChunk, for tests, are how many
+	// pending identities start a merge and how many one of its
+	// transactions inserts. Zero means the constants of the same names.
+	identityMergeRows, identityMergeChunk int
 }
 
 func (c Config) withDefaults() Config {
@@ -202,6 +206,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxReadConns <= 0 {
 		c.MaxReadConns = DefaultMaxReadConns
+	}
+	if c.identityMergeRows <= 0 {
+		c.identityMergeRows = identityMergeRows
+	}
+	if c.identityMergeChunk <= 0 {
+		c.identityMergeChunk = identityMergeChunk
 	}
 	return c
 }
@@ -251,6 +261,9 @@ type Storage struct {
 	queue chan *queueReq
 	integ integrators
 	edge  edgeTiles // guarded by the write lock
+	ids   identities
+	// mergeDue wakes identityMerger (buffered, 1).
+	mergeDue chan struct{}
 	// groupCommits counts the transactions the committer ran, and pending
 	// the requests sent to it and not yet answered; for tests.
 	groupCommits atomic.Int64
@@ -276,13 +289,14 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		return nil, err
 	}
 	s := &Storage{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		path:    path,
-		wsem:    make(chan struct{}, 1),
-		queue:   make(chan *queueReq, 4096),
-		closing: make(chan struct{}),
-		written: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		path:     path,
+		wsem:     make(chan struct{}, 1),
+		queue:    make(chan *queueReq, 4096),
+		closing:  make(chan struct{}),
+		written:  make(chan struct{}, 1),
+		mergeDue: make(chan struct{}, 1),
 	}
 	var err error
 	if s.lock, err = lockFile(path); err != nil {
@@ -292,9 +306,11 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.committer()
 	go s.checkpointer()
+	go s.identityMerger()
+	s.wakeMerger()
 	return s, nil
 }
 
@@ -359,6 +375,9 @@ func (s *Storage) open(ctx context.Context) error {
 		if err := s.quickCheck(ctx); err != nil {
 			return err
 		}
+	}
+	if err := s.loadIdentities(ctx); err != nil {
+		return err
 	}
 	rdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=query_only(1)&_pragma=cache_size(-16384)", s.path, busy)
 	if s.rdb, err = sql.Open("sqlite", rdsn); err != nil {
@@ -632,6 +651,9 @@ func (s *Storage) commitWrite() error {
 		return fmt.Errorf("sqlite storage: commit: %w", err)
 	}
 	s.edge.committed()
+	if s.ids.committed() >= s.cfg.identityMergeRows {
+		s.wakeMerger()
+	}
 	select {
 	case s.written <- struct{}{}:
 	default:
@@ -647,6 +669,7 @@ func (s *Storage) rollbackWrite() {
 
 func (s *Storage) rollback() {
 	s.edge.rolledBack()
+	s.ids.rolledBack()
 	if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
 		s.log.Warn("sqlite storage: rollback failed", "path", s.path, "err", err)
 	}

@@ -1,0 +1,424 @@
+package sqlite
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The identity index maps (tree, identity hash) to a leaf's row. It is how
+// duplicates are found, and it is the one structure of this provider that a
+// new leaf changes at a random place: a b-tree keyed by hash gets one random
+// page per inserted key, and that page is written to the WAL with each
+// commit and later into the file. With a group commit of 50 leaves that was
+// 50 pages, most of the commit's writes.
+//
+// So the index is kept in two parts. leaf_identities, a table in the file,
+// holds every leaf up to identity_merge.merged_rowid (leaf_data's rowids
+// only grow), and may hold some above it. The others, the leaves written
+// since, are held in memory, in identities; Open rebuilds that part from
+// leaf_data's rows above merged_rowid that the table does not hold. Once
+// identityMergeRows leaves are pending, identityMerger inserts them into
+// the table in key order, in transactions of identityMergeChunk keys, and
+// moves merged_rowid past them with the last: a page of the table is then
+// written once for the many keys that fall on it. A lookup checks memory
+// first, then the table; a writer checks its own transaction's leaves too.
+// Dedup stays exact: every stored leaf is in one of the parts, and merges
+// and the commits that fill the memory part are serialized by the write
+// lock.
+
+// identityMergeRows is how many pending leaves start a merge by default. The
+// memory they hold is about 100 bytes a leaf.
+const identityMergeRows = 1 << 15
+
+// identityMergeChunk is how many keys one merge transaction inserts, so
+// that appends wait for at most one chunk (about 20 ms on the machine of
+// docs/performance.md) rather than for the whole merge.
+const identityMergeChunk = 4096
+
+// identityRowsPerInsert is how many keys one INSERT of a merge carries.
+const identityRowsPerInsert = 256
+
+const (
+	selectIdentitySQL = `SELECT leaf_rowid FROM leaf_identities WHERE tree_id = ? AND leaf_identity_hash = ?`
+	selectPendingSQL  = `SELECT tree_id, leaf_identity_hash, rowid FROM leaf_data AS d
+		WHERE rowid > (SELECT merged_rowid FROM identity_merge WHERE id = 0)
+		AND NOT EXISTS (SELECT 1 FROM leaf_identities AS i WHERE i.tree_id = d.tree_id AND i.leaf_identity_hash = d.leaf_identity_hash)`
+	setMergedSQL     = `UPDATE identity_merge SET merged_rowid = ? WHERE id = 0`
+	advanceMergedSQL = `UPDATE identity_merge SET merged_rowid = (SELECT MAX(merged_rowid, COALESCE(MAX(rowid), 0)) FROM leaf_data) WHERE id = 0`
+	// lowerMergedSQL follows a deletion of leaves: a rowid above the
+	// highest one left may be used again, and must count as pending.
+	lowerMergedSQL = `UPDATE identity_merge SET merged_rowid = MIN(merged_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM leaf_data)) WHERE id = 0`
+)
+
+// identityKey names a leaf by its tree and identity hash.
+type identityKey struct {
+	tree int64
+	hash [hashSize]byte
+}
+
+func keyOf(tree int64, hash []byte) (identityKey, bool) {
+	if len(hash) != hashSize {
+		return identityKey{}, false
+	}
+	return identityKey{tree, [hashSize]byte(hash)}, true
+}
+
+// identities is the part of the identity index that is not in
+// leaf_identities: leaf rowids by key. cur holds the committed leaves not
+// yet merged, and prev those that the merge running or last run moved to
+// the table, so that a reader whose snapshot is older than that merge
+// still finds them. tx, dropped and merged belong to the open write
+// transaction, and only the holder of the write lock uses them; mu guards
+// cur, prev and deletes.
+type identities struct {
+	mu      sync.RWMutex
+	cur     map[identityKey]int64
+	prev    map[identityKey]int64
+	deletes int // transactions that deleted trees; a merge stops when it changes
+
+	tx      map[identityKey]int64
+	dropped []int64       // trees whose leaves the open transaction deleted
+	merged  []pendingLeaf // keys the open transaction inserted into the table
+}
+
+// pendingLeaf is a key of the memory part and its leaf's rowid.
+type pendingLeaf struct {
+	identityKey
+	rowid int64
+}
+
+// find returns the rowid of a committed leaf that is not (or only just)
+// in leaf_identities.
+func (ids *identities) find(k identityKey) (int64, bool) {
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	if r, ok := ids.cur[k]; ok {
+		return r, true
+	}
+	r, ok := ids.prev[k]
+	return r, ok
+}
+
+// findWrite is find for the holder of the write lock: it also sees the
+// open transaction's leaves, and needs no prev (the table is current).
+func (ids *identities) findWrite(k identityKey) (int64, bool) {
+	if r, ok := ids.tx[k]; ok {
+		return r, true
+	}
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	r, ok := ids.cur[k]
+	return r, ok
+}
+
+// add records a leaf written by the open transaction.
+func (ids *identities) add(k identityKey, rowid int64) {
+	if ids.tx == nil {
+		ids.tx = make(map[identityKey]int64)
+	}
+	ids.tx[k] = rowid
+}
+
+// committed applies the open transaction once its commit is durable, and
+// returns how many leaves are pending.
+func (ids *identities) committed() int {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if ids.cur == nil {
+		ids.cur = make(map[identityKey]int64, len(ids.tx))
+	}
+	for _, p := range ids.merged {
+		delete(ids.cur, p.identityKey)
+		if ids.prev == nil {
+			ids.prev = make(map[identityKey]int64)
+		}
+		ids.prev[p.identityKey] = p.rowid
+	}
+	for k, r := range ids.tx {
+		ids.cur[k] = r
+	}
+	if len(ids.dropped) > 0 {
+		ids.deletes++
+	}
+	for _, tree := range ids.dropped {
+		for _, m := range []map[identityKey]int64{ids.cur, ids.prev} {
+			for k := range m {
+				if k.tree == tree {
+					delete(m, k)
+				}
+			}
+		}
+	}
+	ids.rolledBack()
+	return len(ids.cur)
+}
+
+// rolledBack forgets the open transaction.
+func (ids *identities) rolledBack() { ids.tx, ids.dropped, ids.merged = nil, nil, nil }
+
+// startMerge returns the pending keys in key order, and the count of
+// deleting transactions; it forgets the keys the last merge moved.
+func (ids *identities) startMerge() ([]pendingLeaf, int) {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	ids.prev = nil
+	keys := make([]pendingLeaf, 0, len(ids.cur))
+	for k, r := range ids.cur {
+		keys = append(keys, pendingLeaf{k, r})
+	}
+	slices.SortFunc(keys, func(a, b pendingLeaf) int {
+		if c := cmp.Compare(a.tree, b.tree); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.hash[:], b.hash[:])
+	})
+	return keys, ids.deletes
+}
+
+// deleteCount is the count of committed transactions that deleted trees.
+func (ids *identities) deleteCount() int {
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	return ids.deletes
+}
+
+// pending is how many committed leaves are not yet in leaf_identities.
+func (ids *identities) pending() int {
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	return len(ids.cur)
+}
+
+// loadIdentities fills the memory part of the index from the leaves above
+// merged_rowid, at Open.
+func (s *Storage) loadIdentities(ctx context.Context) error {
+	rows, err := s.wconn.QueryContext(ctx, selectPendingSQL)
+	if err != nil {
+		return s.openErr(err)
+	}
+	defer rows.Close()
+	cur := make(map[identityKey]int64)
+	for rows.Next() {
+		var (
+			tree, rowid int64
+			hash        []byte
+		)
+		if err := rows.Scan(&tree, &hash, &rowid); err != nil {
+			return s.openErr(err)
+		}
+		k, ok := keyOf(tree, hash)
+		if !ok {
+			return fmt.Errorf("%w: leaf row %d has a %d-byte identity hash", ErrCorrupt, rowid, len(hash))
+		}
+		if _, dup := cur[k]; dup {
+			return fmt.Errorf("%w: tree %d holds identity hash %x twice", ErrCorrupt, tree, hash)
+		}
+		cur[k] = rowid
+	}
+	if err := rows.Err(); err != nil {
+		return s.openErr(err)
+	}
+	s.ids.cur = cur
+	return nil
+}
+
+// storedLeaf returns the rowid of the leaf of tree whose identity hash is
+// id, if one is stored: in memory, else in leaf_identities read with q.
+// write says that q is the write connection of the open write transaction.
+func (s *Storage) storedLeaf(ctx context.Context, q *stmtConn, write bool, tree int64, id []byte) (int64, bool, error) {
+	k, ok := keyOf(tree, id)
+	if !ok {
+		return 0, false, nil
+	}
+	var rowid int64
+	if write {
+		rowid, ok = s.ids.findWrite(k)
+	} else {
+		rowid, ok = s.ids.find(k)
+	}
+	if ok {
+		return rowid, true, nil
+	}
+	err := q.queryRow(ctx, selectIdentitySQL, []any{tree, id}, &rowid)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return rowid, true, nil
+}
+
+// lookupStored reads from leaf_identities the rowids of the leaves whose
+// identity hashes the requests carry and the table holds: one query for
+// many keys, in the open write transaction (which does not change the
+// table). The memory part is not consulted.
+func (s *Storage) lookupStored(ctx context.Context, reqs []*queueReq) (map[identityKey]int64, error) {
+	byTree := make(map[int64][]any)
+	for _, r := range reqs {
+		for _, l := range r.leaves {
+			if k, ok := keyOf(r.treeID(), l.LeafIdentityHash); ok {
+				if _, pending := s.ids.findWrite(k); !pending {
+					byTree[k.tree] = append(byTree[k.tree], l.LeafIdentityHash)
+				}
+			}
+		}
+	}
+	stored := make(map[identityKey]int64)
+	for tree, hashes := range byTree {
+		for len(hashes) > 0 {
+			n := min(len(hashes), identityRowsPerInsert)
+			q := selectIdentitiesSQL(n)
+			var rows *sql.Rows
+			var err error
+			args := append([]any{tree}, hashes[:n]...)
+			if n == identityRowsPerInsert {
+				rows, err = s.w.query(ctx, q, args...)
+			} else {
+				rows, err = s.wconn.QueryContext(ctx, q, args...) // not kept prepared: its size varies
+			}
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var h []byte
+				var rowid int64
+				if err := rows.Scan(&h, &rowid); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if k, ok := keyOf(tree, h); ok {
+					stored[k] = rowid
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return nil, err
+			}
+			hashes = hashes[n:]
+		}
+	}
+	return stored, nil
+}
+
+// selectIdentitiesSQL looks up n identity hashes of one tree.
+func selectIdentitiesSQL(n int) string {
+	return `SELECT leaf_identity_hash, leaf_rowid FROM leaf_identities WHERE tree_id = ? AND leaf_identity_hash IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+}
+
+// identityMerger merges the pending identities into leaf_identities
+// whenever a commit leaves identityMergeRows of them.
+func (s *Storage) identityMerger() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-s.mergeDue:
+		}
+		if s.ids.pending() < s.cfg.identityMergeRows {
+			continue
+		}
+		if err := s.mergeIdentities(context.Background()); err != nil {
+			if s.closed.Load() {
+				return
+			}
+			s.log.Error("sqlite storage: merging the identity index failed; duplicates are still found, from memory", "path", s.path, "err", err)
+			select {
+			case <-s.closing:
+				return
+			case <-time.After(time.Second):
+			}
+			s.wakeMerger()
+		}
+	}
+}
+
+// wakeMerger asks identityMerger to look at the pending identities.
+func (s *Storage) wakeMerger() {
+	select {
+	case s.mergeDue <- struct{}{}:
+	default:
+	}
+}
+
+// mergeIdentities moves every pending identity into leaf_identities, a
+// chunk of keys per write transaction, and then moves merged_rowid past
+// them. A tree deleted meanwhile stops it: the keys not moved stay
+// pending, for the next merge.
+func (s *Storage) mergeIdentities(ctx context.Context) error {
+	keys, deletes := s.ids.startMerge()
+	if len(keys) == 0 {
+		return nil
+	}
+	var end int64
+	for _, k := range keys {
+		end = max(end, k.rowid)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), s.cfg.identityMergeChunk)
+		last := n == len(keys)
+		if done, err := s.mergeChunk(ctx, keys[:n], last, end, deletes); err != nil || !done {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// mergeChunk inserts keys into leaf_identities in one write transaction,
+// and with the last chunk of a merge sets merged_rowid to end. It returns
+// false, having written nothing, if a tree was deleted since the merge
+// began.
+func (s *Storage) mergeChunk(ctx context.Context, keys []pendingLeaf, last bool, end int64, deletes int) (_ bool, err error) {
+	defer s.markCorrupt(&err)
+	if err := s.beginWrite(ctx); err != nil {
+		return false, err
+	}
+	if s.ids.deleteCount() != deletes {
+		s.rollbackWrite()
+		return false, nil
+	}
+	fail := func(err error) (bool, error) {
+		s.rollbackWrite()
+		return false, fmt.Errorf("sqlite storage: merging identities: %w", err)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), identityRowsPerInsert)
+		args := make([]any, 0, 3*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.tree, k.hash[:], k.rowid)
+		}
+		q := `INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid) VALUES ` + rowsOf(n)
+		var err error
+		if n == identityRowsPerInsert {
+			_, err = s.w.exec(ctx, q, args...)
+		} else {
+			_, err = s.wconn.ExecContext(ctx, q, args...) // not kept prepared: its size varies
+		}
+		if err != nil {
+			return fail(err)
+		}
+		s.ids.merged = append(s.ids.merged, keys[:n]...)
+		keys = keys[n:]
+	}
+	if last {
+		if _, err := s.w.exec(ctx, setMergedSQL, end); err != nil {
+			return fail(err)
+		}
+	}
+	return true, s.commitWrite()
+}
+
+// rowsOf returns "(?, ?, ?), (?, ?, ?)" for n rows of three values.
+func rowsOf(n int) string {
+	return strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")
+}
