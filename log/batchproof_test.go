@@ -61,6 +61,11 @@ func TestBatchProver(t *testing.T) {
 				}
 				want = r.Proof.Hashes
 			}
+			// The publisher hands these out without verifying them
+			// (found.proven): each must verify against the new root.
+			if err := checkpoint.VerifyInclusion(i, size, leaves[i], got, root(size)); err != nil {
+				t.Errorf("proof of %d at %d (built after %d) does not verify: %v", i, size, old, err)
+			}
 			if diff := cmp.Diff(nonNil(want), got); diff != "" {
 				t.Errorf("proof of %d at %d (built after %d) differs from Trillian's (-want +got):\n%s", i, size, old, diff)
 			}

@@ -73,6 +73,10 @@ type found struct {
 	index uint64
 	cp    *published
 	proof [][]byte // the inclusion proof when already known, else nil
+	// proven says that proof was built by a batchProver from nodes that
+	// hash to cp's root, with the waiter's leaf hash at index: it verifies
+	// by construction (TestBatchProver checks every such proof).
+	proven bool
 }
 
 // newPublisher loads the latest published checkpoint, or publishes the
@@ -497,6 +501,7 @@ func (p *publisher) advance(ctx context.Context, next *published, g *growth) {
 		}
 		f := found{index: old.size + uint64(i), cp: next}
 		f.proof, _ = g.prover.inclusion(f.index) // nil: the waiter asks Trillian
+		f.proven = f.proof != nil
 		p.deliver(h, f)
 	}
 }
