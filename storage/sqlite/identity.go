@@ -84,6 +84,8 @@ type identities struct {
 	prev    map[identityKey]int64
 	deletes int // transactions that deleted trees; a merge stops when it changes
 
+	filter *identityFilter // of the table's keys
+
 	tx      map[identityKey]int64
 	dropped []int64       // trees whose leaves the open transaction deleted
 	merged  []pendingLeaf // keys the open transaction inserted into the table
@@ -134,6 +136,9 @@ func (ids *identities) committed() int {
 	defer ids.mu.Unlock()
 	if ids.cur == nil {
 		ids.cur = make(map[identityKey]int64, len(ids.tx))
+	}
+	if len(ids.merged) > 0 {
+		ids.filter.add(ids.merged)
 	}
 	for _, p := range ids.merged {
 		delete(ids.cur, p.identityKey)
@@ -227,6 +232,11 @@ func (s *Storage) loadIdentities(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	s.ids.cur = cur
+	var merged int64
+	if err := s.wconn.QueryRowContext(ctx, `SELECT merged_rowid FROM identity_merge WHERE id = 0`).Scan(&merged); err != nil {
+		return s.openErr(err)
+	}
+	s.filter.want(2 * merged) // leaf rowids bound the table's keys
 	return nil
 }
 
@@ -266,7 +276,7 @@ func (s *Storage) lookupStored(ctx context.Context, reqs []*queueReq) (map[ident
 	for _, r := range reqs {
 		for _, l := range r.leaves {
 			if k, ok := keyOf(r.treeID(), l.LeafIdentityHash); ok {
-				if _, pending := s.ids.findWrite(k); !pending {
+				if _, pending := s.ids.findWrite(k); !pending && !s.filter.absent(k) {
 					byTree[k.tree] = append(byTree[k.tree], l.LeafIdentityHash)
 				}
 			}

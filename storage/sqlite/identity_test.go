@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -36,6 +38,24 @@ func checkMergedMark(t *testing.T, s *Storage) {
 	}
 	if missing > 0 {
 		t.Errorf("%d leaves at or below merged_rowid are not in leaf_identities", missing)
+	}
+}
+
+// waitFilter waits until the identity filter answers.
+func waitFilter(t *testing.T, s *Storage) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.filter.mu.Lock()
+		ready := s.filter.cur != nil
+		s.filter.mu.Unlock()
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the identity filter was not built")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -107,6 +127,7 @@ func TestIdentityIndexParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitFilter(t, s) // so that the merges below must feed it
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
 	var leaves []*trillian.LogLeaf
 	var first []int64
@@ -140,6 +161,7 @@ func TestIdentityIndexParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	waitFilter(t, s) // built from the table
 	if got := s.ids.pending(); got != pending {
 		t.Errorf("reopened with %d identities pending, want %d", got, pending)
 	}
@@ -383,7 +405,9 @@ func TestIdentityIndexPartialMerge(t *testing.T) {
 // lookup finds its leaf, every leaf is stored once, and the table holds
 // every leaf up to merged_rowid.
 func TestIdentityIndexConcurrent(t *testing.T) {
-	s := openTest(t, Config{identityMergeRows: 200, identityMergeChunk: 50})
+	// A filter this small fills up and is built again, larger, while the
+	// merges feed it.
+	s := openTest(t, Config{identityMergeRows: 200, identityMergeChunk: 50, identityFilterKeys: 64})
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
 	const writers, calls, per = 4, 40, 10
 	acked := make(chan *trillian.LogLeaf, writers*calls*per)
@@ -446,4 +470,81 @@ func TestIdentityIndexConcurrent(t *testing.T) {
 		t.Error("no merge ran")
 	}
 	checkMergedMark(t, s)
+	s.filter.mu.Lock()
+	f := s.filter.cur
+	s.filter.mu.Unlock()
+	if f == nil || f.capacity <= 64 {
+		t.Errorf("the identity filter was not built again larger (%v)", f)
+	}
+	// Every key in the table passes the filter.
+	rows, err := s.rdb.Query(`SELECT tree_id, leaf_identity_hash FROM leaf_identities`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tree int64
+		var h []byte
+		if err := rows.Scan(&tree, &h); err != nil {
+			t.Fatal(err)
+		}
+		if k, _ := keyOf(tree, h); s.filter.absent(k) {
+			t.Fatalf("the filter says the table lacks key %x, which it holds", h)
+		}
+	}
+}
+
+// TestIdentityFilterMergeDuringBuild merges keys after a build of the
+// filter has read the table and before it answers: they must pass the new
+// filter, or their duplicates would go unnoticed.
+func TestIdentityFilterMergeDuringBuild(t *testing.T) {
+	s := openTest(t, Config{identityMergeRows: 1 << 20})
+	waitFilter(t, s)
+	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
+	var leaves []*trillian.LogLeaf
+	for i := range 20 {
+		leaves = append(leaves, newLeaf(10, uint64(i)))
+	}
+	_, first := appendAll(t, s, tree, leaves)
+	filterScanned = func() {
+		if err := s.mergeIdentities(t.Context()); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { filterScanned = nil }()
+	if err := s.buildFilter(64); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := identityState(t, s); rows != 20 || s.ids.pending() != 0 {
+		t.Fatalf("the table holds %d identities with %d pending, want 20 and 0", rows, s.ids.pending())
+	}
+	checkDuplicates(t, s, tree, leaves, first, "after the build")
+}
+
+// TestBloom checks the filter's two promises: no key added is ever
+// absent, and at capacity few keys not added pass.
+func TestBloom(t *testing.T) {
+	const n = 1 << 16
+	b := newBloom(n)
+	key := func(i int) identityKey {
+		h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+		return identityKey{tree: 7, hash: h}
+	}
+	for i := range n {
+		b.add(key(i))
+	}
+	for i := range n {
+		if !b.test(key(i)) {
+			t.Fatalf("key %d was added but is absent", i)
+		}
+	}
+	passed := 0
+	for i := n; i < 2*n; i++ {
+		if b.test(key(i)) {
+			passed++
+		}
+	}
+	if rate := float64(passed) / n; rate > 0.02 {
+		t.Errorf("%.2f%% false positives at capacity, want at most 2%%", 100*rate)
+	}
 }

@@ -192,6 +192,9 @@ type Config struct {
 	// pending identities start a merge and how many one of its
 	// transactions inserts. Zero means the constants of the same names.
 	identityMergeRows, identityMergeChunk int
+	// identityFilterKeys, for tests, is the smallest capacity of the
+	// identity filter. Zero means minFilterKeys.
+	identityFilterKeys int
 }
 
 func (c Config) withDefaults() Config {
@@ -212,6 +215,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.identityMergeChunk <= 0 {
 		c.identityMergeChunk = identityMergeChunk
+	}
+	if c.identityFilterKeys <= 0 {
+		c.identityFilterKeys = minFilterKeys
 	}
 	return c
 }
@@ -258,10 +264,11 @@ type Storage struct {
 	// written wakes the checkpointer after a commit (buffered, 1).
 	written chan struct{}
 
-	queue chan *queueReq
-	integ integrators
-	edge  edgeTiles // guarded by the write lock
-	ids   identities
+	queue  chan *queueReq
+	integ  integrators
+	edge   edgeTiles // guarded by the write lock
+	ids    identities
+	filter *identityFilter
 	// mergeDue wakes identityMerger (buffered, 1).
 	mergeDue chan struct{}
 	// groupCommits counts the transactions the committer ran, and pending
@@ -297,7 +304,9 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		closing:  make(chan struct{}),
 		written:  make(chan struct{}, 1),
 		mergeDue: make(chan struct{}, 1),
+		filter:   newIdentityFilter(cfg.identityFilterKeys),
 	}
+	s.ids.filter = s.filter
 	var err error
 	if s.lock, err = lockFile(path); err != nil {
 		return nil, err
@@ -306,10 +315,11 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.committer()
 	go s.checkpointer()
 	go s.identityMerger()
+	go s.filterBuilder()
 	s.wakeMerger()
 	return s, nil
 }
