@@ -56,23 +56,23 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	if err := s.setWAL(ctx); err != nil {
 		return err
 	}
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return s.openErr(err)
-	}
-	stmts := []string{
+	return s.execAll(ctx, "creating the schema",
 		schemaSQL,
 		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
 		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	)
+}
+
+// execAll runs stmts in one write transaction, at Open.
+func (s *Storage) execAll(ctx context.Context, what string, stmts ...string) error {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return s.openErr(err)
 	}
-	for _, q := range stmts {
+	for _, q := range append(stmts, "COMMIT") {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			s.rollback()
-			return fmt.Errorf("%w (creating the schema)", s.openErr(err))
+			return fmt.Errorf("%w (%s)", s.openErr(err), what)
 		}
-	}
-	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-		s.rollback()
-		return fmt.Errorf("%w (creating the schema)", s.openErr(err))
 	}
 	return nil
 }
@@ -82,11 +82,8 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 // leaf's key once, in key order.
 func (s *Storage) migrate2(ctx context.Context) error {
 	start := time.Now()
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return s.openErr(err)
-	}
 	tables := schemaSQL[strings.Index(schemaSQL, "CREATE TABLE leaf_identities"):]
-	stmts := []string{
+	err := s.execAll(ctx, "migrating the schema from version 2",
 		tables,
 		`INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid)
 			SELECT tree_id, leaf_identity_hash, rowid FROM leaf_data INDEXED BY leaf_data_identity
@@ -94,16 +91,9 @@ func (s *Storage) migrate2(ctx context.Context) error {
 		advanceMergedSQL,
 		`DROP INDEX leaf_data_identity`,
 		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
-	}
-	for _, q := range stmts {
-		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
-			s.rollback()
-			return fmt.Errorf("%w (migrating the schema from version 2)", s.openErr(err))
-		}
-	}
-	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-		s.rollback()
-		return fmt.Errorf("%w (migrating the schema from version 2)", s.openErr(err))
+	)
+	if err != nil {
+		return err
 	}
 	s.log.Info("sqlite storage: migrated the schema from version 2 to 3 (identity index)", "path", s.path, "took", time.Since(start).Round(time.Millisecond))
 	return nil
