@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,9 +87,22 @@ type identities struct {
 
 	filter *identityFilter // of the table's keys
 
+	pass   *mergePass  // the merge under way (write lock)
+	passOn atomic.Bool // pass != nil, for a look without the lock
+
 	tx      map[identityKey]int64
 	dropped []int64       // trees whose leaves the open transaction deleted
 	merged  []pendingLeaf // keys the open transaction inserted into the table
+}
+
+// mergePass is a merge under way: the keys it moves, in key order, how
+// many are moved, the highest rowid among them, and the count of deleting
+// transactions when it began.
+type mergePass struct {
+	keys    []pendingLeaf
+	next    int
+	end     int64
+	deletes int
 }
 
 // pendingLeaf is a key of the memory part and its leaf's rowid.
@@ -139,6 +153,11 @@ func (ids *identities) committed() int {
 	}
 	if len(ids.merged) > 0 {
 		ids.filter.add(ids.merged)
+		if p := ids.pass; p != nil {
+			if p.next += len(ids.merged); p.next == len(p.keys) {
+				ids.setPass(nil)
+			}
+		}
 	}
 	for _, p := range ids.merged {
 		delete(ids.cur, p.identityKey)
@@ -162,15 +181,27 @@ func (ids *identities) committed() int {
 			}
 		}
 	}
-	ids.rolledBack()
+	ids.tx, ids.dropped, ids.merged = nil, nil, nil
 	return len(ids.cur)
 }
 
-// rolledBack forgets the open transaction.
-func (ids *identities) rolledBack() { ids.tx, ids.dropped, ids.merged = nil, nil, nil }
+// rolledBack forgets the open transaction, and the merge under way if the
+// transaction was one of its steps.
+func (ids *identities) rolledBack() {
+	if len(ids.merged) > 0 {
+		ids.setPass(nil)
+	}
+	ids.tx, ids.dropped, ids.merged = nil, nil, nil
+}
+
+func (ids *identities) setPass(p *mergePass) {
+	ids.pass = p
+	ids.passOn.Store(p != nil)
+}
 
 // startMerge returns the pending keys in key order, and the count of
-// deleting transactions; it forgets the keys the last merge moved.
+// deleting transactions; it forgets the keys the last merge moved. The
+// caller holds the write lock.
 func (ids *identities) startMerge() ([]pendingLeaf, int) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
@@ -324,30 +355,35 @@ func selectIdentitiesSQL(n int) string {
 		strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
 }
 
-// identityMerger merges the pending identities into leaf_identities
-// whenever a commit leaves identityMergeRows of them.
+// mergeDue reports whether a merge is under way or should start.
+func (s *Storage) mergeDue() bool {
+	return s.ids.passOn.Load() || s.ids.pending() >= s.cfg.identityMergeRows
+}
+
+// identityMerger takes merges forward while they are due, a step of
+// identityMergeChunk keys at a time, when a commit wakes it. The group
+// commit also takes a step after each of its transactions, so that a
+// stream of appends cannot outrun the merges.
 func (s *Storage) identityMerger() {
 	defer s.wg.Done()
 	for {
 		select {
 		case <-s.closing:
 			return
-		case <-s.mergeDue:
+		case <-s.mergeWake:
 		}
-		if s.ids.pending() < s.cfg.identityMergeRows {
-			continue
-		}
-		if err := s.mergeIdentities(context.Background()); err != nil {
-			if s.closed.Load() {
-				return
+		for s.mergeDue() {
+			if _, err := s.mergeStep(context.Background(), s.cfg.identityMergeChunk, s.cfg.identityMergeRows); err != nil {
+				if s.closed.Load() {
+					return
+				}
+				s.log.Error("sqlite storage: merging the identity index failed; duplicates are still found, from memory", "path", s.path, "err", err)
+				select {
+				case <-s.closing:
+					return
+				case <-time.After(time.Second):
+				}
 			}
-			s.log.Error("sqlite storage: merging the identity index failed; duplicates are still found, from memory", "path", s.path, "err", err)
-			select {
-			case <-s.closing:
-				return
-			case <-time.After(time.Second):
-			}
-			s.wakeMerger()
 		}
 	}
 }
@@ -355,61 +391,66 @@ func (s *Storage) identityMerger() {
 // wakeMerger asks identityMerger to look at the pending identities.
 func (s *Storage) wakeMerger() {
 	select {
-	case s.mergeDue <- struct{}{}:
+	case s.mergeWake <- struct{}{}:
 	default:
 	}
 }
 
-// mergeIdentities moves every pending identity into leaf_identities, a
-// chunk of keys per write transaction, and then moves merged_rowid past
-// them. A tree deleted meanwhile stops it: the keys not moved stay
-// pending, for the next merge.
+// mergeIdentities moves every pending identity into leaf_identities (the
+// merge under way first, if any), a step of identityMergeChunk keys at a
+// time.
 func (s *Storage) mergeIdentities(ctx context.Context) error {
-	keys, deletes := s.ids.startMerge()
-	if len(keys) == 0 {
-		return nil
-	}
-	var end int64
-	for _, k := range keys {
-		end = max(end, k.rowid)
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), s.cfg.identityMergeChunk)
-		last := n == len(keys)
-		if done, err := s.mergeChunk(ctx, keys[:n], last, end, deletes); err != nil || !done {
+	for {
+		more, err := s.mergeStep(ctx, s.cfg.identityMergeChunk, 1)
+		if err != nil || (!more && s.ids.pending() == 0) {
 			return err
 		}
-		keys = keys[n:]
 	}
-	return nil
 }
 
-// mergeChunk inserts keys into leaf_identities in one write transaction,
-// and with the last chunk of a merge sets merged_rowid to end. It returns
-// false, having written nothing, if a tree was deleted since the merge
-// began.
-func (s *Storage) mergeChunk(ctx context.Context, keys []pendingLeaf, last bool, end int64, deletes int) (_ bool, err error) {
+// mergeStep moves the next n keys of the merge under way into
+// leaf_identities, in one write transaction, and with the last of them
+// sets merged_rowid past them all; with no merge under way it starts one
+// if at least threshold keys are pending. A tree deleted since the merge
+// began ends it: its keys not moved stay pending, for the next. It
+// reports whether a merge is under way after the step.
+func (s *Storage) mergeStep(ctx context.Context, n, threshold int) (_ bool, err error) {
 	defer s.markCorrupt(&err)
 	if err := s.beginWrite(ctx); err != nil {
 		return false, err
 	}
-	if s.ids.deleteCount() != deletes {
-		s.rollbackWrite()
-		return false, nil
+	ids := &s.ids
+	if ids.pass != nil && ids.deleteCount() != ids.pass.deletes {
+		ids.setPass(nil)
 	}
+	if ids.pass == nil {
+		if ids.pending() < threshold {
+			s.rollbackWrite()
+			return false, nil
+		}
+		keys, deletes := ids.startMerge()
+		p := &mergePass{keys: keys, deletes: deletes}
+		for _, k := range keys {
+			p.end = max(p.end, k.rowid)
+		}
+		ids.setPass(p)
+	}
+	p := ids.pass
+	keys := p.keys[p.next:min(p.next+n, len(p.keys))]
+	last := p.next+len(keys) == len(p.keys)
 	fail := func(err error) (bool, error) {
 		s.rollbackWrite()
 		return false, fmt.Errorf("sqlite storage: merging identities: %w", err)
 	}
 	for len(keys) > 0 {
-		n := min(len(keys), identityRowsPerInsert)
-		args := make([]any, 0, 3*n)
-		for _, k := range keys[:n] {
-			args = append(args, k.tree, k.hash[:], k.rowid)
+		k := min(len(keys), identityRowsPerInsert)
+		args := make([]any, 0, 3*k)
+		for _, key := range keys[:k] {
+			args = append(args, key.tree, key.hash[:], key.rowid)
 		}
-		q := `INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid) VALUES ` + rowsOf(n)
+		q := `INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid) VALUES ` + rowsOf(k)
 		var err error
-		if n == identityRowsPerInsert {
+		if k == identityRowsPerInsert {
 			_, err = s.w.exec(ctx, q, args...)
 		} else {
 			_, err = s.wconn.ExecContext(ctx, q, args...) // not kept prepared: its size varies
@@ -417,15 +458,16 @@ func (s *Storage) mergeChunk(ctx context.Context, keys []pendingLeaf, last bool,
 		if err != nil {
 			return fail(err)
 		}
-		s.ids.merged = append(s.ids.merged, keys[:n]...)
-		keys = keys[n:]
+		ids.merged = append(ids.merged, keys[:k]...)
+		keys = keys[k:]
 	}
 	if last {
-		if _, err := s.w.exec(ctx, setMergedSQL, end); err != nil {
+		if _, err := s.w.exec(ctx, setMergedSQL, p.end); err != nil {
 			return fail(err)
 		}
 	}
-	return true, s.commitWrite()
+	err = s.commitWrite() // moves the merge on, or ends it
+	return ids.passOn.Load(), err
 }
 
 // rowsOf returns "(?, ?, ?), (?, ?, ?)" for n rows of three values.

@@ -336,13 +336,13 @@ func TestMigrateSchema2(t *testing.T) {
 	checkByHash(t, s, tree, leaves, first)
 }
 
-// TestIdentityIndexPartialMerge stops a merge after its first chunk, as a
+// TestIdentityIndexPartialMerge stops a merge after its first step, as a
 // crash would, and checks that the file reopens with the keys of the other
-// chunks pending and every leaf found; then that a merge stopped by a tree
-// deleted meanwhile writes nothing and leaves its keys pending.
+// steps pending and every leaf found; then that a tree deleted during a
+// merge ends it, so that none of its keys reach the table.
 func TestIdentityIndexPartialMerge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trillian.db")
-	cfg := Config{identityMergeRows: 1 << 20, identityMergeChunk: 40}
+	cfg := Config{identityMergeRows: 1 << 20}
 	s, err := Open(t.Context(), path, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -353,12 +353,11 @@ func TestIdentityIndexPartialMerge(t *testing.T) {
 		leaves = append(leaves, newLeaf(8, uint64(i)))
 	}
 	_, first := appendAll(t, s, tree, leaves)
-	keys, deletes := s.ids.startMerge()
-	if done, err := s.mergeChunk(t.Context(), keys[:40], false, 100, deletes); err != nil || !done {
-		t.Fatalf("first chunk: %v, %v", done, err)
+	if more, err := s.mergeStep(t.Context(), 40, 1); err != nil || !more {
+		t.Fatalf("first step: %v, %v; want a merge under way", more, err)
 	}
 	if rows, merged := identityState(t, s); rows != 40 || merged != 0 || s.ids.pending() != 60 {
-		t.Fatalf("after one chunk the table holds %d identities up to row %d with %d pending; want 40, 0, 60", rows, merged, s.ids.pending())
+		t.Fatalf("after one step the table holds %d identities up to row %d with %d pending; want 40, 0, 60", rows, merged, s.ids.pending())
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -373,30 +372,34 @@ func TestIdentityIndexPartialMerge(t *testing.T) {
 	checkDuplicates(t, s, tree, leaves, first, "after reopening")
 	checkByHash(t, s, tree, leaves, first)
 
-	// A deleted tree stops the merge before its next chunk.
+	// A tree deleted in the middle of a merge ends it.
 	other := initializedTree(t, s, stestonly.PreorderedLogTree)
-	appendAll(t, s, other, []*trillian.LogLeaf{newLeaf(9, 0)})
-	keys, deletes = s.ids.startMerge()
+	var others []*trillian.LogLeaf
+	for i := range 60 {
+		others = append(others, newLeaf(9, uint64(i)))
+	}
+	appendAll(t, s, other, others)
+	if more, err := s.mergeStep(t.Context(), 40, 1); err != nil || !more {
+		t.Fatalf("first step of the second merge: %v, %v; want a merge under way", more, err)
+	}
 	if _, err := storage.SoftDeleteTree(t.Context(), s.AdminStorage(), other.TreeId); err != nil {
 		t.Fatal(err)
 	}
 	if err := storage.HardDeleteTree(t.Context(), s.AdminStorage(), other.TreeId); err != nil {
 		t.Fatal(err)
 	}
-	if done, err := s.mergeChunk(t.Context(), keys[:40], false, 101, deletes); err != nil || done {
-		t.Errorf("a chunk after a delete: done %v, %v; want not done", done, err)
-	}
-	if rows, _ := identityState(t, s); rows != 40 || s.ids.pending() != 60 {
-		t.Errorf("after the stopped chunk the table holds %d identities with %d pending; want 40 and 60", rows, s.ids.pending())
-	}
 	if err := s.mergeIdentities(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if rows, _ := identityState(t, s); rows != 100 || s.ids.pending() != 0 {
-		t.Errorf("after a whole merge the table holds %d identities with %d pending; want 100 and 0", rows, s.ids.pending())
+	var stale int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM leaf_identities WHERE tree_id = ?`, other.TreeId).Scan(&stale); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := identityState(t, s); rows != 100 || stale != 0 || s.ids.pending() != 0 {
+		t.Errorf("after the merges the table holds %d identities, %d of the deleted tree, with %d pending; want 100, 0, 0", rows, stale, s.ids.pending())
 	}
 	checkMergedMark(t, s)
-	checkDuplicates(t, s, tree, leaves, first, "after the whole merge")
+	checkDuplicates(t, s, tree, leaves, first, "after the merges")
 }
 
 // TestIdentityIndexConcurrent appends from several goroutines, half of the

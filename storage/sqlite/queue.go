@@ -150,8 +150,16 @@ func (s *Storage) committer() {
 		if batch == nil {
 			continue
 		}
-		batch, _ = s.gather(batch, n)
+		batch, n = s.gather(batch, n)
 		s.commitBatch(batch)
+		if s.mergeDue() {
+			// A step of the identity merge after each group commit,
+			// twice the keys it may have added, so that appends never
+			// outrun the merges however fast they come.
+			if _, err := s.mergeStep(context.Background(), max(s.cfg.identityMergeChunk, 2*n), s.cfg.identityMergeRows); err != nil && !s.closed.Load() {
+				s.log.Error("sqlite storage: merging the identity index failed; duplicates are still found, from memory", "path", s.path, "err", err)
+			}
+		}
 	}
 }
 

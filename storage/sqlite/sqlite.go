@@ -278,8 +278,8 @@ type Storage struct {
 	edge   edgeTiles // guarded by the write lock
 	ids    identities
 	filter *identityFilter
-	// mergeDue wakes identityMerger (buffered, 1).
-	mergeDue chan struct{}
+	// mergeWake wakes identityMerger (buffered, 1).
+	mergeWake chan struct{}
 	// groupCommits counts the transactions the committer ran, and pending
 	// the requests sent to it and not yet answered; for tests.
 	groupCommits atomic.Int64
@@ -305,15 +305,15 @@ func Open(ctx context.Context, path string, cfg Config) (*Storage, error) {
 		return nil, err
 	}
 	s := &Storage{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		path:     path,
-		wsem:     make(chan struct{}, 1),
-		queue:    make(chan *queueReq, 4096),
-		closing:  make(chan struct{}),
-		written:  make(chan struct{}, 1),
-		mergeDue: make(chan struct{}, 1),
-		filter:   newIdentityFilter(cfg.identityFilterKeys),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		path:      path,
+		wsem:      make(chan struct{}, 1),
+		queue:     make(chan *queueReq, 4096),
+		closing:   make(chan struct{}),
+		written:   make(chan struct{}, 1),
+		mergeWake: make(chan struct{}, 1),
+		filter:    newIdentityFilter(cfg.identityFilterKeys),
 	}
 	s.ids.filter = s.filter
 	var err error
