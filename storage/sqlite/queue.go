@@ -153,10 +153,15 @@ func (s *Storage) committer() {
 		batch, n = s.gather(batch, n)
 		s.commitBatch(batch)
 		if s.mergeDue() {
-			// A step of the identity merge after each group commit,
-			// twice the keys it may have added, so that appends never
-			// outrun the merges however fast they come.
-			if _, err := s.mergeStep(context.Background(), max(s.cfg.identityMergeChunk, 2*n), s.cfg.identityMergeRows); err != nil && !s.closed.Load() {
+			// A step of the identity merge after each group commit, so
+			// that appends never outrun the merges however fast they
+			// come: a chunk, or twice the keys the commit may have added
+			// once four merges' worth are pending.
+			step := s.cfg.identityMergeChunk
+			if s.ids.pending() >= 4*s.cfg.identityMergeRows {
+				step = max(step, 2*n)
+			}
+			if _, err := s.mergeStep(context.Background(), step, s.cfg.identityMergeRows); err != nil && !s.closed.Load() {
 				s.log.Error("sqlite storage: merging the identity index failed; duplicates are still found, from memory", "path", s.path, "err", err)
 			}
 		}
