@@ -71,6 +71,15 @@ func waitMerged(t *testing.T, s *Storage, limit int) {
 	}
 }
 
+// someLeaves returns n leaves of seed.
+func someLeaves(seed uint64, n int) []*trillian.LogLeaf {
+	var leaves []*trillian.LogLeaf
+	for i := range n {
+		leaves = append(leaves, newLeaf(seed, uint64(i)))
+	}
+	return leaves
+}
+
 // appendAll appends leaves and returns each one's status code and index.
 func appendAll(t *testing.T, s *Storage, tree *trillian.Tree, leaves []*trillian.LogLeaf) ([]codes.Code, []int64) {
 	t.Helper()
@@ -201,10 +210,7 @@ func checkByHash(t *testing.T, s *Storage, tree *trillian.Tree, leaves []*trilli
 func TestIdentityIndexOldSnapshot(t *testing.T) {
 	s := openTest(t, Config{identityMergeRows: 1 << 20})
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var leaves []*trillian.LogLeaf
-	for i := range 10 {
-		leaves = append(leaves, newLeaf(3, uint64(i)))
-	}
+	leaves := someLeaves(3, 10)
 	_, first := appendAll(t, s, tree, leaves)
 	tx, err := s.LogStorage().SnapshotForTree(t.Context(), tree)
 	if err != nil {
@@ -240,15 +246,9 @@ func TestIdentityIndexHardDelete(t *testing.T) {
 	}
 	keep := initializedTree(t, s, stestonly.PreorderedLogTree)
 	drop := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var kept []*trillian.LogLeaf
-	for i := range 30 {
-		kept = append(kept, newLeaf(4, uint64(i)))
-	}
+	kept := someLeaves(4, 30)
 	_, keptIdx := appendAll(t, s, keep, kept)
-	var dropped []*trillian.LogLeaf
-	for i := range 50 {
-		dropped = append(dropped, newLeaf(5, uint64(i)))
-	}
+	dropped := someLeaves(5, 50)
 	appendAll(t, s, drop, dropped)
 	if err := s.mergeIdentities(t.Context()); err != nil {
 		t.Fatal(err)
@@ -262,10 +262,7 @@ func TestIdentityIndexHardDelete(t *testing.T) {
 	if rows, merged := identityState(t, s); rows != 30 || merged != 30 {
 		t.Errorf("after the delete the table holds %d identities up to row %d, want 30 and 30", rows, merged)
 	}
-	var later []*trillian.LogLeaf
-	for i := range 5 {
-		later = append(later, newLeaf(6, uint64(i)))
-	}
+	later := someLeaves(6, 5)
 	_, laterIdx := appendAll(t, s, keep, later)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -292,10 +289,7 @@ func TestMigrateSchema2(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var leaves []*trillian.LogLeaf
-	for i := range 250 {
-		leaves = append(leaves, newLeaf(7, uint64(i)))
-	}
+	leaves := someLeaves(7, 250)
 	_, first := appendAll(t, s, tree, leaves)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -348,10 +342,7 @@ func TestIdentityIndexPartialMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var leaves []*trillian.LogLeaf
-	for i := range 100 {
-		leaves = append(leaves, newLeaf(8, uint64(i)))
-	}
+	leaves := someLeaves(8, 100)
 	_, first := appendAll(t, s, tree, leaves)
 	if more, err := s.mergeStep(t.Context(), 40, 1); err != nil || !more {
 		t.Fatalf("first step: %v, %v; want a merge under way", more, err)
@@ -374,10 +365,7 @@ func TestIdentityIndexPartialMerge(t *testing.T) {
 
 	// A tree deleted in the middle of a merge ends it.
 	other := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var others []*trillian.LogLeaf
-	for i := range 60 {
-		others = append(others, newLeaf(9, uint64(i)))
-	}
+	others := someLeaves(9, 60)
 	appendAll(t, s, other, others)
 	if more, err := s.mergeStep(t.Context(), 40, 1); err != nil || !more {
 		t.Fatalf("first step of the second merge: %v, %v; want a merge under way", more, err)
@@ -504,10 +492,7 @@ func TestIdentityFilterMergeDuringBuild(t *testing.T) {
 	s := openTest(t, Config{identityMergeRows: 1 << 20})
 	waitFilter(t, s)
 	tree := initializedTree(t, s, stestonly.PreorderedLogTree)
-	var leaves []*trillian.LogLeaf
-	for i := range 20 {
-		leaves = append(leaves, newLeaf(10, uint64(i)))
-	}
+	leaves := someLeaves(10, 20)
 	_, first := appendAll(t, s, tree, leaves)
 	filterScanned = func() {
 		if err := s.mergeIdentities(t.Context()); err != nil {
