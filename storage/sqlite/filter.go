@@ -18,8 +18,8 @@ import (
 // background (lookups go to the table until it is ready), and again at
 // twice the size whenever the keys added reach its capacity.
 type identityFilter struct {
+	cur     atomic.Pointer[bloom] // answers; nil until built; set under mu
 	mu      sync.Mutex
-	cur     *bloom // answers; nil until built
 	next    *bloom // being built; gets every key added meanwhile
 	build   chan int64
 	minKeys int64 // the smallest capacity
@@ -34,9 +34,7 @@ func newIdentityFilter(minKeys int) *identityFilter {
 
 // absent reports whether the table surely does not hold k.
 func (f *identityFilter) absent(k identityKey) bool {
-	f.mu.Lock()
-	b := f.cur
-	f.mu.Unlock()
+	b := f.cur.Load()
 	return b != nil && !b.test(k)
 }
 
@@ -45,7 +43,8 @@ func (f *identityFilter) absent(k identityKey) bool {
 func (f *identityFilter) add(keys []pendingLeaf) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, b := range []*bloom{f.cur, f.next} {
+	cur := f.cur.Load()
+	for _, b := range []*bloom{cur, f.next} {
 		if b == nil {
 			continue
 		}
@@ -53,8 +52,8 @@ func (f *identityFilter) add(keys []pendingLeaf) {
 			b.add(k.identityKey)
 		}
 	}
-	if f.cur != nil && f.next == nil && f.cur.n.Load() >= f.cur.capacity {
-		f.want(2 * f.cur.capacity)
+	if cur != nil && f.next == nil && cur.n.Load() >= cur.capacity {
+		f.want(2 * cur.capacity)
 	}
 }
 
@@ -131,7 +130,8 @@ func (s *Storage) buildFilter(capacity int64) error {
 		filterScanned()
 	}
 	f.mu.Lock()
-	f.cur, f.next = b, nil
+	f.cur.Store(b)
+	f.next = nil
 	f.mu.Unlock()
 	return nil
 }

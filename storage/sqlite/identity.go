@@ -26,10 +26,12 @@ import (
 // only grow), and may hold some above it. The others, the leaves written
 // since, are held in memory, in identities; Open rebuilds that part from
 // leaf_data's rows above merged_rowid that the table does not hold. Once
-// identityMergeRows leaves are pending, identityMerger inserts them into
-// the table in key order, in transactions of identityMergeChunk keys, and
-// moves merged_rowid past them with the last: a page of the table is then
-// written once for the many keys that fall on it. A lookup checks memory
+// identityMergeRows leaves are pending, a merge inserts them into the table
+// in key order, a step of at least identityMergeChunk keys per write
+// transaction (mergeStep, taken by the group commit after each of its
+// transactions and by identityMerger), and moves merged_rowid past them
+// with the last: a page of the table is then written once for the many
+// keys that fall on it. A lookup checks memory
 // first, then the table; a writer checks its own transaction's leaves too.
 // Dedup stays exact: every stored leaf is in one of the parts, and merges
 // and the commits that fill the memory part are serialized by the write
@@ -80,12 +82,11 @@ func keyOf(tree int64, hash []byte) (identityKey, bool) {
 // the table, so that a reader whose snapshot is older than that merge
 // still finds them. tx, dropped and merged belong to the open write
 // transaction, and only the holder of the write lock uses them; mu guards
-// cur, prev and deletes.
+// cur and prev.
 type identities struct {
-	mu      sync.RWMutex
-	cur     map[identityKey]int64
-	prev    map[identityKey]int64
-	deletes int // transactions that deleted trees; a merge stops when it changes
+	mu   sync.RWMutex
+	cur  map[identityKey]int64
+	prev map[identityKey]int64
 
 	filter *identityFilter // of the table's keys
 
@@ -98,13 +99,11 @@ type identities struct {
 }
 
 // mergePass is a merge under way: the keys it moves, in key order, how
-// many are moved, the highest rowid among them, and the count of deleting
-// transactions when it began.
+// many are moved, and the highest rowid among them.
 type mergePass struct {
-	keys    []pendingLeaf
-	next    int
-	end     int64
-	deletes int
+	keys []pendingLeaf
+	next int
+	end  int64
 }
 
 // pendingLeaf is a key of the memory part and its leaf's rowid.
@@ -172,7 +171,9 @@ func (ids *identities) committed() int {
 		ids.cur[k] = r
 	}
 	if len(ids.dropped) > 0 {
-		ids.deletes++
+		// The merge under way may hold keys of the deleted leaves: end
+		// it, and leave the keys not moved to the next.
+		ids.setPass(nil)
 	}
 	for _, tree := range ids.dropped {
 		for _, m := range []map[identityKey]int64{ids.cur, ids.prev} {
@@ -201,10 +202,9 @@ func (ids *identities) setPass(p *mergePass) {
 	ids.passOn.Store(p != nil)
 }
 
-// startMerge returns the pending keys in key order, and the count of
-// deleting transactions; it forgets the keys the last merge moved. The
-// caller holds the write lock.
-func (ids *identities) startMerge() ([]pendingLeaf, int) {
+// startMerge returns the pending keys in key order, and forgets the keys
+// the last merge moved. The caller holds the write lock.
+func (ids *identities) startMerge() []pendingLeaf {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	ids.prev = nil
@@ -218,14 +218,7 @@ func (ids *identities) startMerge() ([]pendingLeaf, int) {
 		}
 		return bytes.Compare(a.hash[:], b.hash[:])
 	})
-	return keys, ids.deletes
-}
-
-// deleteCount is the count of committed transactions that deleted trees.
-func (ids *identities) deleteCount() int {
-	ids.mu.RLock()
-	defer ids.mu.RUnlock()
-	return ids.deletes
+	return keys
 }
 
 // pending is how many committed leaves are not yet in leaf_identities.
@@ -303,13 +296,14 @@ func (s *Storage) storedLeaf(ctx context.Context, q *stmtConn, write bool, tree 
 // lookupStored reads from leaf_identities the rowids of the leaves whose
 // identity hashes the requests carry and the table holds: one query for
 // many keys, in the open write transaction (which does not change the
-// table). The memory part is not consulted.
+// table), and none for the keys the filter knows the table lacks. The
+// memory part is not consulted.
 func (s *Storage) lookupStored(ctx context.Context, reqs []*queueReq) (map[identityKey]int64, error) {
 	byTree := make(map[int64][]any)
 	for _, r := range reqs {
 		for _, l := range r.leaves {
 			if k, ok := keyOf(r.treeID(), l.LeafIdentityHash); ok {
-				if _, pending := s.ids.findWrite(k); !pending && !s.filter.absent(k) {
+				if !s.filter.absent(k) {
 					byTree[k.tree] = append(byTree[k.tree], l.LeafIdentityHash)
 				}
 			}
@@ -353,8 +347,7 @@ func (s *Storage) lookupStored(ctx context.Context, reqs []*queueReq) (map[ident
 
 // selectIdentitiesSQL looks up n identity hashes of one tree.
 func selectIdentitiesSQL(n int) string {
-	return `SELECT leaf_identity_hash, leaf_rowid FROM leaf_identities WHERE tree_id = ? AND leaf_identity_hash IN (` +
-		strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+	return `SELECT leaf_identity_hash, leaf_rowid FROM leaf_identities WHERE tree_id = ? AND leaf_identity_hash IN (` + repeatJoin("?", n) + `)`
 }
 
 // mergeDue reports whether a merge is under way or should start.
@@ -414,25 +407,21 @@ func (s *Storage) mergeIdentities(ctx context.Context) error {
 // leaf_identities, in one write transaction, and with the last of them
 // sets merged_rowid past them all; with no merge under way it starts one
 // if at least threshold keys are pending. A tree deleted since the merge
-// began ends it: its keys not moved stay pending, for the next. It
-// reports whether a merge is under way after the step.
+// began has ended it (committed): its keys not moved stay pending, for the
+// next. It reports whether a merge is under way after the step.
 func (s *Storage) mergeStep(ctx context.Context, n, threshold int) (_ bool, err error) {
 	defer s.markCorrupt(&err)
 	if err := s.beginWrite(ctx); err != nil {
 		return false, err
 	}
 	ids := &s.ids
-	if ids.pass != nil && ids.deleteCount() != ids.pass.deletes {
-		ids.setPass(nil)
-	}
 	if ids.pass == nil {
 		if ids.pending() < threshold {
 			s.rollbackWrite()
 			return false, nil
 		}
-		keys, deletes := ids.startMerge()
-		p := &mergePass{keys: keys, deletes: deletes}
-		for _, k := range keys {
+		p := &mergePass{keys: ids.startMerge()}
+		for _, k := range p.keys {
 			p.end = max(p.end, k.rowid)
 		}
 		ids.setPass(p)
@@ -450,7 +439,7 @@ func (s *Storage) mergeStep(ctx context.Context, n, threshold int) (_ bool, err 
 		for _, key := range keys[:k] {
 			args = append(args, key.tree, key.hash[:], key.rowid)
 		}
-		q := `INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid) VALUES ` + rowsOf(k)
+		q := `INSERT INTO leaf_identities (tree_id, leaf_identity_hash, leaf_rowid) VALUES ` + repeatJoin("(?, ?, ?)", k)
 		var err error
 		if k == identityRowsPerInsert {
 			_, err = s.w.exec(ctx, q, args...)
@@ -472,7 +461,8 @@ func (s *Storage) mergeStep(ctx context.Context, n, threshold int) (_ bool, err 
 	return ids.passOn.Load(), err
 }
 
-// rowsOf returns "(?, ?, ?), (?, ?, ?)" for n rows of three values.
-func rowsOf(n int) string {
-	return strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")
+// repeatJoin returns n copies of s joined by ", ": the placeholders of
+// multi-row statements.
+func repeatJoin(s string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(s+", ", n), ", ")
 }

@@ -46,10 +46,7 @@ func waitFilter(t *testing.T, s *Storage) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s.filter.mu.Lock()
-		ready := s.filter.cur != nil
-		s.filter.mu.Unlock()
-		if ready {
+		if s.filter.cur.Load() != nil {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -461,9 +458,7 @@ func TestIdentityIndexConcurrent(t *testing.T) {
 		t.Error("no merge ran")
 	}
 	checkMergedMark(t, s)
-	s.filter.mu.Lock()
-	f := s.filter.cur
-	s.filter.mu.Unlock()
+	f := s.filter.cur.Load()
 	if f == nil || f.capacity <= 64 {
 		t.Errorf("the identity filter was not built again larger (%v)", f)
 	}
