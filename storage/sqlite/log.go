@@ -347,9 +347,7 @@ func (t *logTX) getSubtrees(ctx context.Context) cache.GetSubtreesFunc {
 			if st.Prefix == nil {
 				st.Prefix = []byte{}
 			}
-			if t.writable {
-				t.use(&st)
-			}
+			t.use(&st)
 			ret = append(ret, &st)
 		}
 		return ret, nil
@@ -378,8 +376,12 @@ func (t *logTX) storeTiles(ctx context.Context) error {
 	return nil
 }
 
-// use records that a write transaction holds tile st.
+// use records that a write transaction holds tile st (a read-only one
+// keeps no edge).
 func (t *logTX) use(st *storagepb.SubtreeProto) {
+	if !t.writable {
+		return
+	}
 	if t.used == nil {
 		t.used = make(map[string]*storagepb.SubtreeProto)
 	}

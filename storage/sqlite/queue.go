@@ -282,6 +282,7 @@ func ifNoErr(res []*trillian.QueuedLogLeaf, err error) []*trillian.QueuedLogLeaf
 func (s *Storage) commitBatch(batch []*queueReq) {
 	ctx := context.Background()
 	integrate := true
+	var stored map[identityKey]int64 // read once: a rolled-back attempt leaves the table as it was
 	for {
 		var live []*queueReq
 		for _, r := range batch {
@@ -304,14 +305,16 @@ func (s *Storage) commitBatch(batch []*queueReq) {
 			return
 		}
 		failed := false
-		st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64)}
 		var err error
-		if st.stored, err = s.lookupStored(ctx, live); err != nil {
-			s.rollback()
-			s.unlockWrite()
-			s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
-			return
+		if stored == nil {
+			if stored, err = s.lookupStored(ctx, live); err != nil {
+				s.rollback()
+				s.unlockWrite()
+				s.finish(batch, fmt.Errorf("sqlite storage: queueing leaves: %w", err))
+				return
+			}
 		}
+		st := batchState{initialized: make(map[int64]bool), ends: make(map[int64]int64), stored: stored}
 		for _, r := range live {
 			res, err := s.queueRequest(ctx, r, st)
 			if err != nil {
