@@ -71,9 +71,11 @@ func (b *TileBuilder) Add(value []byte, hash [32]byte, full func(storage.Tile)) 
 	return nil
 }
 
-// Changed returns copies of the partial tiles that changed since the last
-// call (all of them on a new builder): the partial hash tiles whose
-// bottom row grew, and the partial entry bundle.
+// Changed returns copies of the partial hash tiles whose bottom row grew
+// since the last call (all of them on a new builder). The partial entry
+// bundle is not among them: it changes with every entry, and it is served
+// from the entries themselves (PartialBundle, Log.entryBundle) instead of
+// being stored again each time it grows.
 func (b *TileBuilder) Changed() []storage.Tile {
 	var out []storage.Tile
 	size := b.rng.End()
@@ -84,8 +86,14 @@ func (b *TileBuilder) Changed() []storage.Tile {
 		}
 		b.dirty[level] = false
 	}
-	if w := int(size % tileWidth); w > 0 {
-		out = append(out, storage.Tile{Level: storage.EntriesLevel, Index: size / tileWidth, Width: w, Data: append([]byte(nil), b.bundle...)})
-	}
 	return out
+}
+
+// PartialBundle returns the partial entry bundle: its index, width and
+// data (nil at a bundle boundary). The data is shared, not copied: the
+// builder only appends past it, so it never changes, and its capacity is
+// clipped so that no caller's append can write into the builder's.
+func (b *TileBuilder) PartialBundle() (index uint64, width int, data []byte) {
+	size := b.rng.End()
+	return size / tileWidth, int(size % tileWidth), b.bundle[:len(b.bundle):len(b.bundle)]
 }

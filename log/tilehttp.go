@@ -79,10 +79,7 @@ func (l *Log) Tile(ctx context.Context, level int, index uint64, width int) ([]b
 	var data []byte
 	var err error
 	if level == storage.EntriesLevel {
-		var b []byte
-		if b, _, err = l.tiles.bundle(ctx, index, w); err == nil {
-			data, err = bundlePrefix(b, w)
-		}
+		data, err = l.entryBundle(ctx, index, w)
 	} else {
 		var t *hashTile
 		if t, err = l.tiles.hashTile(ctx, level, index, w); err == nil {

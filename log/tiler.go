@@ -62,12 +62,9 @@ func (t *tiler) load(ctx context.Context) error {
 		}
 	}
 	if w := int(size % tileWidth); w > 0 {
-		b, _, err := ts.bundle(ctx, size/tileWidth, w)
+		b, err := t.l.entryBundle(ctx, size/tileWidth, w)
 		if err != nil {
 			return fmt.Errorf("loading the tiles at size %d: %w", size, err)
-		}
-		if b, err = bundlePrefix(b, w); err != nil {
-			return err
 		}
 		t.b.bundle = append([]byte(nil), b...)
 	}
@@ -77,6 +74,7 @@ func (t *tiler) load(ctx context.Context) error {
 	if got := t.b.Root(); got != root {
 		return fmt.Errorf("the stored tiles of size %d hash to %x, not the stored root %x: %w", size, got, root, errBadProof)
 	}
+	ts.setEdge(t.b.PartialBundle())
 	t.loaded = true
 	return nil
 }
@@ -114,6 +112,7 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			return err
 		}
 		t.l.leaves.add(t.size, u.Leaves)
+		t.l.tiles.setEdge(t.b.PartialBundle())
 		t.size, t.root = u.Size, u.Root
 		t.l.metrics.tiled.Set(float64(t.size))
 	}
@@ -140,7 +139,7 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 // returning the tiles they filled or changed.
 func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, error) {
 	start := t.size
-	values, hashes, err := t.readEntries(ctx, start, end)
+	values, hashes, err := t.l.readEntries(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -156,13 +155,54 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 	return u, nil
 }
 
+// entryBundle returns the entry bundle index of width width (< 256: a
+// partial one): from the tile store (the tiler's partial bundle, or a full
+// one), or else made from the entries, each checked against its leaf hash
+// in the stored level-0 hash tile, which the tiler checked against the
+// root. Partial bundles are not stored: rewriting the growing bundle each
+// round cost the publisher ~6% of the server's CPU under load, and the
+// entries are at hand.
+func (l *Log) entryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+	b, _, err := l.tiles.bundle(ctx, index, width)
+	if err == nil {
+		return bundlePrefix(b, width)
+	}
+	if !errors.Is(err, errNoTile) || width >= tileWidth {
+		return nil, err
+	}
+	ht, err := l.tiles.hashTile(ctx, 0, index, width)
+	if err != nil {
+		return nil, err
+	}
+	start := index * tileWidth
+	values, hashes, err := l.readEntries(ctx, start, start+uint64(width))
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for i, v := range values {
+		if want, _ := ht.node(0, uint64(i)); hashes[i] != want {
+			return nil, fmt.Errorf("entry %d read from Trillian does not hash to its leaf hash in the log's tiles: %w", start+uint64(i), errBadProof)
+		}
+		if len(v) > MaxEntrySize {
+			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold: %w", start+uint64(i), len(v), errBadProof)
+		}
+		n += 2 + len(v)
+	}
+	b = make([]byte, 0, n)
+	for _, v := range values {
+		b = append(b, byte(len(v)>>8), byte(len(v)))
+		b = append(b, v...)
+	}
+	return b, nil
+}
+
 // readEntries returns the entries [start, end), in order, and their leaf
 // hashes, computed here: those the sequencer of this process still holds
 // (Config.Leaves) if each hashes to the leaf hash Trillian integrated at
 // its index, else from Trillian. Either way they are Trillian's word until
-// their root is checked.
-func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, [][32]byte, error) {
-	l := t.l
+// their root (or leaf hashes) are checked.
+func (l *Log) readEntries(ctx context.Context, start, end uint64) ([][]byte, [][32]byte, error) {
 	out := make([][]byte, 0, end-start)
 	hashes := make([][32]byte, 0, end-start)
 	if l.cfg.Leaves != nil {
@@ -184,17 +224,17 @@ func (t *tiler) readEntries(ctx context.Context, start, end uint64) ([][]byte, [
 		resp, err := l.cfg.Trillian.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
 			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(min(end-next, 1000))})
 		if err != nil {
-			return nil, nil, fmt.Errorf("tiler: reading entries from Trillian: %w", err)
+			return nil, nil, fmt.Errorf("reading entries from Trillian: %w", err)
 		}
 		if len(resp.Leaves) == 0 {
-			return nil, nil, fmt.Errorf("tiler: Trillian returned no entries from %d", next)
+			return nil, nil, fmt.Errorf("Trillian returned no entries from %d", next)
 		}
 		for _, leaf := range resp.Leaves {
 			if next == end {
 				break
 			}
 			if uint64(leaf.LeafIndex) != next {
-				return nil, nil, fmt.Errorf("tiler: Trillian returned entry %d where %d was expected: %w", leaf.LeafIndex, next, errBadProof)
+				return nil, nil, fmt.Errorf("Trillian returned entry %d where %d was expected: %w", leaf.LeafIndex, next, errBadProof)
 			}
 			out, hashes = append(out, leaf.LeafValue), append(hashes, checkpoint.LeafHash(leaf.LeafValue))
 			next++

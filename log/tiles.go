@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/transparency-dev/merkle/compact"
@@ -99,11 +100,14 @@ func (t *hashTile) node(j int, i uint64) ([32]byte, bool) {
 
 // tileStore reads the log's tiles from the state database, through
 // memory caches: full tiles never change, so they are cached until
-// evicted; a partial tile is cached at the width last read, and read again
-// when a wider one is needed.
+// evicted; a partial hash tile is cached at the width last read, and read
+// again when a wider one is needed. Partial entry bundles are not stored:
+// the tiler hands over the one it built (edge), and Log.entryBundle makes
+// others from the entries.
 type tileStore struct {
 	db     *storage.DB
 	origin string
+	edge   atomic.Pointer[edgeBundle]
 
 	mu          sync.RWMutex
 	hashes      map[tileKey]*hashTile
@@ -223,9 +227,28 @@ func (s *tileStore) root(ctx context.Context, size uint64) ([32]byte, error) {
 	return [32]byte(r), nil
 }
 
+// edgeBundle is the partial entry bundle the tiler built last: index,
+// width entries, and their bundle.
+type edgeBundle struct {
+	index uint64
+	width int
+	data  []byte
+}
+
+// setEdge keeps the tiler's partial entry bundle (TileBuilder.PartialBundle)
+// for readers.
+func (s *tileStore) setEdge(index uint64, width int, data []byte) {
+	s.edge.Store(&edgeBundle{index: index, width: width, data: data})
+}
+
 // bundle returns the entry bundle index at a width of at least width,
-// and its width.
+// and its width: the tiler's partial one, or a full one. A partial bundle
+// stored by an older version is never read: it is not checked any more
+// (and is overwritten once the bundle is full).
 func (s *tileStore) bundle(ctx context.Context, index uint64, width int) ([]byte, int, error) {
+	if e := s.edge.Load(); e != nil && e.index == index && e.width >= width {
+		return e.data, e.width, nil
+	}
 	s.mu.RLock()
 	b := s.bundles[index]
 	s.mu.RUnlock()
@@ -239,10 +262,10 @@ func (s *tileStore) bundle(ctx context.Context, index uint64, width int) ([]byte
 	if err != nil {
 		return nil, 0, err
 	}
-	if st.Width < width {
-		return nil, 0, fmt.Errorf("entry bundle %d has width %d, not %d: %w", index, st.Width, width, errNoTile)
+	if st.Width != tileWidth {
+		return nil, 0, fmt.Errorf("entry bundle %d is not full: %w", index, errNoTile)
 	}
-	if st.Width == tileWidth && len(st.Data) <= s.maxBytes/16 {
+	if len(st.Data) <= s.maxBytes/16 {
 		s.mu.Lock()
 		for k, v := range s.bundles { // evict at random until it fits
 			if s.bundleBytes+len(st.Data) <= s.maxBytes {

@@ -151,6 +151,7 @@ func runTiles(t *testing.T, tl *testLog) {
 			t.Fatalf("size %d: checkpoint root %x, sumdb/tlog's %x", next, cp.Hash, want[:])
 		}
 		checkTiles(t, tl, ref, int64(next))
+		checkPartialBundle(t, tl, ref, int64(next))
 		// What was read is cached, and counted (the collector's soft
 		// limit follows CacheBytes).
 		if next >= tileWidth {
@@ -195,6 +196,59 @@ func runTiles(t *testing.T, tl *testLog) {
 	}
 	if code, _ := tl.get("/tile/0/000.p/2"); code != http.StatusNotFound {
 		t.Errorf("GET /tile/0/000.p/2 (no checkpoint of size 2): %d, want 404", code)
+	}
+}
+
+// checkPartialBundle checks that no partial entry bundle is stored, and
+// that the partial bundle of the published tree of size is served the
+// same when made from the entries as from the tiler's memory.
+func checkPartialBundle(t *testing.T, tl *testLog, ref *reference, size int64) {
+	t.Helper()
+	var n int
+	if err := tl.state.SQL().QueryRow(`SELECT COUNT(*) FROM tiles WHERE level = ? AND width < ?`, storage.EntriesLevel, tileWidth).Scan(&n); err != nil || n != 0 {
+		t.Errorf("size %d: %d partial entry bundles stored (%v), want none", size, n, err)
+	}
+	w := int(size % tileWidth)
+	if w == 0 {
+		return
+	}
+	tl.log.tiles.edge.Store(nil)
+	path := "/tile/" + checkpoint.TilePath(storage.EntriesLevel, uint64(size/tileWidth), w)
+	if code, got := tl.get(path); code != http.StatusOK || !bytes.Equal(got, ref.bundle(size/tileWidth, w)) {
+		t.Errorf("GET %s made from the entries: %d, %d bytes, want the bundle of %d entries", path, code, len(got), w)
+	}
+}
+
+// TestPartialBundleFromEntries: a partial entry bundle that the tiler
+// does not hold (another server's, or before its first round) is made
+// from Trillian's entries, each checked against the stored hash tile: a
+// forged entry is never served.
+func TestPartialBundleFromEntries(t *testing.T) {
+	var lt *lyingTrillian
+	tl := newTestLog(t, func(c *Config) {
+		lt = &lyingTrillian{TrillianLogClient: c.Trillian}
+		c.Trillian = lt
+		c.Leaves = nil // read from Trillian, as a remote one
+	})
+	ref := &reference{}
+	for i := range 3 {
+		if code, r := tl.add(entryBytes(i), ""); code != http.StatusOK {
+			t.Fatalf("add: %d %s", code, r.Error)
+		}
+		ref.add(t, entryBytes(i))
+	}
+	tl.log.tiles.edge.Store(nil)
+	if code, got := tl.get("/tile/entries/000.p/3"); code != http.StatusOK || !bytes.Equal(got, ref.bundle(0, 3)) {
+		t.Fatalf("GET /tile/entries/000.p/3 from Trillian's entries: %d %.100q", code, got)
+	}
+	lt.lie.Store(func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") })
+	tl.log.tiles.edge.Store(nil)
+	if code, got := tl.get("/tile/entries/000.p/3"); code != http.StatusInternalServerError {
+		t.Errorf("GET /tile/entries/000.p/3 with entry 2 forged in Trillian: %d %.100q, want 500", code, got)
+	}
+	// An older checkpoint's width needs only entries 0 and 1.
+	if code, got := tl.get("/tile/entries/000.p/2"); code != http.StatusOK || !bytes.Equal(got, ref.bundle(0, 2)) {
+		t.Errorf("GET /tile/entries/000.p/2: %d %.100q", code, got)
 	}
 }
 
