@@ -52,6 +52,9 @@ func (b *TileBuilder) Add(value []byte, hash [32]byte, full func(storage.Tile)) 
 			return
 		}
 		level := int(id.Level / tileHeight)
+		if b.edge[level] == nil {
+			b.edge[level] = make([]byte, 0, 32*tileWidth)
+		}
 		b.edge[level] = append(b.edge[level], h...)
 		b.dirty[level] = true
 		if len(b.edge[level]) == 32*tileWidth {
@@ -61,6 +64,11 @@ func (b *TileBuilder) Add(value []byte, hash [32]byte, full func(storage.Tile)) 
 	})
 	if err != nil {
 		return err
+	}
+	if b.bundle == nil {
+		// Room for a bundle of entries this size: one allocation, not
+		// one per doubling.
+		b.bundle = make([]byte, 0, min(tileWidth*(2+len(value)), 1<<20))
 	}
 	b.bundle = append(b.bundle, byte(len(value)>>8), byte(len(value)))
 	b.bundle = append(b.bundle, value...)

@@ -15,11 +15,12 @@ import (
 	"github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/evidentlog/evident/checkpoint"
 )
 
 // hashSize is the size of every hash this provider stores (SHA-256).
@@ -219,7 +220,7 @@ func newLogTX(s *Storage, tr *trillian.Tree, q *stmtConn, writable bool, end fun
 		s: s, q: q, writable: writable, end: end,
 		treeID:   tr.TreeId,
 		treeType: tr.TreeType,
-		tiles:    cache.NewLogSubtreeCache(rfc6962.DefaultHasher),
+		tiles:    cache.NewLogSubtreeCache(checkpoint.Hasher), // RFC 6962, hashing nodes without allocating a digest each
 		dequeued: make(map[string]dequeued),
 	}
 }
