@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/storage"
-	"github.com/google/trillian/storage/cache"
 	"github.com/google/trillian/storage/storagepb"
 	"github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/types"
@@ -19,8 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/evidentlog/evident/checkpoint"
 )
 
 // hashSize is the size of every hash this provider stores (SHA-256).
@@ -205,14 +202,11 @@ type logTX struct {
 	root     types.LogRootV1
 	slr      *trillian.SignedLogRoot
 	writeRev int64
-	tiles    *cache.SubtreeCache
+	tiles    tileCache
 	dequeued map[string]dequeued
 	// appended are leaves this transaction appended (an Integrator's),
 	// at consecutive positions.
 	appended []*trillian.LogLeaf
-	// used are the tiles a write transaction read or wrote, by ID: the
-	// tree's edge (Storage.edge) once it commits.
-	used map[string]*storagepb.SubtreeProto
 }
 
 func newLogTX(s *Storage, tr *trillian.Tree, q *stmtConn, writable bool, end func(bool) error) *logTX {
@@ -220,7 +214,6 @@ func newLogTX(s *Storage, tr *trillian.Tree, q *stmtConn, writable bool, end fun
 		s: s, q: q, writable: writable, end: end,
 		treeID:   tr.TreeId,
 		treeType: tr.TreeType,
-		tiles:    cache.NewLogSubtreeCache(checkpoint.Hasher), // RFC 6962, hashing nodes without allocating a digest each
 		dequeued: make(map[string]dequeued),
 	}
 }
@@ -321,72 +314,61 @@ func (t *logTX) Close() (err error) {
 	return nil
 }
 
-// getSubtrees reads tiles for the subtree cache.
-func (t *logTX) getSubtrees(ctx context.Context) cache.GetSubtreesFunc {
-	return func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
-		ret := make([]*storagepb.SubtreeProto, 0, len(ids))
-		for _, id := range ids {
-			if t.writable {
-				if st := t.s.edge.take(t.treeID, id); st != nil {
-					t.use(st)
-					ret = append(ret, st)
-					continue
-				}
+// loadTile returns the stored tile id, whole: for a write transaction
+// from the edge the last committed one left, if there, else from its row;
+// nil when none is stored.
+func (t *logTX) loadTile(ctx context.Context) loadFunc {
+	return func(id []byte) (*storagepb.SubtreeProto, error) {
+		if t.writable {
+			if st := t.s.edge.take(t.treeID, id); st != nil {
+				return st, nil
 			}
-			var nodes []byte
-			err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
-			}
-			var st storagepb.SubtreeProto
-			if err := proto.Unmarshal(nodes, &st); err != nil {
-				return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
-			}
-			if st.Prefix == nil {
-				st.Prefix = []byte{}
-			}
-			t.use(&st)
-			ret = append(ret, &st)
 		}
-		return ret, nil
+		var nodes []byte
+		err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
+		}
+		st := new(storagepb.SubtreeProto)
+		if err := proto.Unmarshal(nodes, st); err != nil {
+			return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
+		}
+		if string(st.Prefix) != string(id) {
+			return nil, fmt.Errorf("sqlite storage: tile %x of tree %d holds tile %x", id, t.treeID, st.Prefix)
+		}
+		if err := populate(st); err != nil {
+			return nil, fmt.Errorf("sqlite storage: tree %d: %w", t.treeID, err)
+		}
+		return st, nil
 	}
 }
 
+// storeTiles writes the tiles the transaction changed, and hands every
+// tile it holds to the edge for when it commits.
 func (t *logTX) storeTiles(ctx context.Context) error {
-	tiles, err := t.tiles.UpdatedTiles()
-	if err != nil {
-		return fmt.Errorf("sqlite storage: collecting tiles: %w", err)
-	}
-	for _, st := range tiles {
-		b, err := proto.Marshal(st)
+	for _, row := range t.tiles.updated() {
+		b, err := proto.Marshal(row)
 		if err != nil {
 			return fmt.Errorf("sqlite storage: encoding tile: %w", err)
 		}
-		if _, err := t.q.exec(ctx, upsertSubtreeSQL, t.treeID, st.Prefix, b); err != nil {
-			return t.fail(fmt.Errorf("sqlite storage: writing tile %x of tree %d: %w", st.Prefix, t.treeID, err))
+		if _, err := t.q.exec(ctx, upsertSubtreeSQL, t.treeID, row.Prefix, b); err != nil {
+			return t.fail(fmt.Errorf("sqlite storage: writing tile %x of tree %d: %w", row.Prefix, t.treeID, err))
 		}
-		t.use(st)
 	}
-	if t.used != nil {
+	used := make(map[string]*storagepb.SubtreeProto, len(t.tiles.tiles))
+	for id, st := range t.tiles.tiles {
+		if st != nil {
+			used[id] = st
+		}
+	}
+	if len(used) > 0 {
 		// A transaction that used no tile leaves the edge as it was.
-		t.s.edge.used(t.treeID, t.used)
+		t.s.edge.used(t.treeID, used)
 	}
 	return nil
-}
-
-// use records that a write transaction holds tile st (a read-only one
-// keeps no edge).
-func (t *logTX) use(st *storagepb.SubtreeProto) {
-	if !t.writable {
-		return
-	}
-	if t.used == nil {
-		t.used = make(map[string]*storagepb.SubtreeProto)
-	}
-	t.used[string(st.Prefix)] = st
 }
 
 func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) (_ []tree.Node, err error) {
@@ -396,7 +378,7 @@ func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) (_ []t
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	return t.tiles.GetNodes(ids, t.getSubtrees(t.stmtCtx(ctx)))
+	return t.tiles.getNodes(ids, t.loadTile(t.stmtCtx(ctx)))
 }
 
 func (t *logTX) SetMerkleNodes(ctx context.Context, nodes []tree.Node) (err error) {
@@ -406,7 +388,7 @@ func (t *logTX) SetMerkleNodes(ctx context.Context, nodes []tree.Node) (err erro
 	if err := t.checkWritable(ctx); err != nil {
 		return err
 	}
-	return t.tiles.SetNodes(nodes, t.getSubtrees(t.stmtCtx(ctx)))
+	return t.tiles.setNodes(nodes, t.loadTile(t.stmtCtx(ctx)))
 }
 
 func (t *logTX) LatestSignedLogRoot(ctx context.Context) (*trillian.SignedLogRoot, error) {
