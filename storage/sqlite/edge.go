@@ -4,14 +4,15 @@ import (
 	"github.com/google/trillian/storage/storagepb"
 )
 
-// edgeTiles keeps, per tree, the decoded tiles (Trillian's subtrees) that
-// the last committed write transaction read or wrote: the right edge of
-// the tree, which the next integration reads again. A write transaction
-// takes a tile from here instead of reading and decoding its row, and
-// owns it from then on (Trillian's subtree cache changes tiles in place);
-// when its commit is durable, the tiles it used become the edge. Any
-// rollback empties it, as tiles taken may have been changed by the work
-// undone. Only the holder of the write lock uses it.
+// edgeTiles keeps, per tree, the tiles (Trillian's subtrees, whole: see
+// tileCache) that the last committed write transaction read or wrote: the
+// right edge of the tree, which the next integration reads again. A write
+// transaction takes a tile from here instead of reading, decoding and
+// rehashing its row (or, for the partial bottom tile, which is not stored,
+// its leaves), and owns it from then on (it changes tiles in place); when
+// its commit is durable, the tiles it used become the edge. Any rollback
+// empties it, as tiles taken may have been changed by the work undone.
+// Only the holder of the write lock uses it.
 type edgeTiles struct {
 	byTree  map[int64]map[string]*storagepb.SubtreeProto
 	pending map[int64]map[string]*storagepb.SubtreeProto // of the open transaction

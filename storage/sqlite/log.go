@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,6 +30,10 @@ const (
 	insertTreeHeadSQL = `INSERT INTO tree_heads (tree_id, revision, timestamp_nanos, tree_size, root_hash)
 		VALUES (?, ?, ?, ?, ?)`
 	selectSubtreeSQL = `SELECT nodes FROM subtrees WHERE tree_id = ? AND subtree_id = ?`
+	// The Merkle hashes of sequenced leaves, for a partial bottom tile.
+	selectMerkleHashesSQL = `SELECT sequence_number, merkle_leaf_hash FROM leaf_data
+		WHERE tree_id = ? AND sequence_number >= ? AND sequence_number < ?
+		ORDER BY sequence_number`
 	upsertSubtreeSQL = `INSERT INTO subtrees (tree_id, subtree_id, nodes) VALUES (?, ?, ?)
 		ON CONFLICT (tree_id, subtree_id) DO UPDATE SET nodes = excluded.nodes`
 	selectQueuedSQL = `SELECT leaf_identity_hash, merkle_leaf_hash, queue_timestamp_nanos, rowid
@@ -324,6 +329,9 @@ func (t *logTX) loadTile(ctx context.Context) loadFunc {
 				return st, nil
 			}
 		}
+		if len(id) == bottomTileIDLen {
+			return t.bottomTile(ctx, id)
+		}
 		var nodes []byte
 		err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -346,10 +354,70 @@ func (t *logTX) loadTile(ctx context.Context) loadFunc {
 	}
 }
 
-// storeTiles writes the tiles the transaction changed, and hands every
-// tile it holds to the edge for when it commits.
+// bottomTile returns the bottom tile id (its leaves are the tree's) as of
+// the transaction's tree head: a full one from its row; a partial one,
+// which is never stored (its row, written by an older version, may be
+// behind), made from the Merkle hashes of the sequenced leaves it holds.
+// Nil when the tree does not reach it.
+func (t *logTX) bottomTile(ctx context.Context, id []byte) (*storagepb.SubtreeProto, error) {
+	start := binary.BigEndian.Uint64(append(make([]byte, 8-len(id), 8), id...)) * tileLeaves
+	size := t.root.TreeSize
+	if !t.hasRoot || start >= size {
+		return nil, nil
+	}
+	end := min(size, start+tileLeaves)
+	if end-start == tileLeaves {
+		var nodes []byte
+		err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
+		}
+		st := new(storagepb.SubtreeProto)
+		if err := proto.Unmarshal(nodes, st); err != nil {
+			return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
+		}
+		if string(st.Prefix) != string(id) || len(st.Leaves) != tileLeaves {
+			return nil, fmt.Errorf("sqlite storage: tile %x of tree %d holds tile %x with %d leaves, want a full one", id, t.treeID, st.Prefix, len(st.Leaves))
+		}
+		if err := populate(st); err != nil {
+			return nil, fmt.Errorf("sqlite storage: tree %d: %w", t.treeID, err)
+		}
+		return st, nil
+	}
+	rows, err := t.q.query(ctx, selectMerkleHashesSQL, t.treeID, int64(start), int64(end))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite storage: reading the leaves of tile %x of tree %d: %w", id, t.treeID, err)
+	}
+	defer rows.Close()
+	var hashes [][]byte
+	for rows.Next() {
+		var seq int64
+		var h []byte
+		if err := rows.Scan(&seq, &h); err != nil {
+			return nil, fmt.Errorf("sqlite storage: reading the leaves of tile %x of tree %d: %w", id, t.treeID, err)
+		}
+		if seq != int64(start)+int64(len(hashes)) || len(h) != hashSize {
+			return nil, fmt.Errorf("sqlite storage: tree %d: leaf %d (of %d bytes) where leaf %d was expected", t.treeID, seq, len(h), int64(start)+int64(len(hashes)))
+		}
+		hashes = append(hashes, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite storage: reading the leaves of tile %x of tree %d: %w", id, t.treeID, err)
+	}
+	if uint64(len(hashes)) != end-start {
+		return nil, fmt.Errorf("sqlite storage: tree %d of size %d holds %d sequenced leaves from %d, want %d", t.treeID, size, len(hashes), start, end-start)
+	}
+	return bottomTileOf(id, hashes)
+}
+
+// storeTiles writes the tiles the transaction changed (but not a partial
+// bottom tile: see bottomTile), and hands every tile it holds to the edge
+// for when it commits.
 func (t *logTX) storeTiles(ctx context.Context) error {
 	for _, row := range t.tiles.updated() {
+		if len(row.Prefix) == bottomTileIDLen && len(row.Leaves) < tileLeaves {
+			continue
+		}
 		b, err := proto.Marshal(row)
 		if err != nil {
 			return fmt.Errorf("sqlite storage: encoding tile: %w", err)

@@ -207,4 +207,28 @@ func populate(st *storagepb.SubtreeProto) error {
 	return nil
 }
 
+// bottomTileIDLen is the length of the ID of a bottom tile, whose leaves
+// are the tree's.
+const bottomTileIDLen = (treeLevels - 1) / tileLevels
+
+// bottomTileOf returns the bottom tile id holding the leaf hashes given,
+// from its first leaf on, whole.
+func bottomTileOf(id []byte, hashes [][]byte) (*storagepb.SubtreeProto, error) {
+	st := &storagepb.SubtreeProto{Prefix: id, Depth: tileDepth, Leaves: make(map[string][]byte, len(hashes)), InternalNodes: make(map[string][]byte, len(hashes))}
+	rng := tileRanges.NewEmptyRange(0)
+	for i, h := range hashes {
+		st.Leaves[suffixes[tileLevels][i]] = h
+		err := rng.Append(h, func(id compact.NodeID, h []byte) {
+			if id.Level > 0 && id.Level < tileLevels {
+				st.InternalNodes[suffixes[tileLevels-id.Level][id.Index]] = h
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tile %x: %w", id, err)
+		}
+	}
+	st.InternalNodeCount = uint32(len(st.InternalNodes))
+	return st, nil
+}
+
 var tileRanges = compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}

@@ -30,8 +30,10 @@ CREATE TABLE tree_heads (
   PRIMARY KEY (tree_id, revision)
 ) STRICT, WITHOUT ROWID;
 
--- Merkle tree tiles (Trillian's storagepb.SubtreeProto, marshalled), written
--- through Trillian's storage/cache. One row per tile, updated in place.
+-- Merkle tree tiles (Trillian's storagepb.SubtreeProto, marshalled, as
+-- Trillian's storage/cache writes them; nodes.go). One row per tile,
+-- updated in place; a partial bottom tile (its leaves are the tree's) is
+-- not stored but made from the leaves' Merkle hashes when needed.
 CREATE TABLE subtrees (
   tree_id     INTEGER NOT NULL,
   subtree_id  BLOB    NOT NULL,

@@ -3,16 +3,21 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/trillian"
+	"github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
 	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/storagepb"
 	stestonly "github.com/google/trillian/storage/testonly"
 	"github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/types"
+	"github.com/google/trillian/util/clock"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/grpc/codes"
@@ -170,87 +175,137 @@ func TestSignedLogRoots(t *testing.T) {
 	}
 }
 
-// TestMerkleNodesRoundTrip writes nodes in several tiles and reads them
-// back in later transactions and snapshots.
+// TestMerkleNodesRoundTrip grows a pre-ordered tree through Trillian's
+// sequencer in steps that end inside bottom tiles, and reads nodes back
+// in later transactions and snapshots: from the edge a commit hands to the
+// next, from rows, and (for a partial bottom tile, which is never stored)
+// from the leaves' Merkle hashes, after a rollback empties the edge and
+// with a stale partial row written by an older version in the way. Every
+// root Trillian computes from the nodes read back must be the one computed
+// here from the leaves.
 func TestMerkleNodesRoundTrip(t *testing.T) {
+	log.InitMetrics(nil)
 	s := openTest(t, Config{})
-	tr := newInitializedTree(t, s)
+	tr := initializedTree(t, s, stestonly.PreorderedLogTree)
 	ls := s.LogStorage()
-	// Leaves 0..299 (a full bottom tile and a partial one) and the nodes
-	// above them, as the sequencer writes them.
-	var nodes []tree.Node
-	var leafHashes [][]byte
-	for i := range uint64(300) {
-		h := rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(i >> 8)})
-		leafHashes = append(leafHashes, h)
-		nodes = append(nodes, tree.Node{ID: compact.NewNodeID(0, i), Hash: h})
+	leaves := someLeaves(3, 700)
+	var hashes [][]byte
+	for _, l := range leaves {
+		hashes = append(hashes, l.MerkleLeafHash)
 	}
-	var subtreeRoot func(level uint, index uint64) []byte
-	subtreeRoot = func(level uint, index uint64) []byte {
+	// node is the hash of node (level, index), computed from the leaves.
+	var node func(level uint, index uint64) []byte
+	node = func(level uint, index uint64) []byte {
 		if level == 0 {
-			return leafHashes[index]
+			return hashes[index]
 		}
-		return rfc6962.DefaultHasher.HashChildren(subtreeRoot(level-1, 2*index), subtreeRoot(level-1, 2*index+1))
+		return rfc6962.DefaultHasher.HashChildren(node(level-1, 2*index), node(level-1, 2*index+1))
 	}
-	// Every perfect subtree's root, as the sequencer's compact range emits.
-	for level := uint(1); level <= 8; level++ {
-		for index := uint64(0); (index+1)<<level <= 300; index++ {
-			nodes = append(nodes, tree.Node{ID: compact.NewNodeID(level, index), Hash: subtreeRoot(level, index)})
-		}
-	}
-	want := []tree.Node{
-		{ID: compact.NewNodeID(0, 0), Hash: leafHashes[0]},
-		{ID: compact.NewNodeID(0, 255), Hash: leafHashes[255]},
-		{ID: compact.NewNodeID(0, 256), Hash: leafHashes[256]},
-		{ID: compact.NewNodeID(0, 299), Hash: leafHashes[299]},
-		{ID: compact.NewNodeID(3, 5), Hash: subtreeRoot(3, 5)}, // recomputed inside a tile
-		{ID: compact.NewNodeID(5, 8), Hash: subtreeRoot(5, 8)}, // in the second tile
-		{ID: compact.NewNodeID(8, 0), Hash: subtreeRoot(8, 0)}, // a tile's root
-	}
-	var ids []compact.NodeID
-	for _, n := range want {
-		ids = append(ids, n.ID)
-	}
-	if err := ls.ReadWriteTransaction(t.Context(), tr, func(ctx context.Context, tx storage.LogTreeTX) error {
-		return tx.SetMerkleNodes(ctx, nodes)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	sortNodes := func(n []tree.Node) []tree.Node {
-		n = slices.Clone(n)
-		slices.SortFunc(n, func(a, b tree.Node) int {
-			if a.ID.Level != b.ID.Level {
-				return int(a.ID.Level) - int(b.ID.Level)
+	rootOf := func(size uint64) []byte {
+		rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+		for _, h := range hashes[:size] {
+			if err := rng.Append(h, nil); err != nil {
+				t.Fatal(err)
 			}
-			return int(a.ID.Index) - int(b.ID.Index)
-		})
-		return n
-	}
-	check := func(tx storage.ReadOnlyLogTreeTX) {
-		got, err := tx.GetMerkleNodes(t.Context(), ids)
+		}
+		r, err := rng.GetRootHash(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(sortNodes(want), sortNodes(got)); diff != "" {
-			t.Errorf("nodes read back (-want +got):\n%s", diff)
+		return r
+	}
+	check := func(when string, tx storage.ReadOnlyLogTreeTX, size uint64) {
+		t.Helper()
+		var want []tree.Node
+		for _, id := range []compact.NodeID{compact.NewNodeID(0, 0), compact.NewNodeID(0, 255), compact.NewNodeID(0, 256),
+			compact.NewNodeID(0, size-1), compact.NewNodeID(3, 5), compact.NewNodeID(5, 8), compact.NewNodeID(8, 0),
+			compact.NewNodeID(2, (size-4)/4), compact.NewNodeID(1, (size-2)/2)} {
+			if (id.Index+1)<<id.Level <= size {
+				want = append(want, tree.Node{ID: id, Hash: node(id.Level, id.Index)})
+			}
+		}
+		var ids []compact.NodeID
+		for _, n := range want {
+			ids = append(ids, n.ID)
+		}
+		got, err := tx.GetMerkleNodes(t.Context(), ids)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: nodes of the tree of %d (-want +got):\n%s", when, size, diff)
 		}
 	}
+	snapshot := func(when string, size uint64) {
+		t.Helper()
+		tx, err := ls.SnapshotForTree(t.Context(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		check(when+", in a snapshot", tx, size)
+	}
+	size := uint64(0)
+	grow := func(n int) {
+		t.Helper()
+		appendAll(t, s, tr, leaves[size:size+uint64(n)])
+		got, err := log.IntegrateBatch(t.Context(), tr, n, 0, 0, clock.System, ls, quota.Noop())
+		if err != nil || got != n {
+			t.Fatalf("IntegrateBatch: %d, %v", got, err)
+		}
+		size += uint64(n)
+		var root types.LogRootV1
+		if err := ls.ReadWriteTransaction(t.Context(), tr, func(ctx context.Context, tx storage.LogTreeTX) error {
+			slr, err := tx.LatestSignedLogRoot(ctx)
+			if err != nil {
+				return err
+			}
+			if err := root.UnmarshalBinary(slr.LogRoot); err != nil {
+				return err
+			}
+			check(fmt.Sprintf("size %d, in a write transaction", size), tx, size)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if root.TreeSize != size || !bytes.Equal(root.RootHash, rootOf(size)) {
+			t.Fatalf("Trillian's root at size %d: %d %x, want %x", size, root.TreeSize, root.RootHash, rootOf(size))
+		}
+		snapshot(fmt.Sprintf("size %d", size), size)
+	}
+	grow(100)
+	grow(200) // a full bottom tile and a partial one
+	// A rollback empties the edge: the next reads come from rows and
+	// leaves.
 	if err := ls.ReadWriteTransaction(t.Context(), tr, func(ctx context.Context, tx storage.LogTreeTX) error {
-		check(tx)
-		return nil
-	}); err != nil {
+		check("size 300, before a rollback", tx, 300)
+		return errRollback
+	}); err != errRollback {
 		t.Fatal(err)
 	}
-	tx, err := ls.SnapshotForTree(t.Context(), tr)
-	if err != nil {
+	// A partial bottom row as an older version left it, behind the tree.
+	var stale []byte
+	if err := s.wconn.QueryRowContext(t.Context(), "SELECT nodes FROM subtrees WHERE tree_id = ? AND length(subtree_id) = 7 ORDER BY subtree_id LIMIT 1", tr.TreeId).Scan(&stale); err != nil {
+		t.Fatal(err) // the full bottom tile 0
+	}
+	var st storagepb.SubtreeProto
+	if err := proto.Unmarshal(stale, &st); err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Close()
-	check(tx)
-	if w, ok := tx.(storage.LogTreeTX); ok {
-		if err := w.SetMerkleNodes(t.Context(), nodes); err == nil {
-			t.Error("SetMerkleNodes in a snapshot succeeded")
-		}
+	st.Prefix[6] = 1 // now "tile 1", holding tile 0's leaves: wrong
+	if stale, err := proto.Marshal(&st); err != nil {
+		t.Fatal(err)
+	} else if _, err := s.wconn.ExecContext(t.Context(), upsertSubtreeSQL, tr.TreeId, st.Prefix, stale); err != nil {
+		t.Fatal(err)
+	}
+	snapshot("size 300, with a stale row", 300)
+	grow(1)
+	grow(299) // 600: two full bottom tiles and a partial one
+	grow(100)
+	// No partial bottom tile was written.
+	var n int
+	if err := s.wconn.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM subtrees WHERE tree_id = ? AND length(subtree_id) = 7", tr.TreeId).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d bottom tiles stored (%v), want the 2 full ones", n, err)
 	}
 }
 
