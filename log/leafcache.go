@@ -102,18 +102,18 @@ func (l *Log) warmLeaves(ctx context.Context) {
 		l.log.Info("warmed the leaf cache from the tiles", "leaves", n, "took", time.Since(start).Round(time.Millisecond))
 	}()
 	for idx := int64((size - 1) / tileWidth); idx >= 0 && ctx.Err() == nil; idx-- {
-		t, err := l.cfg.State.GetTile(ctx, l.cfg.Origin, 0, uint64(idx))
+		first := uint64(idx) * tileWidth
+		w := int(min(size-first, tileWidth))
+		t, err := l.tiles.hashTile(ctx, 0, uint64(idx), w) // the partial one made from the entries
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Warn("warming the leaf cache from the tiles stopped", "tile", idx, "error", err)
 			}
 			return
 		}
-		first := uint64(idx) * tileWidth
-		w := min(t.Width, int(size-first), len(t.Data)/32)
 		hashes := make([][32]byte, w)
 		for i := range hashes {
-			hashes[i] = [32]byte(t.Data[32*i : 32*i+32])
+			hashes[i] = [32]byte(t.data[32*i : 32*i+32])
 		}
 		if !l.leaves.fill(first, hashes) {
 			return

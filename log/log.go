@@ -302,6 +302,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l.tiles = newTileStore(cfg.State, cfg.Origin, cfg.TileCacheSize, cfg.BundleCacheBytes)
+	l.tiles.rebuild = l.edgeFromEntries
 	l.tiler = &tiler{l: l}
 	l.leaves = newLeafCache(cfg.LeafCacheSize)
 	if l.pub, err = newPublisher(ctx, l); err != nil {

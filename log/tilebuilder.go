@@ -79,16 +79,17 @@ func (b *TileBuilder) Add(value []byte, hash [32]byte, full func(storage.Tile)) 
 	return nil
 }
 
-// Changed returns copies of the partial hash tiles whose bottom row grew
-// since the last call (all of them on a new builder). The partial entry
-// bundle is not among them: it changes with every entry, and it is served
-// from the entries themselves (PartialBundle, Log.entryBundle) instead of
-// being stored again each time it grows.
+// Changed returns copies of the partial hash tiles above level 0 whose
+// bottom row grew since the last call (all of them on a new builder). The
+// partial level-0 hash tile and the partial entry bundle are not among
+// them: they change with every entry, and they are served from the
+// entries themselves (Partial, Log.edgeFromEntries) instead of being
+// stored again each time they grow.
 func (b *TileBuilder) Changed() []storage.Tile {
 	var out []storage.Tile
 	size := b.rng.End()
 	for level, e := range b.edge {
-		if b.dirty[level] && len(e) > 0 {
+		if level > 0 && b.dirty[level] && len(e) > 0 {
 			n := size >> (tileHeight * level)
 			out = append(out, storage.Tile{Level: level, Index: n / tileWidth, Width: len(e) / 32, Data: append([]byte(nil), e...)})
 		}
@@ -97,11 +98,12 @@ func (b *TileBuilder) Changed() []storage.Tile {
 	return out
 }
 
-// PartialBundle returns the partial entry bundle: its index, width and
-// data (nil at a bundle boundary). The data is shared, not copied: the
-// builder only appends past it, so it never changes, and its capacity is
-// clipped so that no caller's append can write into the builder's.
-func (b *TileBuilder) PartialBundle() (index uint64, width int, data []byte) {
+// Partial returns the partial level-0 tile: its index, width, the leaf
+// hashes of its hash tile and its entry bundle (nil at a tile boundary).
+// They are shared, not copied: the builder only appends past them, so
+// they never change, and their capacity is clipped so that no caller's
+// append can write into the builder's.
+func (b *TileBuilder) Partial() (index uint64, width int, hashes, bundle []byte) {
 	size := b.rng.End()
-	return size / tileWidth, int(size % tileWidth), b.bundle[:len(b.bundle):len(b.bundle)]
+	return size / tileWidth, int(size % tileWidth), b.edge[0][:len(b.edge[0]):len(b.edge[0])], b.bundle[:len(b.bundle):len(b.bundle)]
 }

@@ -86,7 +86,7 @@ func (l *Log) Tile(ctx context.Context, level int, index uint64, width int) ([]b
 			data = t.data[:32*w]
 		}
 	}
-	if errors.Is(err, errNoTile) {
+	if errors.Is(err, errNoTile) && !errors.Is(err, errBadProof) {
 		return nil, fmt.Errorf("%w (the log's tiles are still being written)", ErrNotFound)
 	}
 	return data, err

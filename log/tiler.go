@@ -74,9 +74,16 @@ func (t *tiler) load(ctx context.Context) error {
 	if got := t.b.Root(); got != root {
 		return fmt.Errorf("the stored tiles of size %d hash to %x, not the stored root %x: %w", size, got, root, errBadProof)
 	}
-	ts.setEdge(t.b.PartialBundle())
+	t.setEdge()
 	t.loaded = true
 	return nil
+}
+
+// setEdge hands the partial level-0 tile the tiler built to the tile
+// store, for readers.
+func (t *tiler) setEdge() {
+	index, width, hashes, bundle := t.b.Partial()
+	t.l.tiles.setEdge(&edgeTile{index: index, width: width, hashes: hashes, bundle: bundle})
 }
 
 // reach extends the tiles to Trillian's tree (size, root), or checks that
@@ -112,7 +119,7 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			return err
 		}
 		t.l.leaves.add(t.size, u.Leaves)
-		t.l.tiles.setEdge(t.b.PartialBundle())
+		t.setEdge()
 		t.size, t.root = u.Size, u.Root
 		t.l.metrics.tiled.Set(float64(t.size))
 	}
@@ -156,45 +163,65 @@ func (t *tiler) extend(ctx context.Context, end uint64) (*storage.TileUpdate, er
 }
 
 // entryBundle returns the entry bundle index of width width (< 256: a
-// partial one): from the tile store (the tiler's partial bundle, or a full
-// one), or else made from the entries, each checked against its leaf hash
-// in the stored level-0 hash tile, which the tiler checked against the
-// root. Partial bundles are not stored: rewriting the growing bundle each
-// round cost the publisher ~6% of the server's CPU under load, and the
-// entries are at hand.
+// partial one), from the tile store.
 func (l *Log) entryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
 	b, _, err := l.tiles.bundle(ctx, index, width)
-	if err == nil {
-		return bundlePrefix(b, width)
-	}
-	if !errors.Is(err, errNoTile) || width >= tileWidth {
-		return nil, err
-	}
-	ht, err := l.tiles.hashTile(ctx, 0, index, width)
 	if err != nil {
 		return nil, err
+	}
+	return bundlePrefix(b, width)
+}
+
+// edgeFromEntries makes the partial level-0 tile index (its hash tile and
+// entry bundle) of the tiled tree from the entries, and checks that they
+// hash, with the stored tiles left of them, to the tiled root. It is nil
+// when the tiles reach past that tile (it is full, and stored). The tiler
+// does not store partial level-0 tiles: rewriting the growing hash tile
+// and bundle each round cost the publisher ~6% of the server's CPU under
+// load, and the entries are at hand.
+func (l *Log) edgeFromEntries(ctx context.Context, index uint64) (*edgeTile, error) {
+	size, root, err := l.cfg.State.TiledSize(ctx, l.cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case size/tileWidth > index:
+		return nil, nil
+	case size/tileWidth < index || size%tileWidth == 0:
+		return nil, fmt.Errorf("tile %d is past the tiled tree of size %d: %w", index, size, errNoTile)
 	}
 	start := index * tileWidth
-	values, hashes, err := l.readEntries(ctx, start, start+uint64(width))
+	values, hashes, err := l.readEntries(ctx, start, size)
 	if err != nil {
 		return nil, err
 	}
+	rng, err := l.tiles.rangeAt(ctx, start)
+	if err != nil {
+		return nil, err
+	}
+	e := &edgeTile{index: index, width: int(size - start), hashes: make([]byte, 0, 32*len(hashes))}
 	n := 0
-	for i, v := range values {
-		if want, _ := ht.node(0, uint64(i)); hashes[i] != want {
-			return nil, fmt.Errorf("entry %d read from Trillian does not hash to its leaf hash in the log's tiles: %w", start+uint64(i), errBadProof)
+	for i, h := range hashes {
+		if err := rng.Append(h[:], nil); err != nil {
+			return nil, err
 		}
-		if len(v) > MaxEntrySize {
-			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold: %w", start+uint64(i), len(v), errBadProof)
+		if len(values[i]) > MaxEntrySize {
+			return nil, fmt.Errorf("entry %d has %d bytes, more than an entry bundle can hold: %w", start+uint64(i), len(values[i]), errBadProof)
 		}
-		n += 2 + len(v)
+		e.hashes = append(e.hashes, h[:]...)
+		n += 2 + len(values[i])
 	}
-	b = make([]byte, 0, n)
+	if got, err := rng.GetRootHash(nil); err != nil || !bytes.Equal(got, root[:]) {
+		// Never served; a proof built from the tiles falls back to
+		// Trillian (errNoTile), whose answer is verified in turn.
+		return nil, fmt.Errorf("the entries %d to %d read from Trillian and the stored tiles do not hash to the tiled root %x: %w (%w)", start, size, root, errBadProof, errNoTile)
+	}
+	e.bundle = make([]byte, 0, n)
 	for _, v := range values {
-		b = append(b, byte(len(v)>>8), byte(len(v)))
-		b = append(b, v...)
+		e.bundle = append(e.bundle, byte(len(v)>>8), byte(len(v)))
+		e.bundle = append(e.bundle, v...)
 	}
-	return b, nil
+	return e, nil
 }
 
 // readEntries returns the entries [start, end), in order, and their leaf

@@ -100,14 +100,16 @@ func (t *hashTile) node(j int, i uint64) ([32]byte, bool) {
 
 // tileStore reads the log's tiles from the state database, through
 // memory caches: full tiles never change, so they are cached until
-// evicted; a partial hash tile is cached at the width last read, and read
-// again when a wider one is needed. Partial entry bundles are not stored:
-// the tiler hands over the one it built (edge), and Log.entryBundle makes
-// others from the entries.
+// evicted; a partial hash tile above level 0 is cached at the width last
+// read, and read again when a wider one is needed. The partial level-0
+// hash tile and entry bundle are not stored: the tiler hands over the ones
+// it built (edge), and others are made from the entries (rebuild,
+// Log.edgeFromEntries).
 type tileStore struct {
-	db     *storage.DB
-	origin string
-	edge   atomic.Pointer[edgeBundle]
+	db      *storage.DB
+	origin  string
+	edge    atomic.Pointer[edgeTile]
+	rebuild func(ctx context.Context, index uint64) (*edgeTile, error)
 
 	mu          sync.RWMutex
 	hashes      map[tileKey]*hashTile
@@ -140,6 +142,29 @@ var errNoTile = errors.New("tile not stored")
 // hashTile returns the hash tile (level, index) at a width of at least
 // width.
 func (s *tileStore) hashTile(ctx context.Context, level int, index uint64, width int) (*hashTile, error) {
+	if level > 0 || width == tileWidth {
+		return s.storedHashTile(ctx, level, index, width)
+	}
+	s.mu.RLock()
+	t := s.hashes[tileKey{level, index}] // a full one, at level 0
+	s.mu.RUnlock()
+	if t != nil {
+		return t, nil
+	}
+	e, err := s.edgeTile(ctx, index, width)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil { // full by now
+		return s.storedHashTile(ctx, level, index, width)
+	}
+	return e.hashTile()
+}
+
+// storedHashTile returns the stored hash tile (level, index) at a width of
+// at least width. A partial level-0 tile stored by an older version is
+// never read: it is not kept up to date (see edgeTile).
+func (s *tileStore) storedHashTile(ctx context.Context, level int, index uint64, width int) (*hashTile, error) {
 	k := tileKey{level, index}
 	s.mu.RLock()
 	t := s.hashes[k]
@@ -154,7 +179,7 @@ func (s *tileStore) hashTile(ctx context.Context, level int, index uint64, width
 	if err != nil {
 		return nil, err
 	}
-	if st.Width < width {
+	if st.Width < width || level == 0 && st.Width != tileWidth {
 		return nil, fmt.Errorf("hash tile %d/%d has width %d, not %d: %w", level, index, st.Width, width, errNoTile)
 	}
 	if t, err = newHashTile(st.Width, st.Data); err != nil {
@@ -170,6 +195,58 @@ func (s *tileStore) hashTile(ctx context.Context, level int, index uint64, width
 	s.hashes[k] = t
 	s.mu.Unlock()
 	return t, nil
+}
+
+// edgeTile is a partial level-0 tile: its index, width, the bottom row of
+// its hash tile and its entry bundle, as the tiler built them or as made
+// from the entries; and its hash tile, made when first needed.
+type edgeTile struct {
+	index          uint64
+	width          int
+	hashes, bundle []byte
+
+	once sync.Once
+	ht   *hashTile
+	err  error
+}
+
+func (e *edgeTile) hashTile() (*hashTile, error) {
+	e.once.Do(func() { e.ht, e.err = newHashTile(e.width, e.hashes) })
+	return e.ht, e.err
+}
+
+// setEdge keeps e for readers unless a partial tile further on is kept.
+func (s *tileStore) setEdge(e *edgeTile) {
+	for {
+		cur := s.edge.Load()
+		if cur != nil && (cur.index > e.index || cur.index == e.index && cur.width >= e.width) {
+			return
+		}
+		if s.edge.CompareAndSwap(cur, e) {
+			return
+		}
+	}
+}
+
+// edgeTile returns the partial level-0 tile index at a width of at least
+// width: the one kept, or one made from the entries (and kept); nil when
+// the tile is full by now (and so stored).
+func (s *tileStore) edgeTile(ctx context.Context, index uint64, width int) (*edgeTile, error) {
+	if e := s.edge.Load(); e != nil && e.index == index && e.width >= width {
+		return e, nil
+	}
+	if s.rebuild == nil {
+		return nil, fmt.Errorf("partial tile %d: %w", index, errNoTile)
+	}
+	e, err := s.rebuild(ctx, index)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	s.setEdge(e)
+	if e.width < width {
+		return nil, fmt.Errorf("partial tile %d has width %d, not %d: %w", index, e.width, width, errNoTile)
+	}
+	return e, nil
 }
 
 // node returns the hash of the perfect subtree id, which must be complete.
@@ -227,33 +304,25 @@ func (s *tileStore) root(ctx context.Context, size uint64) ([32]byte, error) {
 	return [32]byte(r), nil
 }
 
-// edgeBundle is the partial entry bundle the tiler built last: index,
-// width entries, and their bundle.
-type edgeBundle struct {
-	index uint64
-	width int
-	data  []byte
-}
-
-// setEdge keeps the tiler's partial entry bundle (TileBuilder.PartialBundle)
-// for readers.
-func (s *tileStore) setEdge(index uint64, width int, data []byte) {
-	s.edge.Store(&edgeBundle{index: index, width: width, data: data})
-}
-
 // bundle returns the entry bundle index at a width of at least width,
-// and its width: the tiler's partial one, or a full one. A partial bundle
-// stored by an older version is never read: it is not checked any more
-// (and is overwritten once the bundle is full).
+// and its width: a partial one from edgeTile, or a full one. A partial
+// bundle stored by an older version is never read: it is not kept up to
+// date (and is overwritten once the bundle is full).
 func (s *tileStore) bundle(ctx context.Context, index uint64, width int) ([]byte, int, error) {
-	if e := s.edge.Load(); e != nil && e.index == index && e.width >= width {
-		return e.data, e.width, nil
-	}
 	s.mu.RLock()
 	b := s.bundles[index]
 	s.mu.RUnlock()
 	if b != nil {
 		return b, tileWidth, nil
+	}
+	if width < tileWidth {
+		e, err := s.edgeTile(ctx, index, width)
+		if err != nil {
+			return nil, 0, err
+		}
+		if e != nil {
+			return e.bundle, e.width, nil
+		}
 	}
 	st, err := s.db.GetTile(ctx, s.origin, storage.EntriesLevel, index)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -199,30 +199,41 @@ func runTiles(t *testing.T, tl *testLog) {
 	}
 }
 
-// checkPartialBundle checks that no partial entry bundle is stored, and
-// that the partial bundle of the published tree of size is served the
-// same when made from the entries as from the tiler's memory.
+// checkPartialBundle checks that no partial level-0 tile (hash tile or
+// entry bundle) is stored, and that those of the published tree of size
+// are served the same when made from the entries as from the tiler's
+// memory.
 func checkPartialBundle(t *testing.T, tl *testLog, ref *reference, size int64) {
 	t.Helper()
 	var n int
-	if err := tl.state.SQL().QueryRow(`SELECT COUNT(*) FROM tiles WHERE level = ? AND width < ?`, storage.EntriesLevel, tileWidth).Scan(&n); err != nil || n != 0 {
-		t.Errorf("size %d: %d partial entry bundles stored (%v), want none", size, n, err)
+	if err := tl.state.SQL().QueryRow(`SELECT COUNT(*) FROM tiles WHERE level <= 0 AND width < ?`, tileWidth).Scan(&n); err != nil || n != 0 {
+		t.Errorf("size %d: %d partial level-0 tiles stored (%v), want none", size, n, err)
 	}
 	w := int(size % tileWidth)
 	if w == 0 {
 		return
 	}
-	tl.log.tiles.edge.Store(nil)
-	path := "/tile/" + checkpoint.TilePath(storage.EntriesLevel, uint64(size/tileWidth), w)
-	if code, got := tl.get(path); code != http.StatusOK || !bytes.Equal(got, ref.bundle(size/tileWidth, w)) {
-		t.Errorf("GET %s made from the entries: %d, %d bytes, want the bundle of %d entries", path, code, len(got), w)
+	tile := tlog.Tile{H: tileHeight, L: 0, N: size / tileWidth, W: w}
+	want, err := tlog.ReadTileData(tile, tlog.HashReaderFunc(ref.read))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		level int
+		want  []byte
+	}{{0, want}, {storage.EntriesLevel, ref.bundle(size/tileWidth, w)}} {
+		tl.log.tiles.edge.Store(nil)
+		path := "/tile/" + checkpoint.TilePath(c.level, uint64(size/tileWidth), w)
+		if code, got := tl.get(path); code != http.StatusOK || !bytes.Equal(got, c.want) {
+			t.Errorf("GET %s made from the entries: %d, %d bytes, want %d", path, code, len(got), len(c.want))
+		}
 	}
 }
 
-// TestPartialBundleFromEntries: a partial entry bundle that the tiler
+// TestPartialBundleFromEntries: a partial level-0 tile that the tiler
 // does not hold (another server's, or before its first round) is made
-// from Trillian's entries, each checked against the stored hash tile: a
-// forged entry is never served.
+// from Trillian's entries and checked against the tiled root: a forged
+// entry is never served.
 func TestPartialBundleFromEntries(t *testing.T) {
 	var lt *lyingTrillian
 	tl := newTestLog(t, func(c *Config) {
@@ -246,9 +257,10 @@ func TestPartialBundleFromEntries(t *testing.T) {
 	if code, got := tl.get("/tile/entries/000.p/3"); code != http.StatusInternalServerError {
 		t.Errorf("GET /tile/entries/000.p/3 with entry 2 forged in Trillian: %d %.100q, want 500", code, got)
 	}
-	// An older checkpoint's width needs only entries 0 and 1.
-	if code, got := tl.get("/tile/entries/000.p/2"); code != http.StatusOK || !bytes.Equal(got, ref.bundle(0, 2)) {
-		t.Errorf("GET /tile/entries/000.p/2: %d %.100q", code, got)
+	// An older checkpoint's width too: the partial tile is made whole
+	// and checked against the tiled root, which entry 2 breaks.
+	if code, got := tl.get("/tile/0/000.p/2"); code != http.StatusInternalServerError {
+		t.Errorf("GET /tile/0/000.p/2 with entry 2 forged in Trillian: %d %.100q, want 500", code, got)
 	}
 }
 
