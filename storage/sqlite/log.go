@@ -332,26 +332,34 @@ func (t *logTX) loadTile(ctx context.Context) loadFunc {
 		if len(id) == bottomTileIDLen {
 			return t.bottomTile(ctx, id)
 		}
-		var nodes []byte
-		err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
-		}
-		st := new(storagepb.SubtreeProto)
-		if err := proto.Unmarshal(nodes, st); err != nil {
-			return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
-		}
-		if string(st.Prefix) != string(id) {
-			return nil, fmt.Errorf("sqlite storage: tile %x of tree %d holds tile %x", id, t.treeID, st.Prefix)
-		}
-		if err := populate(st); err != nil {
-			return nil, fmt.Errorf("sqlite storage: tree %d: %w", t.treeID, err)
-		}
-		return st, nil
+		return t.tileRow(ctx, id)
 	}
+}
+
+// tileRow reads tile id from its row, whole; nil when there is none.
+func (t *logTX) tileRow(ctx context.Context, id []byte) (*storagepb.SubtreeProto, error) {
+	var nodes []byte
+	err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
+	}
+	st := new(storagepb.SubtreeProto)
+	if err := proto.Unmarshal(nodes, st); err != nil {
+		return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
+	}
+	if st.Prefix == nil {
+		st.Prefix = []byte{} // the top tile's: never NULL when written back
+	}
+	if string(st.Prefix) != string(id) {
+		return nil, fmt.Errorf("sqlite storage: tile %x of tree %d holds tile %x", id, t.treeID, st.Prefix)
+	}
+	if err := populate(st); err != nil {
+		return nil, fmt.Errorf("sqlite storage: tree %d: %w", t.treeID, err)
+	}
+	return st, nil
 }
 
 // bottomTile returns the bottom tile id (its leaves are the tree's) as of
@@ -367,20 +375,12 @@ func (t *logTX) bottomTile(ctx context.Context, id []byte) (*storagepb.SubtreePr
 	}
 	end := min(size, start+tileLeaves)
 	if end-start == tileLeaves {
-		var nodes []byte
-		err := t.q.queryRow(ctx, selectSubtreeSQL, []any{t.treeID, id}, &nodes)
+		st, err := t.tileRow(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite storage: reading tile %x of tree %d: %w", id, t.treeID, err)
+			return nil, err
 		}
-		st := new(storagepb.SubtreeProto)
-		if err := proto.Unmarshal(nodes, st); err != nil {
-			return nil, fmt.Errorf("sqlite storage: decoding tile %x of tree %d: %w", id, t.treeID, err)
-		}
-		if string(st.Prefix) != string(id) || len(st.Leaves) != tileLeaves {
-			return nil, fmt.Errorf("sqlite storage: tile %x of tree %d holds tile %x with %d leaves, want a full one", id, t.treeID, st.Prefix, len(st.Leaves))
-		}
-		if err := populate(st); err != nil {
-			return nil, fmt.Errorf("sqlite storage: tree %d: %w", t.treeID, err)
+		if st == nil || len(st.Leaves) != tileLeaves {
+			return nil, fmt.Errorf("sqlite storage: tree %d of size %d has no full tile %x", t.treeID, size, id)
 		}
 		return st, nil
 	}

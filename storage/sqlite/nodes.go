@@ -31,7 +31,6 @@ const (
 	tileLevels = 8                 // levels of nodes in a tile
 	tileLeaves = 1 << tileLevels   // nodes on a tile's bottom level
 	treeLevels = 64                // the height of the tree tiles are cut from
-	fullInner  = tileLeaves - 2    // inner nodes of a full tile (its root is the tile above's)
 	tileDepth  = int32(tileLevels) // SubtreeProto.Depth of every tile
 )
 
