@@ -106,10 +106,11 @@ func (t *hashTile) node(j int, i uint64) ([32]byte, bool) {
 // it built (edge), and others are made from the entries (rebuild,
 // Log.edgeFromEntries).
 type tileStore struct {
-	db      *storage.DB
-	origin  string
-	edge    atomic.Pointer[edgeTile]
-	rebuild func(ctx context.Context, index uint64) (*edgeTile, error)
+	db       *storage.DB
+	origin   string
+	edge     atomic.Pointer[edgeTile]
+	rebuild  func(ctx context.Context, index uint64) (*edgeTile, error)
+	building sync.Mutex // one rebuild at a time: readers of a new width wait for it
 
 	mu          sync.RWMutex
 	hashes      map[tileKey]*hashTile
@@ -237,6 +238,11 @@ func (s *tileStore) edgeTile(ctx context.Context, index uint64, width int) (*edg
 	}
 	if s.rebuild == nil {
 		return nil, fmt.Errorf("partial tile %d: %w", index, errNoTile)
+	}
+	s.building.Lock()
+	defer s.building.Unlock()
+	if e := s.edge.Load(); e != nil && e.index == index && e.width >= width {
+		return e, nil // built while this one waited
 	}
 	e, err := s.rebuild(ctx, index)
 	if err != nil || e == nil {

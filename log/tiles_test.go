@@ -2,11 +2,14 @@ package log
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,9 +251,26 @@ func TestPartialBundleFromEntries(t *testing.T) {
 		}
 		ref.add(t, entryBytes(i))
 	}
+	// Readers of a new width wait for one to make it.
+	var made atomic.Int32
+	rebuild := tl.log.tiles.rebuild
+	tl.log.tiles.rebuild = func(ctx context.Context, index uint64) (*edgeTile, error) {
+		made.Add(1)
+		time.Sleep(20 * time.Millisecond) // so that readers overlap
+		return rebuild(ctx, index)
+	}
 	tl.log.tiles.edge.Store(nil)
-	if code, got := tl.get("/tile/entries/000.p/3"); code != http.StatusOK || !bytes.Equal(got, ref.bundle(0, 3)) {
-		t.Fatalf("GET /tile/entries/000.p/3 from Trillian's entries: %d %.100q", code, got)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if code, got := tl.get("/tile/entries/000.p/3"); code != http.StatusOK || !bytes.Equal(got, ref.bundle(0, 3)) {
+				t.Errorf("GET /tile/entries/000.p/3 from Trillian's entries: %d %.100q", code, got)
+			}
+		})
+	}
+	wg.Wait()
+	if n := made.Load(); n != 1 {
+		t.Errorf("8 concurrent readers made the partial tile %d times, want once", n)
 	}
 	lt.lie.Store(func(l *trillian.LogLeaf) { l.LeafValue = []byte("forged") })
 	tl.log.tiles.edge.Store(nil)
