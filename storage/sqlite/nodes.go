@@ -25,7 +25,9 @@ import (
 // taken as stored), so that the tiles of the tree's right edge, which a
 // write transaction hands to the next (edge.go), are not hashed again by
 // every integration. The rows it writes are the ones Trillian's cache
-// writes, and it reads theirs.
+// writes, and it reads theirs; but a partial bottom tile (whose leaves are
+// the tree's) is not written at all: logTX.bottomTile makes it from the
+// sequenced leaves when the edge does not hold it.
 
 const (
 	tileLevels = 8                 // levels of nodes in a tile
