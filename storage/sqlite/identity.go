@@ -38,13 +38,8 @@ import (
 // lock.
 
 // identityMergeRows is how many pending leaves start a merge by default. The
-// memory they hold is about 100 bytes a leaf (13 MiB, and as much for the
-// last merge's). A merge writes each page of the table it touches once,
-// so the more keys it carries the fewer pages a key costs, while the table
-// has fewer pages than the merge has keys: with 131,072 rather than
-// 32,768, appends to a tree of 200,000 cost 14.3–15.0 µs a leaf instead
-// of 17.0–17.3 (BenchmarkAppendIdentityIndex, 1,500 batches).
-const identityMergeRows = 1 << 17
+// memory they hold is about 100 bytes a leaf.
+const identityMergeRows = 1 << 15
 
 // identityMergeChunk is how many keys one merge transaction inserts at
 // least, so that appends wait for one chunk rather than for the whole

@@ -156,10 +156,9 @@ func (s *Storage) committer() {
 			// A step of the identity merge after each group commit, so
 			// that appends never outrun the merges however fast they
 			// come: a chunk, or twice the keys the commit may have added
-			// once two merges' worth are pending (which bounds the memory
-			// they hold, ~26 MiB by default).
+			// once four merges' worth are pending.
 			step := s.cfg.identityMergeChunk
-			if s.ids.pending() >= 2*s.cfg.identityMergeRows {
+			if s.ids.pending() >= 4*s.cfg.identityMergeRows {
 				step = max(step, 2*n)
 			}
 			if _, err := s.mergeStep(context.Background(), step, s.cfg.identityMergeRows); err != nil && !s.closed.Load() {

@@ -112,9 +112,8 @@
 //     Merkle leaf hash as the identity hash unless the personality sets
 //     one; a personality that sets a different one pays a page write per
 //     leaf in the Merkle hash index. Figures are in docs/performance.md.
-//   - Memory: the identities not yet merged (up to about 131,072, ~100
-//     bytes each, and those of the last merge, for older snapshots) and a
-//     Bloom filter of the merged ones (1.5 bytes a key,
+//   - Memory: the identities not yet merged (up to about 32,768, ~100
+//     bytes each) and a Bloom filter of the merged ones (1.5 bytes a key,
 //     6 MiB at least). Open reads the leaf rows above the merged mark, so
 //     damage there is found at Open; the filter is built in the
 //     background by a scan of the identity table.
