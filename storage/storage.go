@@ -44,10 +44,12 @@ const (
 // Version 2 added signed_checkpoints, version 3 events, version 4 tiles
 // (tiles, tiled, tile_leaves), version 5 tenants (tenants, api_keys,
 // auth_generation, tenant_entries, ops_records), version 6 log_grants
-// (tenants' grants of a server's named logs); opening an older database
-// adds the missing tables (every CREATE is idempotent) and the default
-// tenant, and keeps all data.
-const SchemaVersion = 6
+// (tenants' grants of a server's named logs); version 7 stores no partial
+// level-0 tiles (the right edge's hash tile and entry bundle, made from the
+// entries), which older versions read; opening an older database adds the
+// missing tables (every CREATE is idempotent) and the default tenant, and
+// keeps all data.
+const SchemaVersion = 7
 
 // DefaultBusyTimeout is how long an SQLite write waits for another writer
 // before it fails.

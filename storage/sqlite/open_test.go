@@ -403,3 +403,28 @@ func TestCorruptAfterOpen(t *testing.T) {
 		t.Errorf("logged %d reports of damage, want 1:\n%s", n, logged.String())
 	}
 }
+
+// TestSchema3MovesTo4: a version 3 file (which stored the partial bottom
+// tile) opens, and is marked version 4, so that an older binary, which
+// would look for that tile, refuses it rather than fail on it.
+func TestSchema3MovesTo4(t *testing.T) {
+	path := makeStore(t)
+	s, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wconn.ExecContext(t.Context(), "PRAGMA user_version = 3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(t.Context(), path, Config{}); err != nil {
+		t.Fatalf("Open of a version 3 file: %v", err)
+	}
+	defer s.Close()
+	var version int
+	if err := s.rdb.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 4 {
+		t.Errorf("version %d after Open (%v), want 4", version, err)
+	}
+}

@@ -20,7 +20,12 @@ const (
 	// schemaVersion is the PRAGMA user_version this code writes and reads.
 	// Version 1 existed only during development, and is refused. Version 2
 	// indexed identity hashes in leaf_data itself; Open migrates it.
-	schemaVersion = 3
+	// Version 3 stored the Merkle tree's partial bottom tile at every
+	// integration, and its readers need it there; version 4 makes it from
+	// the leaves (nodes.go), so a file written by this code must not be
+	// opened by an older one: Open moves a version 3 file to 4 by its
+	// number alone.
+	schemaVersion = 4
 	// applicationID marks our files (PRAGMA application_id): "EvTr".
 	applicationID = 0x45765472
 )
@@ -41,6 +46,11 @@ func (s *Storage) checkSchema(ctx context.Context) error {
 	switch {
 	case appID == applicationID && version == schemaVersion:
 		return s.setWAL(ctx)
+	case appID == applicationID && version == 3:
+		if err := s.setWAL(ctx); err != nil {
+			return err
+		}
+		return s.execAll(ctx, "moving the schema from version 3", fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 	case appID == applicationID && version == 2:
 		if err := s.setWAL(ctx); err != nil {
 			return err
@@ -95,7 +105,7 @@ func (s *Storage) migrate2(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("sqlite storage: migrated the schema from version 2 to 3 (identity index)", "path", s.path, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("sqlite storage: migrated the schema from version 2 (identity index)", "path", s.path, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
