@@ -190,16 +190,8 @@ func populate(st *storagepb.SubtreeProto) error {
 	}
 	if n == tileLeaves {
 		clear(st.InternalNodes)
-		rng := tileRanges.NewEmptyRange(0)
-		for i := range tileLeaves {
-			err := rng.Append(st.Leaves[suffixes[tileLevels][i]], func(id compact.NodeID, h []byte) {
-				if id.Level > 0 && id.Level < tileLevels {
-					st.InternalNodes[suffixes[tileLevels-id.Level][id.Index]] = h
-				}
-			})
-			if err != nil {
-				return fmt.Errorf("tile %x: %w", st.Prefix, err)
-			}
+		if err := hashInner(st); err != nil {
+			return err
 		}
 	}
 	if got, want := len(st.InternalNodes), int(st.InternalNodeCount); got != want {
@@ -216,20 +208,31 @@ const bottomTileIDLen = (treeLevels - 1) / tileLevels
 // from its first leaf on, whole.
 func bottomTileOf(id []byte, hashes [][]byte) (*storagepb.SubtreeProto, error) {
 	st := &storagepb.SubtreeProto{Prefix: id, Depth: tileDepth, Leaves: make(map[string][]byte, len(hashes)), InternalNodes: make(map[string][]byte, len(hashes))}
-	rng := tileRanges.NewEmptyRange(0)
 	for i, h := range hashes {
 		st.Leaves[suffixes[tileLevels][i]] = h
-		err := rng.Append(h, func(id compact.NodeID, h []byte) {
+	}
+	if err := hashInner(st); err != nil {
+		return nil, err
+	}
+	st.InternalNodeCount = uint32(len(st.InternalNodes))
+	return st, nil
+}
+
+// hashInner computes tile st's inner nodes from its leaves, the first ones
+// of the tile.
+func hashInner(st *storagepb.SubtreeProto) error {
+	rng := tileRanges.NewEmptyRange(0)
+	for i := range len(st.Leaves) {
+		err := rng.Append(st.Leaves[suffixes[tileLevels][i]], func(id compact.NodeID, h []byte) {
 			if id.Level > 0 && id.Level < tileLevels {
 				st.InternalNodes[suffixes[tileLevels-id.Level][id.Index]] = h
 			}
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tile %x: %w", id, err)
+			return fmt.Errorf("tile %x: %w", st.Prefix, err)
 		}
 	}
-	st.InternalNodeCount = uint32(len(st.InternalNodes))
-	return st, nil
+	return nil
 }
 
 var tileRanges = compact.RangeFactory{Hash: checkpoint.Hasher.HashChildren}
