@@ -70,8 +70,7 @@ func (b *TileBuilder) Add(value []byte, hash [32]byte, full func(storage.Tile)) 
 		// one per doubling.
 		b.bundle = make([]byte, 0, min(tileWidth*(2+len(value)), 1<<20))
 	}
-	b.bundle = append(b.bundle, byte(len(value)>>8), byte(len(value)))
-	b.bundle = append(b.bundle, value...)
+	b.bundle = appendBundleEntry(b.bundle, value)
 	if index%tileWidth == tileWidth-1 {
 		full(storage.Tile{Level: storage.EntriesLevel, Index: index / tileWidth, Width: tileWidth, Data: b.bundle})
 		b.bundle = nil
@@ -106,4 +105,11 @@ func (b *TileBuilder) Changed() []storage.Tile {
 func (b *TileBuilder) Partial() (index uint64, width int, hashes, bundle []byte) {
 	size := b.rng.End()
 	return size / tileWidth, int(size % tileWidth), b.edge[0][:len(b.edge[0]):len(b.edge[0])], b.bundle[:len(b.bundle):len(b.bundle)]
+}
+
+// appendBundleEntry appends entry to the entry bundle b: its length as a
+// big-endian uint16, then its bytes (SPEC(tlog-tiles)).
+func appendBundleEntry(b, entry []byte) []byte {
+	b = append(b, byte(len(entry)>>8), byte(len(entry)))
+	return append(b, entry...)
 }

@@ -218,8 +218,7 @@ func (l *Log) edgeFromEntries(ctx context.Context, index uint64) (*edgeTile, err
 	}
 	e.bundle = make([]byte, 0, n)
 	for _, v := range values {
-		e.bundle = append(e.bundle, byte(len(v)>>8), byte(len(v)))
-		e.bundle = append(e.bundle, v...)
+		e.bundle = appendBundleEntry(e.bundle, v)
 	}
 	return e, nil
 }
