@@ -426,15 +426,9 @@ func (t *logTX) storeTiles(ctx context.Context) error {
 			return t.fail(fmt.Errorf("sqlite storage: writing tile %x of tree %d: %w", row.Prefix, t.treeID, err))
 		}
 	}
-	used := make(map[string]*storagepb.SubtreeProto, len(t.tiles.tiles))
-	for id, st := range t.tiles.tiles {
-		if st != nil {
-			used[id] = st
-		}
-	}
-	if len(used) > 0 {
+	if len(t.tiles.tiles) > 0 {
 		// A transaction that used no tile leaves the edge as it was.
-		t.s.edge.used(t.treeID, used)
+		t.s.edge.used(t.treeID, t.tiles.tiles)
 	}
 	return nil
 }

@@ -73,20 +73,27 @@ type tileCache struct {
 // none is stored.
 type loadFunc func(id []byte) (*storagepb.SubtreeProto, error)
 
-// tile returns tile id, loading it on first use; nil when not stored.
+// tile returns tile id, loading it on first use; nil when not stored,
+// which is not remembered (setNodes then creates the tile, and for
+// getNodes it is an error).
 func (c *tileCache) tile(id []byte, load loadFunc) (*storagepb.SubtreeProto, error) {
 	if st, ok := c.tiles[string(id)]; ok {
 		return st, nil
 	}
 	st, err := load(id)
-	if err != nil {
+	if err != nil || st == nil {
 		return nil, err
 	}
+	c.keep(st)
+	return st, nil
+}
+
+// keep adds tile st to the cache.
+func (c *tileCache) keep(st *storagepb.SubtreeProto) {
 	if c.tiles == nil {
 		c.tiles = make(map[string]*storagepb.SubtreeProto)
 	}
-	c.tiles[string(id)] = st
-	return st, nil
+	c.tiles[string(st.Prefix)] = st
 }
 
 // getNodes returns the stored nodes of ids; those not stored are left out,
@@ -129,7 +136,7 @@ func (c *tileCache) setNodes(nodes []tree.Node, load loadFunc) error {
 		}
 		if st == nil {
 			st = &storagepb.SubtreeProto{Prefix: tid, Depth: tileDepth, Leaves: map[string][]byte{}, InternalNodes: map[string][]byte{}}
-			c.tiles[string(tid)] = st
+			c.keep(st)
 		}
 		m := st.InternalNodes
 		if bottom {
