@@ -122,7 +122,19 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 		return 0, fmt.Errorf("recording attributions: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return from, nil // another server moved it: roll back
+		// Another server moved it: roll back, and go on from where it
+		// is now. If it is still at from, the value cannot be swapped
+		// (not as this code writes it): say so, rather than have the
+		// caller record the same range again and again.
+		tx.Rollback()
+		now, err := d.AttributionNext(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("recording attributions: %w", err)
+		}
+		if now == from {
+			return 0, fmt.Errorf("recording attributions: setting %s reads %d but could not be moved on from it; it must hold the index as written here, in decimal", attributionNext, from)
+		}
+		return now, nil
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("recording attributions: %w", err)

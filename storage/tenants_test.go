@@ -278,6 +278,18 @@ func TestRecordAttributions(t *testing.T) {
 		if n, err := db.AttributionNext(ctx); err != nil || n != 5 {
 			t.Errorf("AttributionNext = %d, %v; want 5", n, err)
 		}
+		// A next index that reads right but is not stored as written here
+		// (typed in by hand, with a leading zero) is an error, not a range
+		// that is recorded again and again.
+		if _, err := db.db.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ?`, []byte("05"), attributionNext); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.RecordAttributions(ctx, 5, mk(5, "acme")); err == nil || !strings.Contains(err.Error(), attributionNext) {
+			t.Errorf("RecordAttributions(5) with the next index stored as \"05\" = %d, %v; want an error naming the setting", n, err)
+		}
+		if _, err := db.db.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ?`, []byte("5"), attributionNext); err != nil {
+			t.Fatal(err)
+		}
 		list, err := db.TenantEntries(ctx, EntryQuery{Tenant: "acme", Limit: 10})
 		if err != nil || len(list) != 3 || list[0].Index != 0 || list[1].Index != 2 || list[2].Index != 3 || !list[1].QueuedAt.Equal(t0.Add(2*time.Second)) {
 			t.Fatalf("acme's entries = %+v, %v; want 0, 2, 3", list, err)
