@@ -69,3 +69,31 @@ func TestLeafCacheWarmsAfterRestart(t *testing.T) {
 		t.Fatalf("receipt of the last entry: %d %s", code, body)
 	}
 }
+
+// TestLeavesKept checks which leaves of a tiler's step go into a cache of
+// max leaves: only those the cache still holds once the tiler reaches the
+// tree's size.
+func TestLeavesKept(t *testing.T) {
+	hashes := make([][32]byte, 10)
+	for i := range hashes {
+		hashes[i][0] = byte(i)
+	}
+	for _, c := range []struct {
+		first, size uint64
+		max         int
+		wantFirst   uint64
+		wantN       int
+	}{
+		{first: 0, size: 10, max: 100, wantFirst: 0, wantN: 10},   // all fit
+		{first: 0, size: 10, max: 4, wantFirst: 6, wantN: 4},      // the last 4
+		{first: 0, size: 100, max: 4, wantFirst: 10, wantN: 0},    // all evicted later
+		{first: 90, size: 100, max: 5, wantFirst: 95, wantN: 5},   // a later step
+		{first: 90, size: 100, max: 10, wantFirst: 90, wantN: 10}, // exactly
+		{first: 0, size: 10, max: 0, wantFirst: 10, wantN: 0},     // no cache
+	} {
+		first, got := leavesKept(c.first, hashes, c.size, c.max)
+		if first != c.wantFirst || len(got) != c.wantN || (len(got) > 0 && got[0][0] != byte(first-c.first)) {
+			t.Errorf("leavesKept(%d, 10 leaves, size %d, max %d) = %d and %d leaves; want %d and %d", c.first, c.size, c.max, first, len(got), c.wantFirst, c.wantN)
+		}
+	}
+}

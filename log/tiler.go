@@ -118,7 +118,7 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 			t.loaded = false
 			return err
 		}
-		t.l.leaves.add(t.size, u.Leaves)
+		t.l.leaves.add(leavesKept(t.size, u.Leaves, size, t.l.leaves.max))
 		t.setEdge()
 		t.size, t.root = u.Size, u.Root
 		t.l.metrics.tiled.Set(float64(t.size))
@@ -140,6 +140,19 @@ func (t *tiler) reach(ctx context.Context, size uint64, root [32]byte, pub *publ
 		return &InconsistencyError{Published: pub.note, Size: size, Root: root, Reason: fmt.Sprintf("the log's tiles hash to the root %x", t.root)}
 	}
 	return nil
+}
+
+// leavesKept returns the leaves [first, first+len(hashes)) that a cache
+// of max leaves still holds once the tiler reaches size: a tiler that
+// catches up on a long backlog (a log filled past the API, or restored)
+// adds only the last max leaves, instead of churning the cache with every
+// leaf of the log (which grew it from ~80 to ~200 MB at 10,000,000).
+func leavesKept(first uint64, hashes [][32]byte, size uint64, max int) (uint64, [][32]byte) {
+	if lo := size - min(size, uint64(max)); first < lo {
+		skip := min(lo-first, uint64(len(hashes)))
+		first, hashes = first+skip, hashes[skip:]
+	}
+	return first, hashes
 }
 
 // extend reads the entries [t.size, end) and adds them to the tiles,
