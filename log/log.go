@@ -402,7 +402,3 @@ func (l *Log) Close() error {
 // Origin returns the log's origin.
 func (l *Log) Origin() string { return l.cfg.Origin }
 
-// CacheBytes is about how much memory the log's tile caches hold now (at
-// most Config.TileBundleCacheBytes of entry bundles and
-// Config.TileCacheSize hash tiles of 16 KiB each).
-func (l *Log) CacheBytes() int { return l.tiles.cachedBytes() }

@@ -125,17 +125,6 @@ func newTileStore(db *storage.DB, origin string, maxHashes, maxBytes int) *tileS
 		bundles: map[uint64][]byte{}, maxBytes: maxBytes}
 }
 
-// hashTileBytes is about what a cached hash tile with its inner nodes
-// holds.
-const hashTileBytes = 16 << 10
-
-// cachedBytes is about how much memory the caches hold now.
-func (s *tileStore) cachedBytes() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.bundleBytes + len(s.hashes)*hashTileBytes
-}
-
 // errNoTile is returned when a tile that a tree of the given size needs is
 // not stored (yet): the caller falls back to Trillian.
 var errNoTile = errors.New("tile not stored")

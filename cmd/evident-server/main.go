@@ -34,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"syscall"
@@ -86,7 +87,7 @@ type options struct {
 	tenantRate         int
 	tenantBurst        int
 	tenantBacklogShare float64
-	// limitMemory: the collector's soft limit follows the tile caches
+	// limitMemory: the collector's soft limit follows the live heap
 	// (limitMemory), GOMEMLIMIT being unset.
 	limitMemory bool
 }
@@ -291,15 +292,20 @@ func scrubRate(flag int) int {
 // writers about a tenth of its CPU went to the collector. Collecting at 4×
 // the live heap, with a soft limit that brings collections back before the
 // heap reaches gcMemoryLimit, took that down by about 10% of the CPU per
-// entry (docs/performance.md). The tile caches (--bundle_cache_mb and the
-// hash tiles) come on top of the limit as they fill (limitMemory): a limit
-// they fill would make the collector run without end (tile GETs on a
-// 1,000,000-entry log ran at a third of their rate), and a limit that
-// counted them empty let garbage take their room (a peak of 730 MiB
-// resident at the highest write rate, with the caches empty).
+// entry (docs/performance.md).
+//
+// The soft limit follows the live heap (limitMemory): it stays gcHeadroom
+// above what the last collection left, and never below gcMemoryLimit. A
+// fixed limit that the live heap fills makes the collector run without
+// end: on a 10,000,000-entry log, whose leaf and tile caches and identity
+// filter hold ~400 MB, a limit that counted only the tile caches gave the
+// collector ~60% of the CPU and receipts 3-5× slower, until a restart
+// emptied the caches. A limit that counted nothing let garbage take the
+// caches' room (a peak of 730 MiB resident at the highest write rate).
 const (
 	gcPercent     = 400
 	gcMemoryLimit = 256 << 20
+	gcHeadroom    = 192 << 20
 )
 
 func tuneGC() (limit bool) {
@@ -313,26 +319,28 @@ func tuneGC() (limit bool) {
 	return true
 }
 
-// limitMemory keeps the collector's soft limit at gcMemoryLimit plus what
-// the logs' tile caches hold, once a second, until ctx ends.
-func limitMemory(ctx context.Context, logs []*evlog.Log) {
+// limitMemory keeps the collector's soft limit gcHeadroom above the live
+// heap, and at least gcMemoryLimit, once a second, until ctx ends.
+func limitMemory(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	last := int64(0)
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	last := int64(gcMemoryLimit)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		var caches int64
-		for _, l := range logs {
-			caches += int64(l.CacheBytes())
+		metrics.Read(live)
+		if live[0].Value.Kind() != metrics.KindUint64 {
+			return // not measured by this runtime: keep the limit set
 		}
-		// Moved in steps of 8 MiB, not at every tile.
-		if caches = caches &^ (8<<20 - 1); caches != last {
-			debug.SetMemoryLimit(gcMemoryLimit + caches)
-			last = caches
+		// Moved in steps of 8 MiB, not at every allocation.
+		limit := max(int64(gcMemoryLimit), int64(live[0].Value.Uint64())+gcHeadroom) &^ (8<<20 - 1)
+		if limit != last {
+			debug.SetMemoryLimit(limit)
+			last = limit
 		}
 	}
 }
@@ -508,11 +516,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		}
 	}()
 	if o.limitMemory {
-		logs := []*evlog.Log{l}
-		for _, n := range named {
-			logs = append(logs, n.log)
-		}
-		go limitMemory(ctx, logs)
+		go limitMemory(ctx)
 	}
 	handler := l.Handler()
 	if len(named) > 0 {
