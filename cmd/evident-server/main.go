@@ -305,7 +305,7 @@ func scrubRate(flag int) int {
 const (
 	gcPercent     = 400
 	gcMemoryLimit = 256 << 20
-	gcHeadroom    = 192 << 20
+	gcHeadroom    = 128 << 20
 )
 
 func tuneGC() (limit bool) {
