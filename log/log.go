@@ -401,4 +401,3 @@ func (l *Log) Close() error {
 
 // Origin returns the log's origin.
 func (l *Log) Origin() string { return l.cfg.Origin }
-
