@@ -106,14 +106,16 @@
 //     zero bytes. Keep room for the database, a log of a few hundred MB
 //     under heavy load, and a copy for backups.
 //   - Throughput is bound by one writer. The identity hash index is kept
-//     off the commit path (identity.go): about 15 µs an appended leaf in
+//     off the commit path (identity.go): about 17 µs an appended leaf in
 //     BenchmarkAppendIdentityIndex, against 36 µs with a page of the index
 //     written per leaf by each commit. Trillian's log server uses the
 //     Merkle leaf hash as the identity hash unless the personality sets
 //     one; a personality that sets a different one pays a page write per
 //     leaf in the Merkle hash index. Figures are in docs/performance.md.
-//   - Memory: the identities not yet merged (up to about 32,768, ~100
-//     bytes each) and a Bloom filter of the merged ones (1.5 bytes a key,
+//   - Memory: the identities not yet merged (a merge starts at 32,768;
+//     up to ~131,072 while appends outrun it, when the group commit takes
+//     bigger merge steps), those of the last merge (for older snapshots),
+//     ~100 bytes each, and a Bloom filter of the merged ones (1.5 bytes a key,
 //     6 MiB at least). Open reads the leaf rows above the merged mark, so
 //     damage there is found at Open; the filter is built in the
 //     background by a scan of the identity table.
