@@ -216,6 +216,8 @@ func TestBadStartCreatesNothing(t *testing.T) {
 		{"negative witness timeout", 2, nil, []string{"--witness_timeout", "-5s"}, "--witness_timeout must be positive"},
 		{"zero shutdown timeout", 2, nil, []string{"--shutdown_timeout", "0s"}, "--shutdown_timeout must be positive"},
 		{"negative sequencer interval", 2, nil, []string{"--sequencer_interval", "-1s"}, "--sequencer_interval must not be negative"},
+		{"negative commit linger", 2, nil, []string{"--commit_linger", "-1ms"}, "--commit_linger must be between 0 and 1s"},
+		{"commit linger too long", 2, nil, []string{"--commit_linger", "2s"}, "--commit_linger must be between 0 and 1s"},
 		{"zero batch size", 2, nil, []string{"--batch_size", "0"}, "--batch_size"},
 		{"negative backlog", 2, nil, []string{"--max_backlog", "-1"}, "--max_backlog"},
 		{"negative tree", 2, nil, []string{"--tree_id", "-1"}, "--tree_id"},

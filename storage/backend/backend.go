@@ -56,6 +56,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/evidentlog/evident/storage"
+	"github.com/evidentlog/evident/storage/sqlite"
 )
 
 // Defaults for Config.
@@ -64,6 +65,8 @@ const (
 	DefaultBatchSize = 2000
 	// DefaultConnectTimeout is how long New waits for a remote Trillian.
 	DefaultConnectTimeout = 30 * time.Second
+	// DefaultCommitLinger is Config.CommitLinger's default.
+	DefaultCommitLinger = sqlite.DefaultCommitLinger
 )
 
 // TreeIDSetting is the name of the setting (in the state database) that
@@ -98,6 +101,11 @@ type Config struct {
 	// that meet it with sqlite.ErrCorrupt (see the storage/sqlite package
 	// doc for what neither finds).
 	SkipIntegrityCheck bool
+	// CommitLinger is how long a group commit of the in-process SQLite
+	// storage waits for more entries when the log is under load
+	// (sqlite.Config.CommitLinger): zero means sqlite.DefaultCommitLinger,
+	// negative never waits.
+	CommitLinger time.Duration
 	// MySQLDSN is the go-sql-driver/mysql DSN of the database of an
 	// in-process Trillian on Trillian's own MySQL storage.
 	MySQLDSN string

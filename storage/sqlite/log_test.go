@@ -184,6 +184,99 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestGroupCommitLingers checks that a group commit after a full one
+// waits for more leaves (until its batch is full), that one after a small
+// commit does not wait, and that closing the Storage ends the wait.
+func TestGroupCommitLingers(t *testing.T) {
+	// A minute's linger: a test that lingered where it should not would
+	// time out its call instead of passing by luck.
+	cfg := Config{CommitLinger: time.Minute, lingerLoad: 2, lingerBatch: 3}
+	s := openTest(t, cfg)
+	tree := newInitializedTree(t, s)
+	ls := s.LogStorage()
+	queue := func(ctx context.Context, seed uint64, n int) chan error {
+		leaves := make([]*trillian.LogLeaf, n)
+		for i := range leaves {
+			leaves[i] = newLeaf(seed, uint64(i))
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := ls.QueueLeaves(ctx, tree, leaves, fakeTime)
+			done <- err
+		}()
+		return done
+	}
+	// waiting returns once the request of done is with the committer,
+	// and fails the test if it was answered (committed alone) first.
+	waiting := func(done chan error) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute) // only to fail rather than hang
+		for s.pending.Load() < 1 {
+			select {
+			case err := <-done:
+				t.Fatalf("a leaf queued after a full commit was committed alone (err %v), want it to wait for more", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the request did not reach the committer")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	bounded := func() context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	// The first commit follows none: it does not wait.
+	if err := <-queue(bounded(), 1, 2); err != nil {
+		t.Fatalf("first commit: %v", err)
+	}
+	// It held 2 leaves (lingerLoad): the next commit waits for a third.
+	before := s.groupCommits.Load()
+	a := queue(t.Context(), 2, 1)
+	waiting(a)
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-a:
+		t.Fatalf("a leaf queued after a full commit was committed alone (err %v), want it to wait for more", err)
+	default:
+	}
+	b := queue(t.Context(), 3, 2)
+	for name, c := range map[string]chan error{"a": a, "b": b} {
+		if err := <-c; err != nil {
+			t.Fatalf("request %s: %v", name, err)
+		}
+	}
+	if got := s.groupCommits.Load() - before; got != 1 {
+		t.Errorf("the waiting leaf and the two after it took %d transactions, want 1", got)
+	}
+
+	// After a small commit, a lone leaf does not wait.
+	s2 := openTest(t, Config{CommitLinger: time.Minute, lingerLoad: 5, lingerBatch: 10})
+	tree2 := newInitializedTree(t, s2)
+	for i := range 3 {
+		if _, err := s2.LogStorage().QueueLeaves(bounded(), tree2, []*trillian.LogLeaf{newLeaf(4, uint64(i))}, fakeTime); err != nil {
+			t.Fatalf("lone leaf %d after small commits: %v", i, err)
+		}
+	}
+
+	// Closing ends a wait, and the waiting request is answered. (The last
+	// commit of s held 3 leaves, so the next one waits.)
+	d := queue(t.Context(), 6, 1)
+	waiting(d)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-d:
+		t.Logf("the request waiting at Close got %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a request waiting for more leaves was not answered when the Storage closed")
+	}
+}
+
 func TestQueueLeavesErrors(t *testing.T) {
 	s := openTest(t, Config{})
 	ls := s.LogStorage()

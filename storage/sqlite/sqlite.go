@@ -169,6 +169,16 @@ const (
 	DefaultMaxQueueBatch = 8192
 	// DefaultMaxReadConns is the size of the read-only connection pool.
 	DefaultMaxReadConns = 4
+	// DefaultCommitLinger is how long a group commit under load waits for
+	// more leaves (see the package comment).
+	DefaultCommitLinger = 2 * time.Millisecond
+)
+
+// A group commit lingers after one of at least lingerLoad leaves, until
+// its batch holds lingerBatch leaves or Config.CommitLinger has passed.
+const (
+	lingerLoad  = 48
+	lingerBatch = 128
 )
 
 // MaxLeavesPerRange is the most leaves GetLeavesByRange returns in one call;
@@ -188,6 +198,11 @@ type Config struct {
 	// requests writes in a transaction. A single request larger than this is
 	// still written whole. Zero means DefaultMaxQueueBatch.
 	MaxQueueBatch int
+	// CommitLinger is how long a group commit under load (its previous
+	// commit held at least 48 leaves) waits for its batch to reach 128
+	// leaves before writing. Zero means DefaultCommitLinger; negative
+	// never waits.
+	CommitLinger time.Duration
 	// MaxReadConns is the number of read-only connections. Zero means
 	// DefaultMaxReadConns.
 	MaxReadConns int
@@ -203,6 +218,9 @@ type Config struct {
 	// pending identities start a merge and how many one of its
 	// transactions inserts. Zero means the constants of the same names.
 	identityMergeRows, identityMergeChunk int
+	// lingerLoad and lingerBatch, for tests: the constants of the same
+	// names when zero.
+	lingerLoad, lingerBatch int
 	// identityFilterKeys, for tests, is the smallest capacity of the
 	// identity filter. Zero means minFilterKeys.
 	identityFilterKeys int
@@ -220,6 +238,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxReadConns <= 0 {
 		c.MaxReadConns = DefaultMaxReadConns
+	}
+	if c.CommitLinger == 0 {
+		c.CommitLinger = DefaultCommitLinger
+	}
+	if c.lingerLoad <= 0 {
+		c.lingerLoad = lingerLoad
+	}
+	if c.lingerBatch <= 0 {
+		c.lingerBatch = lingerBatch
 	}
 	if c.identityMergeRows <= 0 {
 		c.identityMergeRows = identityMergeRows
