@@ -40,6 +40,7 @@
 package log
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -162,6 +163,16 @@ type Config struct {
 	// concurrent add-entry requests are gathered into such batches too.
 	// Without it every entry is queued with its own QueueLeaf call.
 	QueueBatch QueueBatchFunc
+	// QueueLinger, with QueueBatch, is how long a batch gathered under
+	// load (after one of at least 48 entries) waits for 128 entries
+	// before it is queued: fewer, fuller commits cost less CPU an entry,
+	// for at most this much latency. Zero never waits. The embedded
+	// SQLite storage lingers in its own group commit instead
+	// (backend.Backend.QueueLinger says which).
+	QueueLinger time.Duration
+	// queueLingerLoad and queueLingerBatch, for tests, replace the
+	// constants of the same names when not zero.
+	queueLingerLoad, queueLingerBatch int
 
 	// CheckpointInterval is how often the publisher looks for growth
 	// without Grown, and the first wait after a failed round
@@ -309,7 +320,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if cfg.QueueBatch != nil {
-		l.queuer = newQueuer(cfg.QueueBatch)
+		load, full := cmp.Or(cfg.queueLingerLoad, queueLingerLoad), cmp.Or(cfg.queueLingerBatch, queueLingerBatch)
+		l.queuer = newQueuer(cfg.QueueBatch, cfg.QueueLinger, load, full)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -82,6 +83,12 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.QueueBatch = func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
 		return lc.queueBatch(ctx, b.TreeID, leaves)
+	}
+	if st == nil {
+		b.QueueLinger = cmp.Or(cfg.CommitLinger, DefaultCommitLinger)
+		if b.QueueLinger < 0 {
+			b.QueueLinger = 0
+		}
 	}
 	b.LeafIndex = func(ctx context.Context, hash [32]byte) (uint64, bool, error) {
 		tree, err := lc.trees.get(ctx, b.TreeID)
