@@ -116,7 +116,11 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 	// The compare-and-swap on the old value makes two servers that read
 	// the same next index record the range once (MySQL; SQLite
 	// transactions are serial).
-	res, err := tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ? AND value = ?`,
+	st, err := d.stmt(`UPDATE settings SET value = ? WHERE name = ? AND value = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("recording attributions: %w", err)
+	}
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx,
 		[]byte(strconv.FormatUint(next, 10)), attributionNext, []byte(strconv.FormatUint(from, 10)))
 	if err != nil {
 		return 0, fmt.Errorf("recording attributions: %w", err)

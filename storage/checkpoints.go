@@ -32,9 +32,11 @@ func (d *DB) AddCheckpoint(ctx context.Context, origin string, size uint64, note
 	}
 	// The primary key (origin, size) makes a second, different checkpoint of
 	// one size impossible to store: the log can never publish two views.
-	_, err := d.db.ExecContext(ctx,
-		`INSERT INTO checkpoints (origin, size, note, published_at) VALUES (?, ?, ?, ?)`,
-		origin, int64(size), note, at.UnixMilli())
+	st, err := d.stmt(`INSERT INTO checkpoints (origin, size, note, published_at) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("storing checkpoint %s@%d: %w", origin, size, err)
+	}
+	_, err = st.ExecContext(ctx, origin, int64(size), note, at.UnixMilli())
 	if err == nil {
 		return nil
 	}

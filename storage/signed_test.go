@@ -80,3 +80,25 @@ func BenchmarkAddSigned(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPutTilesRound stores what most publishing rounds store: 64 new
+// leaves that fill no tile, so only the tiled size and root change (a
+// transaction committed without waiting for the disk). It is a round's
+// fixed cost in the state database.
+func BenchmarkPutTilesRound(b *testing.B) {
+	db, err := OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const leaves = 64
+	u := TileUpdate{Leaves: make([][32]byte, leaves), NoLeafIndex: true}
+	var size uint64
+	for b.Loop() {
+		u.Size, u.Root = size+leaves, [32]byte{byte(size)}
+		if err := db.PutTiles(b.Context(), "example.com/log", size, u); err != nil {
+			b.Fatal(err)
+		}
+		size += leaves
+	}
+}

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -107,30 +106,13 @@ func (d *DB) PutTiles(ctx context.Context, origin string, old uint64, u TileUpda
 	if u.Size < old || u.Size-old != uint64(len(u.Leaves)) || u.Size > 1<<63-1 {
 		return fmt.Errorf("storing tiles of %s: bad update from %d to %d with %d leaves", origin, old, u.Size, len(u.Leaves))
 	}
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("storing tiles of %s: %w", origin, err)
-	}
-	defer conn.Close()
-	if d.dialect == SQLite {
-		// The tiles are committed without waiting for the disk: the log's
-		// next durable commit (the checkpoint that needs them, or its
-		// record as signed) carries them to the disk, as a WAL is written
-		// and synced in order. A crash before it loses only tiles that no
-		// checkpoint covers, together with the tiled size of the same
-		// transaction, and the tiler extends again from the size stored.
-		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-			return fmt.Errorf("storing tiles of %s: %w", origin, err)
-		}
-		defer func() {
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
-				// Never hand the connection back with commits that do
-				// not wait for the disk.
-				conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
-	}
-	tx, err := conn.BeginTx(ctx, nil)
+	// On SQLite the tiles are committed without waiting for the disk
+	// (d.tiles): the log's next durable commit (the checkpoint that needs
+	// them, or its record as signed) carries them to the disk, as a WAL is
+	// written and synced in order. A crash before it loses only tiles that
+	// no checkpoint covers, together with the tiled size of the same
+	// transaction, and the tiler extends again from the size stored.
+	tx, err := d.tiles.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storing tiles of %s: %w", origin, err)
 	}
@@ -141,7 +123,10 @@ func (d *DB) PutTiles(ctx context.Context, origin string, old uint64, u TileUpda
 	} else {
 		// Compare-and-swap: two servers tiling one log never both extend
 		// the same size, so no tile is written from a stale edge.
-		res, err = tx.ExecContext(ctx, `UPDATE tiled SET size = ?, root = ? WHERE origin = ? AND size = ?`, int64(u.Size), u.Root[:], origin, int64(old))
+		var st *sql.Stmt
+		if st, err = d.stmtOn(d.tiles, `UPDATE tiled SET size = ?, root = ? WHERE origin = ? AND size = ?`); err == nil {
+			res, err = tx.StmtContext(ctx, st).ExecContext(ctx, int64(u.Size), u.Root[:], origin, int64(old))
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("storing tiles of %s: %w", origin, err)
@@ -271,10 +256,7 @@ func (d *DB) HasCheckpointIn(ctx context.Context, origin string, lo, hi uint64) 
 }
 
 // leafIndexStmt returns the prepared statement of LeafIndex (the query of
-// every receipt), prepared once.
+// every receipt).
 func (d *DB) leafIndexStmt() (*sql.Stmt, error) {
-	d.leafIndexOnce.Do(func() {
-		d.leafIndex, d.leafIndexErr = d.db.Prepare(`SELECT idx FROM tile_leaves WHERE origin = ? AND leaf_hash = ?`)
-	})
-	return d.leafIndex, d.leafIndexErr
+	return d.stmt(`SELECT idx FROM tile_leaves WHERE origin = ? AND leaf_hash = ?`)
 }

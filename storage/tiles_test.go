@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -81,33 +82,36 @@ func TestTiles(t *testing.T) {
 	})
 }
 
-// TestPutTilesRestoresSynchronous: PutTiles commits without waiting for
-// the disk, on a connection it then gives back with full synchronous
-// commits (every other write of the state database waits for the disk),
-// also when the update is refused.
-func TestPutTilesRestoresSynchronous(t *testing.T) {
+// TestPutTilesSynchronous: PutTiles commits without waiting for the disk,
+// on connections of its own, and every other write of the state database
+// still waits for the disk, also after a refused update.
+func TestPutTilesSynchronous(t *testing.T) {
 	db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	db.db.SetMaxOpenConns(1) // the one connection PutTiles used
+	db.db.SetMaxOpenConns(1) // the one connection of every other write
 	ctx := t.Context()
-	check := func(when string) {
+	check := func(when string, pool *sql.DB, want int) {
 		t.Helper()
 		var mode int
-		if err := db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil || mode != 2 {
-			t.Fatalf("%s: synchronous = %d, %v; want 2 (FULL)", when, mode, err)
+		if err := pool.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil || mode != want {
+			t.Fatalf("%s: synchronous = %d, %v; want %d", when, mode, err, want)
 		}
 	}
-	check("before")
+	check("before", db.db, 2) // FULL
 	u := TileUpdate{Size: 1, Leaves: [][32]byte{{1}}, Tiles: []Tile{{Level: 0, Index: 0, Width: 1, Data: make([]byte, 32)}}}
 	if err := db.PutTiles(ctx, "o", 0, u); err != nil {
 		t.Fatal(err)
 	}
-	check("after PutTiles")
+	check("after PutTiles", db.db, 2)
+	check("PutTiles's own connections", db.tiles, 1) // NORMAL
 	if err := db.PutTiles(ctx, "o", 0, u); !errors.Is(err, ErrTiledElsewhere) {
 		t.Fatalf("PutTiles from a stale size: %v", err)
 	}
-	check("after a refused PutTiles")
+	check("after a refused PutTiles", db.db, 2)
+	if size, _, err := db.TiledSize(ctx, "o"); err != nil || size != 1 {
+		t.Errorf("TiledSize = %d, %v; want 1", size, err)
+	}
 }
