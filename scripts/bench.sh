@@ -53,6 +53,9 @@ EVIDENT_QUOTA_LOAD=${EVIDENT_QUOTA_LOAD:-30s} go test -count 1 -timeout 30m -run
 # recording each signed checkpoint before witnesses see it.
 go test -run '^$' -bench 'BenchmarkEntries' -count 3 ./log/
 go test -run '^$' -bench 'BenchmarkAddSigned' -count 3 ./storage/
+# A publishing round's tiles transaction when it fills no tile
+# (docs/performance.md, "Fuller commits under load").
+go test -run '^$' -bench 'PutTilesRound' -benchtime 3000x -count 3 ./storage/
 
 # Storage (docs/performance.md, "Storage (storage/sqlite)"): durably queued
 # leaves/s with 1, 16 and 256 concurrent callers, integrated leaves/s with
