@@ -166,9 +166,8 @@ type Config struct {
 	// QueueLinger, with QueueBatch, is how long a batch gathered under
 	// load (after one of at least 48 entries) waits for 128 entries
 	// before it is queued: fewer, fuller commits cost less CPU an entry,
-	// for at most this much latency. Zero never waits. The embedded
-	// SQLite storage lingers in its own group commit instead
-	// (backend.Backend.QueueLinger says which).
+	// for at most this much latency (DefaultQueueLinger is the server's
+	// default). Zero never waits.
 	QueueLinger time.Duration
 	// queueLingerLoad and queueLingerBatch, for tests, replace the
 	// constants of the same names when not zero.

@@ -89,4 +89,26 @@ func TestQueueLingers(t *testing.T) {
 		}()
 		within(fmt.Sprintf("lone entry %d", i), done)
 	}
+
+	// Stopping the queuer ends a wait, and the waiting entry is answered.
+	q := newQueuer(tl2.be.QueueBatch, time.Minute, 1, 3)
+	leaf := func(s string) *trillian.LogLeaf { return &trillian.LogLeaf{LeafValue: []byte(s)} }
+	if _, err := q.queue(t.Context(), leaf("before the wait")); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := q.queue(t.Context(), leaf("waiting at close"))
+		waited <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { q.close(); close(closed) }()
+	defer func() { <-closed }()
+	select {
+	case err := <-waited:
+		t.Logf("the entry waiting when the queuer stopped got %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("an entry waiting for a fuller batch was not answered when the queuer stopped")
+	}
 }

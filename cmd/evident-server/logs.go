@@ -746,7 +746,6 @@ func (n *namedLog) open(ctx context.Context, o *options, auth *storage.DB, base 
 		ExistingLog:        true,
 		BatchSize:          o.batchSize,
 		SequencerInterval:  o.sequencerInterval,
-		CommitLinger:       lingerFlag(o.commitLinger),
 		SkipIntegrityCheck: o.skipIntegrity,
 		// Trillian's metrics register once per process: the default
 		// log's. Each log's own (evident_*) are at /<name>/metrics.

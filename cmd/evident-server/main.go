@@ -132,7 +132,7 @@ Flags:
 	fs.StringVar(&o.trillianAddr, "trillian_addr", "", "use a remote Trillian log server at `host:port` (gRPC) instead of an in-process one, with its own sequencer (trillian_log_signer)")
 	fs.Int64Var(&o.treeID, "tree_id", 0, "the log's Trillian tree `ID`; default: the tree this log created on first start (recorded in its state database)")
 	fs.DurationVar(&o.sequencerInterval, "sequencer_interval", 0, "in-process Trillian: also look for queued leaves this often (entries queued through this server are integrated at once; this is only for leaves another process queued in the same tree); 0: never poll")
-	fs.DurationVar(&o.commitLinger, "commit_linger", backend.DefaultCommitLinger, "in-process Trillian (SQLite or MySQL): under load (a commit of 48 entries or more), how long the next commit waits for 128 entries before writing; fewer, fuller commits cost less CPU an entry for at most this much latency. A lone writer never waits. 0: never wait")
+	fs.DurationVar(&o.commitLinger, "commit_linger", evlog.DefaultQueueLinger, "in-process Trillian (SQLite or MySQL): under load (a commit of 48 entries or more), how long the next commit waits for 128 entries before writing; fewer, fuller commits cost less CPU an entry for at most this much latency. A lone writer never waits. 0: never wait")
 	fs.IntVar(&o.batchSize, "batch_size", backend.DefaultBatchSize, "in-process Trillian: most entries integrated per sequencer run")
 	fs.IntVar(&o.maxBacklog, "max_backlog", evlog.DefaultMaxBacklog, "refuse new entries with 503 while this many wait for a checkpoint")
 	fs.DurationVar(&o.waitTimeout, "wait_timeout", evlog.DefaultWaitTimeout, "how long add-entry waits for a checkpoint before answering 504")
@@ -426,7 +426,6 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		TreeID:             o.treeID,
 		BatchSize:          o.batchSize,
 		SequencerInterval:  o.sequencerInterval,
-		CommitLinger:       lingerFlag(o.commitLinger),
 		SkipIntegrityCheck: o.skipIntegrity,
 		MetricFactory:      tprom.MetricFactory{Prefix: "trillian_"},
 		Logger:             logger,
@@ -490,6 +489,7 @@ func run(ctx context.Context, stop func(), o *options, logger *slog.Logger, stdo
 		CheckpointInterval: o.checkpointInterval,
 		MaxEntrySize:       o.maxEntrySize,
 		MaxBacklog:         o.maxBacklog,
+		QueueLinger:        o.commitLinger,
 		WaitTimeout:        o.waitTimeout,
 		CosignInterval:     o.witnessInterval,
 		ScrubRate:          scrubRate(o.scrubRate),
@@ -580,7 +580,6 @@ func useBackend(cfg *evlog.Config, be *backend.Backend) {
 	cfg.Trillian, cfg.TreeID = be.Log, be.TreeID
 	cfg.Healthy, cfg.Grown, cfg.Root = be.Healthy, be.Grown, be.Root
 	cfg.LeafHashes, cfg.Leaves, cfg.LeafIndex, cfg.QueueBatch = be.LeafHashes, be.Leaves, be.LeafIndex, be.QueueBatch
-	cfg.QueueLinger = be.QueueLinger
 }
 
 // usePool sets the fields of cfg that come from the log's witness pool
@@ -840,13 +839,4 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.level, h.Handler.WithGroup(name)}
-}
-
-// lingerFlag maps --commit_linger to backend.Config.CommitLinger, whose
-// zero means the default: the flag's 0 means never wait.
-func lingerFlag(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -56,7 +56,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/evidentlog/evident/storage"
-	"github.com/evidentlog/evident/storage/sqlite"
 )
 
 // Defaults for Config.
@@ -65,8 +64,6 @@ const (
 	DefaultBatchSize = 2000
 	// DefaultConnectTimeout is how long New waits for a remote Trillian.
 	DefaultConnectTimeout = 30 * time.Second
-	// DefaultCommitLinger is Config.CommitLinger's default.
-	DefaultCommitLinger = sqlite.DefaultCommitLinger
 )
 
 // TreeIDSetting is the name of the setting (in the state database) that
@@ -101,12 +98,6 @@ type Config struct {
 	// that meet it with sqlite.ErrCorrupt (see the storage/sqlite package
 	// doc for what neither finds).
 	SkipIntegrityCheck bool
-	// CommitLinger is how long, in-process, a commit of entries waits for
-	// more when the log is under load: in the SQLite storage's group
-	// commit (sqlite.Config.CommitLinger), or on MySQL in the gathering of
-	// QueueBatch calls (Backend.QueueLinger). Zero means
-	// DefaultCommitLinger; negative never waits.
-	CommitLinger time.Duration
 	// MySQLDSN is the go-sql-driver/mysql DSN of the database of an
 	// in-process Trillian on Trillian's own MySQL storage.
 	MySQLDSN string
@@ -200,11 +191,6 @@ type Backend struct {
 	// against the entry anyway), its LeafIdentityHash (default: its Merkle
 	// leaf hash) and ExtraData. Nil for a remote Trillian.
 	QueueBatch func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error)
-	// QueueLinger is how long a caller that gathers QueueBatch calls
-	// should let a batch wait, under load, for more leaves
-	// (log.Config.QueueLinger): Config.CommitLinger on MySQL, zero on the
-	// embedded SQLite storage, whose group commit lingers itself.
-	QueueLinger time.Duration
 
 	// LeafIndex, in-process, returns the lowest index of a sequenced leaf
 	// with the given Merkle leaf hash from Trillian's own index, without a

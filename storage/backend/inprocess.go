@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -83,12 +82,6 @@ func newInProcess(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.QueueBatch = func(ctx context.Context, leaves []*trillian.LogLeaf) ([]*trillian.QueuedLogLeaf, error) {
 		return lc.queueBatch(ctx, b.TreeID, leaves)
-	}
-	if st == nil {
-		b.QueueLinger = cmp.Or(cfg.CommitLinger, DefaultCommitLinger)
-		if b.QueueLinger < 0 {
-			b.QueueLinger = 0
-		}
 	}
 	b.LeafIndex = func(ctx context.Context, hash [32]byte) (uint64, bool, error) {
 		tree, err := lc.trees.get(ctx, b.TreeID)

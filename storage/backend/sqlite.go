@@ -13,7 +13,6 @@ func openSQLite(ctx context.Context, cfg Config) (*sqlite.Storage, error) {
 	st, err := sqlite.Open(ctx, cfg.SQLitePath, sqlite.Config{
 		Logger:         cfg.Logger,
 		CheckIntegrity: !cfg.SkipIntegrityCheck,
-		CommitLinger:   cfg.CommitLinger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)

@@ -137,7 +137,6 @@ func (s *Storage) send(ctx context.Context, req *queueReq) error {
 // Config.MaxQueueBatch leaves, and writes them in one transaction.
 func (s *Storage) committer() {
 	defer s.wg.Done()
-	last := 0 // leaves in the last commit
 	for {
 		var first *queueReq
 		select {
@@ -147,16 +146,11 @@ func (s *Storage) committer() {
 			return
 		}
 		batch, n := s.gather([]*queueReq{first}, len(first.leaves))
-		if last >= s.cfg.lingerLoad && s.cfg.CommitLinger > 0 {
-			batch, n = s.linger(batch, n)
-		}
 		batch, n = s.lockForBatch(batch, n)
 		if batch == nil {
-			last = 0
 			continue
 		}
 		batch, n = s.gather(batch, n)
-		last = n
 		s.commitBatch(batch)
 		if s.mergeDue() {
 			// A step of the identity merge after each group commit, so
@@ -239,29 +233,6 @@ func (s *Storage) gather(batch []*queueReq, n int) ([]*queueReq, int) {
 			batch = append(batch, r)
 			n += len(r.leaves)
 		default:
-			return batch, n
-		}
-	}
-	return batch, n
-}
-
-// linger adds the requests that arrive, up to Config.CommitLinger, until
-// batch holds lingerBatch leaves (see the package comment). It returns at
-// once when the Storage closes; the committer then answers the batch.
-func (s *Storage) linger(batch []*queueReq, n int) ([]*queueReq, int) {
-	if n >= s.cfg.lingerBatch {
-		return batch, n
-	}
-	t := time.NewTimer(s.cfg.CommitLinger)
-	defer t.Stop()
-	for n < s.cfg.lingerBatch {
-		select {
-		case r := <-s.queue:
-			batch = append(batch, r)
-			n += len(r.leaves)
-		case <-t.C:
-			return batch, n
-		case <-s.closing:
 			return batch, n
 		}
 	}

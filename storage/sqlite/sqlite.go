@@ -42,16 +42,6 @@
 // is rolled back and the others are written again without it. If COMMIT
 // fails, every caller in it gets the error.
 //
-// Under load the committer lingers: when its last commit held at least
-// lingerLoad (48) leaves, it waits up to Config.CommitLinger (2 ms) for
-// the next batch to reach lingerBatch (128) leaves before writing. Each
-// commit, and each round of the log's publisher that follows it, has
-// costs that do not grow with its leaves (the transaction, the WAL's
-// commit frame and fsync, signing and recording a checkpoint), so fewer,
-// fuller commits cut the CPU an entry costs when the CPU is what limits
-// the rate. A lone writer does not wait: its commits are small, so the
-// next one does not linger (only the first commit after a burst may).
-//
 // A QueueLeaves waits at most Config.WriteLockTimeout from its call for its
 // turn, like any write: each request has its own deadline, requests that
 // arrive while the committer waits for the lock join its batch, and a
@@ -179,16 +169,6 @@ const (
 	DefaultMaxQueueBatch = 8192
 	// DefaultMaxReadConns is the size of the read-only connection pool.
 	DefaultMaxReadConns = 4
-	// DefaultCommitLinger is how long a group commit under load waits for
-	// more leaves (see the package comment).
-	DefaultCommitLinger = 2 * time.Millisecond
-)
-
-// A group commit lingers after one of at least lingerLoad leaves, until
-// its batch holds lingerBatch leaves or Config.CommitLinger has passed.
-const (
-	lingerLoad  = 48
-	lingerBatch = 128
 )
 
 // MaxLeavesPerRange is the most leaves GetLeavesByRange returns in one call;
@@ -208,11 +188,6 @@ type Config struct {
 	// requests writes in a transaction. A single request larger than this is
 	// still written whole. Zero means DefaultMaxQueueBatch.
 	MaxQueueBatch int
-	// CommitLinger is how long a group commit under load (its previous
-	// commit held at least 48 leaves) waits for its batch to reach 128
-	// leaves before writing. Zero means DefaultCommitLinger; negative
-	// never waits.
-	CommitLinger time.Duration
 	// MaxReadConns is the number of read-only connections. Zero means
 	// DefaultMaxReadConns.
 	MaxReadConns int
@@ -228,9 +203,6 @@ type Config struct {
 	// pending identities start a merge and how many one of its
 	// transactions inserts. Zero means the constants of the same names.
 	identityMergeRows, identityMergeChunk int
-	// lingerLoad and lingerBatch, for tests: the constants of the same
-	// names when zero.
-	lingerLoad, lingerBatch int
 	// identityFilterKeys, for tests, is the smallest capacity of the
 	// identity filter. Zero means minFilterKeys.
 	identityFilterKeys int
@@ -248,15 +220,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxReadConns <= 0 {
 		c.MaxReadConns = DefaultMaxReadConns
-	}
-	if c.CommitLinger == 0 {
-		c.CommitLinger = DefaultCommitLinger
-	}
-	if c.lingerLoad <= 0 {
-		c.lingerLoad = lingerLoad
-	}
-	if c.lingerBatch <= 0 {
-		c.lingerBatch = lingerBatch
 	}
 	if c.identityMergeRows <= 0 {
 		c.identityMergeRows = identityMergeRows
