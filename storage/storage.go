@@ -70,7 +70,7 @@ type DB struct {
 	// MySQL db itself.
 	tiles *sql.DB
 
-	stmtsMu sync.Mutex
+	stmtsMu sync.RWMutex
 	stmts   map[stmtKey]*sql.Stmt // see stmt
 }
 
@@ -196,9 +196,15 @@ func (d *DB) stmt(query string) (*sql.Stmt, error) {
 
 // stmtOn is stmt on db, d.db or d.tiles.
 func (d *DB) stmtOn(db *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{db, query}
+	d.stmtsMu.RLock()
+	st, ok := d.stmts[k]
+	d.stmtsMu.RUnlock()
+	if ok {
+		return st, nil // the receipts' path: many readers at once
+	}
 	d.stmtsMu.Lock()
 	defer d.stmtsMu.Unlock()
-	k := stmtKey{db, query}
 	if st, ok := d.stmts[k]; ok {
 		return st, nil
 	}
