@@ -1,11 +1,10 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
-
-	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/evidentlog/evident/checkpoint"
 	"github.com/evidentlog/evident/storage"
@@ -130,10 +129,19 @@ func (l *Log) recentAttributions(ctx context.Context, start, count uint64) ([]st
 		return nil, false
 	}
 	as := make([]storage.Attribution, len(leaves))
+	var tiled []byte // the leaf hashes of index's tile
 	for i, leaf := range leaves {
 		index := start + uint64(i)
+		if i == 0 || index%tileWidth == 0 {
+			end := min(start+count, (index/tileWidth+1)*tileWidth)
+			var err error
+			if tiled, err = l.tiles.leafHashes(ctx, index/tileWidth, int(end-index/tileWidth*tileWidth)); err != nil {
+				return nil, false
+			}
+		}
 		h := checkpoint.LeafHash(leaf.LeafValue)
-		if tiled, err := l.tiles.node(ctx, compact.NewNodeID(0, index)); err != nil || tiled != h || uint64(leaf.LeafIndex) != index {
+		k := 32 * (index % tileWidth)
+		if uint64(leaf.LeafIndex) != index || !bytes.Equal(tiled[k:k+32], h[:]) {
 			return nil, false
 		}
 		as[i] = storage.Attribution{Index: index, Tenant: leafTenant(leaf.ExtraData), LeafHash: h, QueuedAt: leaf.GetQueueTimestamp().AsTime()}

@@ -260,6 +260,33 @@ func (s *tileStore) node(ctx context.Context, id compact.NodeID) ([32]byte, erro
 	return h, nil
 }
 
+// leafHashes returns the leaf hashes of the level-0 tile index, at least
+// width of them (32 bytes each). A partial tile's come from the edge as
+// they are, without hashing the tile's upper levels as node does: the
+// attributer checks every new entry against them.
+func (s *tileStore) leafHashes(ctx context.Context, index uint64, width int) ([]byte, error) {
+	if width < tileWidth {
+		s.mu.RLock()
+		t := s.hashes[tileKey{0, index}] // full by now, and kept
+		s.mu.RUnlock()
+		if t != nil {
+			return t.data, nil
+		}
+		e, err := s.edgeTile(ctx, index, width)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			return e.hashes[:32*e.width], nil
+		}
+	}
+	t, err := s.storedHashTile(ctx, 0, index, width)
+	if err != nil {
+		return nil, err
+	}
+	return t.data, nil
+}
+
 // nodes returns the hashes of ids.
 func (s *tileStore) nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))

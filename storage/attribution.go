@@ -22,9 +22,9 @@ type Attribution struct {
 // attributionSchema returns the CREATE statements of tenant_entries
 // (schema version 5) in dialect d.
 func attributionSchema(d Dialect) []string {
-	hash, text := "BLOB", "TEXT"
+	hash, text, intKey := "BLOB", "TEXT", "INTEGER"
 	if d == MySQL {
-		hash, text = "BINARY(32)", "VARCHAR(255)"
+		hash, text, intKey = "BINARY(32)", "VARCHAR(255)", "BIGINT"
 	}
 	inline, index := "", `CREATE INDEX IF NOT EXISTS tenant_entries_time ON tenant_entries (tenant, queued_at, leaf_index)`
 	if d == MySQL {
@@ -38,7 +38,7 @@ func attributionSchema(d Dialect) []string {
 	// in order, with the next index to do in the setting
 	// tenant_entries_next, written in the same transaction.
 	stmts := []string{`CREATE TABLE IF NOT EXISTS tenant_entries (
-			leaf_index BIGINT NOT NULL PRIMARY KEY,
+			leaf_index ` + intKey + ` NOT NULL PRIMARY KEY,
 			tenant ` + text + ` NOT NULL,
 			leaf_hash ` + hash + ` NOT NULL,
 			queued_at BIGINT NOT NULL` + inline + `
@@ -101,15 +101,12 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 	if cur != from || len(as) == 0 {
 		return cur, nil
 	}
-	args := make([]any, 0, 4*len(as))
 	for i, a := range as {
 		if a.Index != from+uint64(i) {
 			return 0, fmt.Errorf("recording attributions: entry %d where %d was expected", a.Index, from+uint64(i))
 		}
-		args = append(args, int64(a.Index), a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
 	}
-	q := "INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES " + placeholders(len(as), 4)
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if err := d.insertAttributions(ctx, tx, as); err != nil {
 		return 0, fmt.Errorf("recording attributions: %w", err)
 	}
 	next = from + uint64(len(as))
@@ -144,6 +141,36 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 		return 0, fmt.Errorf("recording attributions: %w", err)
 	}
 	return next, nil
+}
+
+// attributionRows is the rows of one INSERT into tenant_entries. The
+// statement for a full chunk is prepared once and reused; the rest of a
+// range goes row by row through a prepared one-row statement. Parsing a
+// fresh INSERT of the range's exact size each time cost more than the rows.
+const attributionRows = 64
+
+func (d *DB) insertAttributions(ctx context.Context, tx *sql.Tx, as []Attribution) error {
+	const q = "INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES "
+	args := make([]any, 0, 4*attributionRows)
+	for len(as) > 0 {
+		n := attributionRows
+		if len(as) < n {
+			n = 1
+		}
+		st, err := d.stmt(q + placeholders(n, 4))
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, a := range as[:n] {
+			args = append(args, int64(a.Index), a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		as = as[n:]
+	}
+	return nil
 }
 
 // EntryQuery selects a tenant's entries by the time they were queued.
