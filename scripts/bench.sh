@@ -56,6 +56,23 @@ go test -run '^$' -bench 'BenchmarkAddSigned' -count 3 ./storage/
 # A publishing round's tiles transaction when it fills no tile
 # (docs/performance.md, "Fuller commits under load").
 go test -run '^$' -bench 'PutTilesRound' -benchtime 3000x -count 3 ./storage/
+# What the log does beyond HTTP, and what attribution costs an entry
+# (docs/performance.md, "Where the rest of the gap is"): 256 clients against
+# the log and against a handler that only reads and answers, in one process;
+# and the tenants of 1,000 published entries recorded at once.
+go test -run '^$' -bench 'AddEntryHTTP' -benchtime 50000x -count 3 ./log/ 2>&1 | grep -E 'cpu-µs|^ok'
+go test -run '^$' -bench 'RecordAttributions' -count 3 ./storage/
+# MariaDB's own CPU per leaf for the appends alone (Trillian's schema,
+# batches of 256 and 1,000), read from the server process's /proc stat.
+eval "$(scripts/mariadb.sh start)"
+export EVIDENT_MYSQL_DSN EVIDENT_REQUIRE_MYSQL=1
+MDB_PID=$(pgrep -x mariadbd || pgrep -x mysqld)
+for bs in 256 1000; do
+	t0=$(awk '{print $14 + $15}' "/proc/$MDB_PID/stat")
+	go test -run '^$' -bench "AppendMySQL/batch=$bs\$" -benchtime 100x ./storage/backend/ | grep '^Bench'
+	t1=$(awk '{print $14 + $15}' "/proc/$MDB_PID/stat")
+	echo "MariaDB CPU per appended leaf, batches of $bs: $(((t1 - t0) * 1000000 / $(getconf CLK_TCK) / (101 * bs))) µs"
+done
 
 # Storage (docs/performance.md, "Storage (storage/sqlite)"): durably queued
 # leaves/s with 1, 16 and 256 concurrent callers, integrated leaves/s with

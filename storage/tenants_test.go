@@ -303,6 +303,24 @@ func TestRecordAttributions(t *testing.T) {
 		if g, err := db.TenantEntries(ctx, EntryQuery{Tenant: "globex", From: t0.Add(4 * time.Second), Limit: 10}); err != nil || len(g) != 1 || g[0].Index != 4 {
 			t.Errorf("globex's entries from 4 s = %+v, %v", g, err)
 		}
+		// A long range goes in statements of attributionRows rows and
+		// single rows: every row lands, in order, with its own values.
+		long := make([]string, 2*attributionRows+3)
+		for i := range long {
+			long[i] = "initech"
+		}
+		if n, err := db.RecordAttributions(ctx, 5, mk(5, long...)); err != nil || n != 5+uint64(len(long)) {
+			t.Fatalf("RecordAttributions(5) of %d = %d, %v", len(long), n, err)
+		}
+		got, err := db.TenantEntries(ctx, EntryQuery{Tenant: "initech", Limit: 1000})
+		if err != nil || len(got) != len(long) {
+			t.Fatalf("initech's entries: %d, %v; want %d", len(got), err, len(long))
+		}
+		for i, a := range got {
+			if want := mk(5+uint64(i), "initech")[0]; a.Index != want.Index || a.LeafHash != want.LeafHash || !a.QueuedAt.Equal(want.QueuedAt) {
+				t.Fatalf("initech's entry %d = %+v; want %+v", i, a, want)
+			}
+		}
 	})
 }
 
