@@ -144,10 +144,12 @@ func (d *DB) RecordAttributions(ctx context.Context, from uint64, as []Attributi
 }
 
 // attributionRows is the rows of one INSERT into tenant_entries. The
-// statement for a full chunk is prepared once and reused; the rest of a
-// range goes row by row through a prepared one-row statement. Parsing a
-// fresh INSERT of the range's exact size each time cost more than the rows.
+// statement for a full chunk is prepared once and reused, and the rest of
+// a range goes row by row through a prepared one-row statement, so that
+// no INSERT is parsed again for each range's size.
 const attributionRows = 64
+
+// insertAttributions inserts the rows of as in tx.
 
 func (d *DB) insertAttributions(ctx context.Context, tx *sql.Tx, as []Attribution) error {
 	const q = "INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES "
