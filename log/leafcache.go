@@ -2,7 +2,6 @@ package log
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -102,31 +101,10 @@ func (l *Log) warmLeaves(ctx context.Context) {
 		l.leaves.mu.RUnlock()
 		l.log.Info("warmed the leaf cache from the tiles", "leaves", n, "took", time.Since(start).Round(time.Millisecond))
 	}()
-	// row returns the leaf hashes of level-0 tile idx, w of them. A full
-	// tile is read as stored, not through the hash tile cache, which would
-	// hash and keep the inner nodes of 4,096 tiles (64 MiB) that no reader
-	// asked for; the partial one is made from the entries.
-	row := func(idx uint64, w int) ([]byte, error) {
-		if w < tileWidth {
-			t, err := l.tiles.hashTile(ctx, 0, idx, w)
-			if err != nil {
-				return nil, err
-			}
-			return t.data, nil
-		}
-		st, err := l.cfg.State.GetTile(ctx, l.cfg.Origin, 0, idx)
-		if err == nil && len(st.Data) < 32*w {
-			err = fmt.Errorf("level-0 tile %d has %d bytes: %w", idx, len(st.Data), errBadProof)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return st.Data, nil
-	}
 	for idx := int64((size - 1) / tileWidth); idx >= 0 && ctx.Err() == nil; idx-- {
 		first := uint64(idx) * tileWidth
 		w := int(min(size-first, tileWidth))
-		data, err := row(uint64(idx), w)
+		data, err := l.tiles.leafHashes(ctx, uint64(idx), w)
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Warn("warming the leaf cache from the tiles stopped", "tile", idx, "error", err)

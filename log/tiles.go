@@ -261,17 +261,19 @@ func (s *tileStore) node(ctx context.Context, id compact.NodeID) ([32]byte, erro
 }
 
 // leafHashes returns the leaf hashes of the level-0 tile index, at least
-// width of them (32 bytes each). A partial tile's come from the edge as
-// they are, without hashing the tile's upper levels as node does: the
-// attributer checks every new entry against them.
+// width of them (32 bytes each), for readers of every leaf (attribution's
+// checks, warming the leaf cache), not of a few nodes. A partial tile's
+// come from the edge as they are, and a full one not kept is read as
+// stored: neither goes through hashTile, which would hash the tile's
+// inner nodes (and keep a full one) for no reader that asked for them.
 func (s *tileStore) leafHashes(ctx context.Context, index uint64, width int) ([]byte, error) {
+	s.mu.RLock()
+	t := s.hashes[tileKey{0, index}] // a full one
+	s.mu.RUnlock()
+	if t != nil {
+		return t.data, nil
+	}
 	if width < tileWidth {
-		s.mu.RLock()
-		t := s.hashes[tileKey{0, index}] // full by now, and kept
-		s.mu.RUnlock()
-		if t != nil {
-			return t.data, nil
-		}
 		e, err := s.edgeTile(ctx, index, width)
 		if err != nil {
 			return nil, err
@@ -280,11 +282,18 @@ func (s *tileStore) leafHashes(ctx context.Context, index uint64, width int) ([]
 			return e.hashes[:32*e.width], nil
 		}
 	}
-	t, err := s.storedHashTile(ctx, 0, index, width)
-	if err != nil {
+	st, err := s.db.GetTile(ctx, s.origin, 0, index)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("hash tile 0/%d: %w", index, errNoTile)
+	case err != nil:
 		return nil, err
+	case st.Width != tileWidth:
+		return nil, fmt.Errorf("hash tile 0/%d has width %d, not %d: %w", index, st.Width, tileWidth, errNoTile)
+	case len(st.Data) < 32*tileWidth:
+		return nil, fmt.Errorf("hash tile 0/%d has %d bytes: %w", index, len(st.Data), errBadProof)
 	}
-	return t.data, nil
+	return st.Data[:32*tileWidth], nil
 }
 
 // nodes returns the hashes of ids.
