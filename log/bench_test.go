@@ -9,13 +9,13 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/trillian"
 
 	"github.com/evidentlog/evident/checkpoint"
+	"github.com/evidentlog/evident/internal/testproc"
 	"github.com/evidentlog/evident/storage"
 )
 
@@ -153,7 +153,7 @@ func benchAddEntries(b *testing.B, url, token string) []byte {
 		last.Store(body)
 	}
 	post(-1) // the first checkpoint, and a connection
-	cpu0, start := benchCPU(b), time.Now()
+	cpu0, start := testproc.SelfCPU(b), time.Now()
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
@@ -164,16 +164,7 @@ func benchAddEntries(b *testing.B, url, token string) []byte {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
-	b.ReportMetric(float64((benchCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/entry")
+	b.ReportMetric(float64((testproc.SelfCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/entry")
 	body, _ := last.Load().([]byte)
 	return body
-}
-
-// benchCPU returns the CPU time (user + system) this process used so far.
-func benchCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -66,11 +65,7 @@ func TestSignedCheckpoints(t *testing.T) {
 // (one fsync'd transaction each), as a log with witnesses does once per
 // publishing round.
 func BenchmarkAddSigned(b *testing.B) {
-	db, err := OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestSQLite(b)
 	note := make([]byte, 200)
 	var size uint64
 	for b.Loop() {
@@ -86,11 +81,7 @@ func BenchmarkAddSigned(b *testing.B) {
 // transaction committed without waiting for the disk). It is a round's
 // fixed cost in the state database.
 func BenchmarkPutTilesRound(b *testing.B) {
-	db, err := OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestSQLite(b)
 	const leaves = 64
 	u := TileUpdate{Leaves: make([][32]byte, leaves), NoLeafIndex: true}
 	var size uint64

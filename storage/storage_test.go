@@ -16,14 +16,7 @@ import (
 // eachDB runs f on a fresh SQLite file and on a fresh MariaDB database (the
 // latter skips visibly without EVIDENT_MYSQL_DSN).
 func eachDB(t *testing.T, f func(t *testing.T, db *DB)) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "state.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		f(t, db)
-	})
+	t.Run("sqlite", func(t *testing.T) { f(t, openTestSQLite(t)) })
 	t.Run("mysql", func(t *testing.T) {
 		db, err := OpenMySQL(t.Context(), testdb.MySQL(t))
 		if err != nil {
@@ -32,6 +25,18 @@ func eachDB(t *testing.T, f func(t *testing.T, db *DB)) {
 		t.Cleanup(func() { db.Close() })
 		f(t, db)
 	})
+}
+
+// openTestSQLite opens a new SQLite state database in a temporary
+// directory, closed when tb ends.
+func openTestSQLite(tb testing.TB) *DB {
+	tb.Helper()
+	db, err := OpenSQLite(tb.Context(), filepath.Join(tb.TempDir(), "state.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
 
 func TestOpenCreatesSchema(t *testing.T) {

@@ -3,7 +3,6 @@ package storage
 import (
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -328,11 +327,7 @@ func TestRecordAttributions(t *testing.T) {
 // the attributer does under load: ranges of 1,000 entries of one tenant,
 // each entry a random leaf hash. It reports the cost per entry.
 func BenchmarkRecordAttributions(b *testing.B) {
-	db, err := OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestSQLite(b)
 	const batch = 1000
 	as := make([]Attribution, batch)
 	var next uint64

@@ -8,9 +8,10 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidentlog/evident/internal/testproc"
 )
 
 // BenchmarkAddCheckpoint measures the add-checkpoint requests per second one
@@ -81,7 +82,7 @@ func runClients(b *testing.B, w *testWitness, bodies [][][]byte) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: len(bodies)}}
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime(b)
+	start, cpu0 := time.Now(), testproc.SelfCPU(b)
 	for _, bs := range bodies {
 		wg.Go(func() {
 			for _, body := range bs {
@@ -102,17 +103,7 @@ func runClients(b *testing.B, w *testWitness, bodies [][][]byte) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
-	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
-}
-
-// cpuTime returns the CPU time (user + system) this process used so far:
-// server and clients together.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testproc.SelfCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 }
 
 // BenchmarkPoolCosign measures the publish latency the witness round adds

@@ -204,3 +204,15 @@ func (p *Proc) Stop(timeout time.Duration) error {
 		return fmt.Errorf("%w: %s was still running %v after SIGTERM", ErrNotStopped, p.name, timeout)
 	}
 }
+
+// SelfCPU returns the CPU time (user and system) the calling process has
+// used so far: a benchmark's server and clients together, when they run
+// in it.
+func SelfCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
