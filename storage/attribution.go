@@ -153,21 +153,26 @@ const attributionRows = 64
 
 func (d *DB) insertAttributions(ctx context.Context, tx *sql.Tx, as []Attribution) error {
 	const q = "INSERT INTO tenant_entries (leaf_index, tenant, leaf_hash, queued_at) VALUES "
+	chunk, err := d.stmt(q + placeholders(attributionRows, 4))
+	if err != nil {
+		return err
+	}
+	row, err := d.stmt(q + placeholders(1, 4))
+	if err != nil {
+		return err
+	}
+	chunk, row = tx.StmtContext(ctx, chunk), tx.StmtContext(ctx, row)
 	args := make([]any, 0, 4*attributionRows)
 	for len(as) > 0 {
-		n := attributionRows
+		st, n := chunk, attributionRows
 		if len(as) < n {
-			n = 1
-		}
-		st, err := d.stmt(q + placeholders(n, 4))
-		if err != nil {
-			return err
+			st, n = row, 1
 		}
 		args = args[:0]
 		for _, a := range as[:n] {
 			args = append(args, int64(a.Index), a.Tenant, a.LeafHash[:], a.QueuedAt.UnixMicro())
 		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return err
 		}
 		as = as[n:]
